@@ -1,0 +1,1 @@
+"""Subcommands of the ``privagg`` command line, one module each (see :mod:`privagg.cli`)."""

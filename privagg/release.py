@@ -1,0 +1,191 @@
+"""Release: a published table and the record of how it was protected.
+
+Every method in privagg, differentially private or not, returns a
+:class:`Release`, so utility metrics and attacks treat them alike. The table
+has the key columns, then ``value``, ``ci_low`` and ``ci_high`` (NaN where the
+method gives no interval, and ``value`` NaN where a key was suppressed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from privagg.errors import PrivaggInputError
+
+VALUE_COLUMNS = ("value", "ci_low", "ci_high")
+
+
+@dataclass(frozen=True)
+class PrivacyRecord:
+    """What a release spent and how it was protected.
+
+    Attributes
+    ----------
+    statistic
+        What was released, e.g. ``"footfall"``.
+    method
+        How it was protected: ``"dp"``, ``"raw"``, ``"suppression"``,
+        ``"coarsening"``, ``"pseudonymised"``, ``"naive_laplace"``.
+    privacy_unit
+        The protected unit, e.g. ``"one subscriber (user_id) over 2026-01-05 to 2026-01-06"``.
+    epsilon, delta, rho
+        Privacy loss spent. ``epsilon`` is the pure-DP epsilon, or for zCDP
+        releases the epsilon implied at ``delta``; ``rho`` is set for zCDP.
+        All ``None`` for methods that give no formal guarantee.
+    formally_private
+        True only for releases with a proven differential-privacy guarantee.
+    bounds
+        Contribution bounds applied per privacy unit (``max_partitions``,
+        ``max_per_partition``, clamping range).
+    mechanism
+        The noise mechanism, e.g. ``"discrete Laplace (OpenDP)"``.
+    noise_scale
+        Scale of the noise added to each released value.
+    parameters
+        The release's parameters (level, time bin, k, ...), JSON-serialisable.
+    notes
+        Caveats a reader must know, e.g. that intervals ignore bounding bias.
+    """
+
+    statistic: str
+    method: str
+    privacy_unit: str
+    epsilon: float | None = None
+    delta: float | None = None
+    rho: float | None = None
+    formally_private: bool = False
+    bounds: dict[str, Any] | None = None
+    mechanism: str | None = None
+    noise_scale: float | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of the record."""
+        out = asdict(self)
+        out["notes"] = list(self.notes)
+        return out
+
+    def describe(self) -> str:
+        """One sentence stating the loss per privacy unit, or that there is no guarantee."""
+        if not self.formally_private:
+            return f"{self.method}: no formal privacy guarantee for {self.privacy_unit}"
+        parts = []
+        if self.rho is not None:
+            parts.append(f"rho={self.rho:g} (zCDP)")
+        if self.epsilon is not None:
+            parts.append(f"epsilon={self.epsilon:g}")
+        if self.delta:
+            parts.append(f"delta={self.delta:g}")
+        return f"{', '.join(parts)} per {self.privacy_unit}"
+
+
+class Release:
+    """A released table with its privacy record.
+
+    Parameters
+    ----------
+    table
+        Key columns followed by ``value``, ``ci_low``, ``ci_high``. Missing
+        interval columns are filled with NaN.
+    key_columns
+        Names of the key columns, in order.
+    privacy
+        How the table was protected.
+    """
+
+    def __init__(self, table: pd.DataFrame, key_columns: Sequence[str], privacy: PrivacyRecord) -> None:
+        key_columns = tuple(key_columns)
+        missing = [c for c in (*key_columns, "value") if c not in table.columns]
+        if missing:
+            raise PrivaggInputError(
+                f"Release table lacks column(s) {missing}. Fix: include the key columns and 'value'."
+            )
+        table = table.loc[:, [*key_columns, *[c for c in VALUE_COLUMNS if c in table.columns]]].copy()
+        for column in ("ci_low", "ci_high"):
+            if column not in table.columns:
+                table[column] = np.nan
+        self._table = table.reset_index(drop=True)
+        self.key_columns = key_columns
+        self.privacy = privacy
+
+    def to_pandas(self) -> pd.DataFrame:
+        """A copy of the released table: key columns, then value, ci_low, ci_high."""
+        return self._table.copy()
+
+    @property
+    def values(self) -> np.ndarray:
+        """The released values as a float array (a copy)."""
+        return self._table["value"].to_numpy(dtype=float, copy=True)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __repr__(self) -> str:
+        return (
+            f"Release({self.privacy.statistic}, {len(self)} keys by {', '.join(self.key_columns)}; "
+            f"{self.privacy.describe()})"
+        )
+
+    def write(self, path: str | Path) -> tuple[Path, Path]:
+        """Write the table (Parquet or CSV, by extension) and ``<path>.privacy.json``, each atomically."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".parquet", ".csv"):
+            raise PrivaggInputError(
+                f"out={str(path)!r}: unknown file type. Fix: end the file name in .parquet or .csv."
+            )
+        table = self.to_pandas()
+
+        def write_table(tmp: Path) -> None:
+            if suffix == ".parquet":
+                table.to_parquet(tmp, index=False)
+            else:
+                table.to_csv(tmp, index=False)
+
+        atomic_write(path, write_table)
+        record_path = path.with_name(path.name + ".privacy.json")
+        atomic_write_text(record_path, json.dumps(self.privacy.to_dict(), indent=2, default=_json_default))
+        return path, record_path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return str(value)
+    return str(value)
+
+
+def atomic_write(path: str | Path, write: Any) -> Path:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
+
+    Readers see either the old file or the complete new one, never a partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))

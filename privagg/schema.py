@@ -1,0 +1,322 @@
+"""Table schemas of privagg's data model, and their validation.
+
+The column names are part of the public API: synthetic worlds produce them,
+user data is validated into them, and every release reads them.
+
+=========  ===============================================================
+table      columns
+=========  ===============================================================
+cells      cell_id, zone_id, district_id, x, y (metres), land_use
+users      user_id, age_band, gender, contract, arpu, device_tier,
+           home_cell, work_cell, opt_in, and boolean ``tag_*`` columns
+events     user_id, cell_id, ts
+stays      user_id, cell_id, start, end
+trips      user_id, origin_cell, destination_cell, depart, arrive
+=========  ===============================================================
+
+Validation raises :class:`~privagg.errors.PrivaggInputError` before any work
+is done, naming the table, the column, how many rows are affected, one
+example, and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from privagg.errors import PrivaggInputError
+
+Kind = Literal["int", "float", "str", "bool", "datetime"]
+
+LAND_USES = ("residential", "office", "retail", "transport", "leisure", "stadium")
+AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+GENDERS = ("female", "male")
+CONTRACTS = ("prepaid", "postpaid")
+DEVICE_TIERS = ("basic", "mid", "premium")
+TAG_PREFIX = "tag_"
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """Required columns of one table, in order, with their kinds.
+
+    Parameters
+    ----------
+    name
+        Table name, used in error messages.
+    columns
+        Ordered mapping of column name to kind.
+    keys
+        Columns that must never be null.
+    unique
+        Column whose values must be unique (the table's id), if any.
+    optional
+        Columns that may be absent; when present they must have the given kind.
+    tag_columns
+        Whether extra boolean ``tag_*`` columns are allowed (segment tags).
+    """
+
+    name: str
+    columns: dict[str, Kind]
+    keys: tuple[str, ...]
+    unique: str | None = None
+    optional: dict[str, Kind] | None = None
+    tag_columns: bool = False
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns)
+
+
+SCHEMAS: dict[str, TableSchema] = {
+    "cells": TableSchema(
+        "cells",
+        {"cell_id": "int", "zone_id": "int", "district_id": "int",
+         "x": "float", "y": "float", "land_use": "str"},
+        keys=("cell_id", "zone_id", "district_id"),
+        unique="cell_id",
+    ),
+    "users": TableSchema(
+        "users",
+        {"user_id": "int", "age_band": "str", "gender": "str", "contract": "str",
+         "arpu": "float", "home_cell": "int", "work_cell": "int", "opt_in": "bool"},
+        keys=("user_id",),
+        unique="user_id",
+        optional={"device_tier": "str"},
+        tag_columns=True,
+    ),
+    "events": TableSchema(
+        "events",
+        {"user_id": "int", "cell_id": "int", "ts": "datetime"},
+        keys=("user_id", "cell_id", "ts"),
+    ),
+    "stays": TableSchema(
+        "stays",
+        {"user_id": "int", "cell_id": "int", "start": "datetime", "end": "datetime"},
+        keys=("user_id", "cell_id", "start", "end"),
+    ),
+    "trips": TableSchema(
+        "trips",
+        {"user_id": "int", "origin_cell": "int", "destination_cell": "int",
+         "depart": "datetime", "arrive": "datetime"},
+        keys=("user_id", "origin_cell", "destination_cell", "depart", "arrive"),
+    ),
+}
+
+# Columns holding a cell id, which must exist in the cells table.
+CELL_REFERENCES: dict[str, tuple[str, ...]] = {
+    "users": ("home_cell", "work_cell"),
+    "events": ("cell_id",),
+    "stays": ("cell_id",),
+    "trips": ("origin_cell", "destination_cell"),
+}
+
+# (earlier, later) column pairs that must be ordered.
+TIME_ORDER: dict[str, tuple[str, str]] = {"stays": ("start", "end"), "trips": ("depart", "arrive")}
+
+_KIND_DESCRIPTION = {
+    "int": "integer",
+    "float": "numeric",
+    "str": "string",
+    "bool": "boolean",
+    "datetime": "datetime64",
+}
+
+
+def _matches_kind(series: pd.Series, kind: Kind) -> bool:
+    dtype = series.dtype
+    if kind == "int":
+        return pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    if kind == "float":
+        return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    if kind == "bool":
+        return pd.api.types.is_bool_dtype(dtype)
+    if kind == "datetime":
+        return pd.api.types.is_datetime64_any_dtype(dtype) and getattr(dtype, "tz", None) is None
+    # Strings: object, pandas string or categorical of strings.
+    return (
+        pd.api.types.is_string_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(dtype)
+    )
+
+
+def _example(values: pd.Series | np.ndarray) -> str:
+    values = np.asarray(values)
+    return repr(values[0].item() if hasattr(values[0], "item") else values[0]) if len(values) else "?"
+
+
+def _fail(table: str, column: str | None, n_rows: int | None, problem: str, fix: str) -> PrivaggInputError:
+    where = f"table '{table}'" + (f", column '{column}'" if column else "")
+    rows = "" if n_rows is None else f" ({n_rows:,} row{'s' if n_rows != 1 else ''})"
+    return PrivaggInputError(f"{where}: {problem}{rows}. Fix: {fix}")
+
+
+def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Check that ``df`` follows the schema of ``table``; return it unchanged.
+
+    Parameters
+    ----------
+    df
+        The table to check.
+    table
+        One of ``cells``, ``users``, ``events``, ``stays``, ``trips``.
+    cells
+        If given, every cell id referenced by ``df`` must be a ``cell_id`` of it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df`` itself, so calls can be chained.
+
+    Raises
+    ------
+    PrivaggInputError
+        On the first problem found: missing or extra columns, wrong dtypes,
+        nulls in keys, duplicate ids, end before start, unknown cells.
+    """
+    if table not in SCHEMAS:
+        raise PrivaggInputError(
+            f"table={table!r} is not a privagg table. Fix: use one of {', '.join(SCHEMAS)}."
+        )
+    if not isinstance(df, pd.DataFrame):
+        raise PrivaggInputError(
+            f"table '{table}': expected a pandas DataFrame, got {type(df).__name__}. "
+            "Fix: load it with privagg.schema.load_table(path, table)."
+        )
+    schema = SCHEMAS[table]
+    optional = schema.optional or {}
+
+    missing = [c for c in schema.columns if c not in df.columns]
+    if missing:
+        raise _fail(
+            table, missing[0], None,
+            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}",
+            f"'{table}' needs the columns {', '.join(schema.columns)}; rename or add the missing ones.",
+        )
+    extra = [
+        c for c in df.columns
+        if c not in schema.columns and c not in optional
+        and not (schema.tag_columns and isinstance(c, str) and c.startswith(TAG_PREFIX))
+    ]
+    if extra:
+        allowed = " (segment tags must be boolean columns named 'tag_<name>')" if schema.tag_columns else ""
+        raise _fail(
+            table, str(extra[0]), None,
+            f"unexpected column{'s' if len(extra) > 1 else ''} {', '.join(map(repr, map(str, extra)))}",
+            f"drop or rename them{allowed}.",
+        )
+
+    expected: dict[str, Kind] = dict(schema.columns)
+    expected.update({c: k for c, k in optional.items() if c in df.columns})
+    if schema.tag_columns:
+        expected.update({c: "bool" for c in df.columns if isinstance(c, str) and c.startswith(TAG_PREFIX)})
+    for column, kind in expected.items():
+        series = df[column]
+        if column in schema.keys or kind == "bool":
+            n_null = int(series.isna().sum())
+            if n_null:
+                raise _fail(
+                    table, column, n_null, "has null values",
+                    f"drop or fill those rows; '{column}' is a key and must be set on every row.",
+                )
+        if not _matches_kind(series, kind):
+            hint = {
+                "datetime": "parse it with pandas.to_datetime (timezone-naive, local time)",
+                "int": "cast it with .astype('int64')",
+                "bool": "cast it with .astype(bool)",
+                "float": "cast it with .astype('float64')",
+                "str": "cast it with .astype(str)",
+            }[kind]
+            raise _fail(
+                table, column, None,
+                f"has dtype {series.dtype}, expected {_KIND_DESCRIPTION[kind]}",
+                f"{hint}.",
+            )
+
+    if schema.unique is not None:
+        dup = df[schema.unique].duplicated()
+        n_dup = int(dup.sum())
+        if n_dup:
+            raise _fail(
+                table, schema.unique, n_dup, f"has duplicate ids, e.g. {_example(df.loc[dup, schema.unique])}",
+                f"make '{schema.unique}' unique (one row per id).",
+            )
+
+    if table in TIME_ORDER:
+        first, last = TIME_ORDER[table]
+        bad = (df[last] < df[first]).to_numpy()
+        n_bad = int(bad.sum())
+        if n_bad:
+            row = df.loc[bad].iloc[0]
+            raise _fail(
+                table, last, n_bad,
+                f"has '{last}' before '{first}', e.g. {first}={row[first]}, {last}={row[last]}",
+                f"swap or drop those rows; every row needs {first} <= {last}.",
+            )
+
+    if cells is not None and table in CELL_REFERENCES:
+        known = np.asarray(cells["cell_id"].to_numpy())
+        for column in CELL_REFERENCES[table]:
+            values = df[column].to_numpy()
+            unknown = ~np.isin(values, known)
+            n_unknown = int(unknown.sum())
+            if n_unknown:
+                raise _fail(
+                    table, column, n_unknown,
+                    f"refers to cells absent from 'cells', e.g. {_example(values[unknown])}",
+                    "add those cells to the cells table or drop the rows that use them.",
+                )
+    return df
+
+
+def load_table(source: str | Path | pd.DataFrame, table: str, *, cells: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Load a table from CSV, Parquet or a DataFrame and validate it.
+
+    CSV has no types, so its datetime columns are parsed and its boolean
+    columns read from ``true``/``false``; Parquet and DataFrames are taken as
+    they are and must already have the right dtypes.
+
+    Parameters
+    ----------
+    source
+        Path to a ``.csv`` or ``.parquet`` file, or a DataFrame.
+    table
+        Which privagg table it holds.
+    cells
+        Passed to :func:`validate_table` to check cell references.
+    """
+    if table not in SCHEMAS:
+        raise PrivaggInputError(
+            f"table={table!r} is not a privagg table. Fix: use one of {', '.join(SCHEMAS)}."
+        )
+    if isinstance(source, pd.DataFrame):
+        return validate_table(source, table, cells=cells)
+    path = Path(source)
+    if not path.exists():
+        raise PrivaggInputError(f"table '{table}': file {str(path)!r} does not exist. Fix: check the path.")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        df = pd.read_parquet(path)
+    elif suffix == ".csv":
+        schema = SCHEMAS[table]
+        dates = [c for c, k in schema.columns.items() if k == "datetime"]
+        df = pd.read_csv(path)
+        for column in dates:
+            if column in df.columns:
+                try:
+                    df[column] = pd.to_datetime(df[column])
+                except (ValueError, TypeError) as exc:
+                    raise _fail(
+                        table, column, None, f"could not be parsed as datetimes ({exc})",
+                        "write timestamps as ISO 8601, e.g. 2026-01-05 08:30:00.",
+                    ) from None
+    else:
+        raise PrivaggInputError(
+            f"table '{table}': cannot read {str(path)!r}. Fix: give a .csv or .parquet file."
+        )
+    return validate_table(df, table, cells=cells)
