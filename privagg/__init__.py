@@ -9,15 +9,22 @@ running the field's known attacks against it.
 from privagg.errors import BudgetExceededError, PrivaggError, PrivaggInputError
 from privagg.release import PrivacyRecord, Release
 from privagg.world import World
+from privagg.queries import KeySet, Query
+from privagg.dp.bounds import Bounds
+from privagg.exact import exact_aggregate
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bounds",
     "BudgetExceededError",
+    "KeySet",
     "PrivacyRecord",
     "PrivaggError",
     "PrivaggInputError",
+    "Query",
     "Release",
     "World",
     "__version__",
+    "exact_aggregate",
 ]

@@ -1,0 +1,1 @@
+"""Public release functions: footfall, visits, dwell times, OD flows, segment statistics."""
