@@ -1,0 +1,396 @@
+"""Figures of an experiment, drawn with matplotlib (Agg) to PNG and SVG.
+
+* :func:`frontier_figure`: the utility-risk frontier of one attack: x =
+  utility error, y = risk, one curve per anonymiser family, bands from the
+  risk's confidence interval, the random-guess baseline and, for DP, the
+  bound the guarantee implies.
+* :func:`error_vs_epsilon_figure`: a utility metric of the DP releases
+  against epsilon, with the baselines' errors as reference lines.
+* :func:`footfall_map_figure`: footfall over the city, one panel per table
+  (truth and releases), cells at their x/y coloured by value.
+* :func:`od_flow_map_figure`: origin-destination flows as lines between
+  area centroids, width by flow.
+* :func:`plot_experiment`: every figure that applies to an experiment
+  directory, written to ``DIR/figures``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from privagg.errors import PrivaggInputError  # noqa: E402
+from privagg.metrics import LOWER_IS_BETTER  # noqa: E402
+
+FAMILY_STYLE: dict[str, dict[str, Any]] = {
+    "raw": {"color": "#d62728", "marker": "X", "label": "raw aggregates"},
+    "suppression": {"color": "#ff7f0e", "marker": "s", "label": "small-count suppression (k)"},
+    "coarsening": {"color": "#8c564b", "marker": "D", "label": "coarsening"},
+    "pseudonymised": {"color": "#e377c2", "marker": "P", "label": "pseudonymised microdata"},
+    "naive_laplace": {"color": "#7f7f7f", "marker": "v", "label": "naive Laplace (insecure)"},
+    "dp": {"color": "#1f77b4", "marker": "o", "label": "user-level DP (epsilon)"},
+}
+
+METRIC_LABELS: dict[str, str] = {
+    "mae": "mean absolute error",
+    "rmse": "root mean squared error",
+    "mean_relative_error": "mean relative error",
+    "share_within_10pct": "share of keys within 10%",
+    "hotspot_spearman": "hotspot rank correlation (Spearman)",
+    "top_k_recall": "top-k recall",
+    "false_positive_keys": "false-positive keys",
+    "false_negative_keys": "false-negative keys",
+}
+
+
+def _tradeoff_auc_bound(epsilon: float, delta: float = 0.0) -> float:
+    """Largest AUC of any membership test against an (epsilon, delta)-DP release.
+
+    Every test's ROC curve lies under TPR <= min(e^eps FPR + delta, 1 - e^-eps (1 - FPR - delta))
+    (Kairouz, Oh, Viswanath 2015); the AUC of that curve is the bound.
+    """
+    fpr = np.linspace(0.0, 1.0, 4001)
+    e = math.exp(min(epsilon, 700))
+    tpr = np.minimum.reduce([e * fpr + delta, 1.0 - (1.0 - fpr - delta) / e, np.ones_like(fpr)])
+    tpr = np.clip(tpr, 0.0, 1.0)
+    return float(np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr))
+
+
+def _accuracy_bound(epsilon: float, delta: float = 0.0) -> float:
+    """Largest success rate of guessing one subscriber's presence (prior 1/2) under (epsilon, delta)-DP."""
+    e = math.exp(min(epsilon, 700))
+    return min(1.0, e / (1.0 + e) + delta / 2.0)
+
+
+def _tpr_at_1pct_bound(epsilon: float, delta: float = 0.0) -> float:
+    """TPR <= e^epsilon * FPR + delta at FPR = 1%."""
+    return min(1.0, math.exp(min(epsilon, 700)) * 0.01 + delta)
+
+
+#: DP bounds on an attack's figure, as functions of (epsilon, delta), by (attack, metric).
+#: ``risk`` means the AttackResult's headline risk. INTEGRATION: keep in step with what each attack reports.
+DP_BOUNDS: dict[tuple[str, str], Callable[[float, float], float]] = {
+    ("membership", "risk"): _tradeoff_auc_bound,
+    ("membership", "auc"): _tradeoff_auc_bound,
+    ("membership", "tpr_at_1pct_fpr"): _tpr_at_1pct_bound,
+    ("differencing", "risk"): _accuracy_bound,
+}
+
+
+def _style(family: str) -> dict[str, Any]:
+    return FAMILY_STYLE.get(family, {"color": "#2ca02c", "marker": "^", "label": family})
+
+
+def _param_label(family: str, params: str) -> str:
+    try:
+        p = json.loads(params)
+    except (TypeError, ValueError):
+        return ""
+    if family == "dp" and "epsilon" in p:
+        return f"ε={p['epsilon']:g}"
+    if family == "dp" and "rho" in p:
+        return f"ρ={p['rho']:g}"
+    if "k" in p:
+        return f"k={p['k']}"
+    if "level" in p:
+        return str(p["level"])
+    return ", ".join(f"{k}={v}" for k, v in p.items())
+
+
+def frontier_table(results: pd.DataFrame, attack: str, utility_metric: str,
+                   risk_metric: str = "risk") -> pd.DataFrame:
+    """Per anonymiser configuration: mean utility error and mean risk (with mean CI and baseline) over repetitions."""
+    ok = results[results["status"].fillna("ok") == "ok"]
+    util = ok[(ok["kind"] == "utility") & (ok["metric"] == utility_metric)]
+    risk = ok[(ok["kind"] == "risk") & (ok["attack"] == attack) & (ok["metric"] == risk_metric)]
+    keys = ["statistic", "family", "config", "params"]
+    u = util.groupby(keys, dropna=False)["value"].agg(utility="mean", utility_sd="std").reset_index()
+    r = risk.groupby(keys, dropna=False).agg(
+        risk=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
+        baseline=("baseline", "mean"), epsilon=("epsilon", "first"), n=("value", "size"),
+    ).reset_index()
+    return u.merge(r, on=keys, how="inner")
+
+
+def frontier_figure(results: pd.DataFrame, attack: str, utility_metric: str = "mean_relative_error",
+                    risk_metric: str = "risk", title: str | None = None) -> Figure:
+    """The utility-risk frontier of ``attack``: one curve per family, CI bands, baseline, DP bound."""
+    table = frontier_table(results, attack, utility_metric, risk_metric)
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=110)
+    if table.empty:
+        ax.text(0.5, 0.5, f"no results for {attack}", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    for family, group in table.groupby("family", sort=False):
+        g = group.sort_values("utility")
+        st = _style(str(family))
+        x = g["utility"].to_numpy(float)
+        y = g["risk"].to_numpy(float)
+        lo = g["ci_low"].to_numpy(float)
+        hi = g["ci_high"].to_numpy(float)
+        has_ci = np.isfinite(lo).all() and np.isfinite(hi).all()
+        if len(g) > 1:
+            ax.plot(x, y, "-", color=st["color"], marker=st["marker"], label=st["label"], lw=1.8, ms=7)
+            if has_ci:
+                ax.fill_between(x, lo, hi, color=st["color"], alpha=0.15, lw=0)
+        else:
+            yerr = np.array([[y[0] - lo[0]], [hi[0] - y[0]]]) if has_ci else None
+            ax.errorbar(x, y, yerr=yerr, color=st["color"], marker=st["marker"], ms=8, capsize=4,
+                        ls="none", label=st["label"])
+        for xi, yi, params in zip(x, y, g["params"]):
+            ax.annotate(_param_label(str(family), params), (xi, yi), textcoords="offset points", xytext=(5, 5),
+                        fontsize=8, color=st["color"])
+    baseline = table["baseline"].dropna()
+    if len(baseline):
+        ax.axhline(float(baseline.mean()), color="black", ls=":", lw=1.2, label="random guess (baseline)")
+    bound = DP_BOUNDS.get((attack, risk_metric))
+    dp = table[(table["family"] == "dp") & table["epsilon"].notna()].sort_values("utility")
+    if bound is not None and len(dp):
+        yb = [bound(float(e), 0.0) for e in dp["epsilon"]]
+        ax.plot(dp["utility"], yb, ls="--", color=_style("dp")["color"], alpha=0.7, lw=1.2,
+                label="DP guarantee: highest possible risk")
+    ax.set_xlabel(f"utility loss: {METRIC_LABELS.get(utility_metric, utility_metric)}"
+                  + ("" if LOWER_IS_BETTER.get(utility_metric, True) else " (higher is better)"))
+    ax.set_ylabel(f"{attack.replace('_', ' ')}: {'risk' if risk_metric == 'risk' else risk_metric}")
+    if LOWER_IS_BETTER.get(utility_metric, True) and (table["utility"] > 0).all() and \
+            table["utility"].max() / max(table["utility"].min(), 1e-12) > 50:
+        ax.set_xscale("log")
+    ax.set_title(title or f"Utility-risk frontier: {attack.replace('_', ' ')}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def error_vs_epsilon_figure(results: pd.DataFrame, metric: str = "mean_relative_error") -> Figure:
+    """A utility metric of DP releases against epsilon (log x), with the other families as reference lines."""
+    ok = results[(results["status"].fillna("ok") == "ok") & (results["kind"] == "utility") & (results["metric"] == metric)]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    dp = ok[(ok["family"] == "dp") & ok["epsilon"].notna()]
+    for stat, group in dp.groupby("statistic"):
+        agg = group.groupby("epsilon")["value"].agg(["mean", "min", "max"]).reset_index().sort_values("epsilon")
+        ax.plot(agg["epsilon"], agg["mean"], "-o", label=f"DP: {stat}", color=_style("dp")["color"])
+        ax.fill_between(agg["epsilon"], agg["min"], agg["max"], alpha=0.15, color=_style("dp")["color"])
+    others = ok[ok["family"] != "dp"].groupby(["family", "config", "params"])["value"].mean().reset_index()
+    for i, row in enumerate(others.itertuples(index=False)):
+        st = _style(row.family)
+        ax.axhline(row.value, color=st["color"], ls=["--", ":", "-."][i % 3], lw=1,
+                   label=f"{st['label'].split(' (')[0]} {_param_label(row.family, row.params)}".strip())
+    if len(dp):
+        ax.set_xscale("log")
+    else:
+        ax.text(0.5, 0.5, "no DP releases in this experiment", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("epsilon per subscriber (log scale)")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title(f"{METRIC_LABELS.get(metric, metric).capitalize()} against epsilon")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+AREA_KEYS = ("cell_id", "zone_id", "district_id")
+
+
+def _area_positions(cells: pd.DataFrame, area: str) -> pd.DataFrame:
+    return cells.groupby(area)[["x", "y"]].mean().reset_index()
+
+
+def _tile_side(xy: np.ndarray) -> float:
+    """Side of the square drawn per area: the median distance to the nearest other area."""
+    if len(xy) < 2:
+        return 1.0
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(xy).query(xy, k=2)
+    side = float(np.median(dist[:, 1]))
+    return side if side > 0 else 1.0
+
+
+def footfall_map_figure(cells: pd.DataFrame, tables: Mapping[str, pd.DataFrame], *,
+                        title: str = "Footfall over the city (total over the period)") -> Figure:
+    """One panel per table: each area at its (mean) x/y, coloured by its total value, on a shared scale.
+
+    Suppressed (NaN) values are drawn as hollow grey markers.
+    """
+    if not tables:
+        raise PrivaggInputError("no tables to map. Fix: pass at least one table, e.g. {'true': truth}.")
+    n = len(tables)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 0.8, 4.6), dpi=110, squeeze=False)
+    totals = {}
+    for name, table in tables.items():
+        area = next((c for c in AREA_KEYS if c in table.columns), None)
+        if area is None:
+            raise PrivaggInputError(f"table {name!r} has no area column ({', '.join(AREA_KEYS)}). "
+                                    "Fix: map a table keyed by area.")
+        suppressed = table.groupby(area)["value"].apply(lambda v: v.isna().all())
+        total = table.groupby(area)["value"].sum(min_count=1)
+        pos = _area_positions(cells, area).set_index(area)
+        frame = pos.join(total.rename("value")).join(suppressed.rename("suppressed"))
+        totals[name] = (frame, area)
+    finite = np.concatenate([f["value"].to_numpy(float) for f, _ in totals.values()])
+    finite = finite[np.isfinite(finite)]
+    vmin, vmax = (0.0, float(finite.max()) if len(finite) else 1.0)
+    from matplotlib.collections import PatchCollection
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
+
+    norm = Normalize(vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1.0)
+    sc = None
+    for ax, (name, (frame, area)) in zip(axes[0], totals.items()):
+        side = _tile_side(frame[["x", "y"]].to_numpy(float))
+        shown = frame[frame["value"].notna()]
+        tiles = [Rectangle((x - side / 2, y - side / 2), side, side) for x, y in shown[["x", "y"]].to_numpy(float)]
+        sc = PatchCollection(tiles, cmap="magma_r", norm=norm, edgecolors="white", linewidths=0.3)
+        sc.set_array(shown["value"].clip(lower=0).to_numpy(float))
+        ax.add_collection(sc)
+        hidden = frame[frame["value"].isna()]
+        if len(hidden):
+            ax.add_collection(PatchCollection(
+                [Rectangle((x - side / 2, y - side / 2), side, side) for x, y in hidden[["x", "y"]].to_numpy(float)],
+                facecolors="none", edgecolors="#999999", linewidths=0.8, hatch="///"))
+            ax.plot([], [], "s", mfc="none", mec="#999999", label=f"suppressed ({len(hidden)})")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.set_xlim(frame["x"].min() - side, frame["x"].max() + side)
+        ax.set_ylim(frame["y"].min() - side, frame["y"].max() + side)
+        ax.set_title(name, fontsize=10)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if sc is not None:
+        fig.colorbar(sc, ax=list(axes[0]), shrink=0.85, label="people (sum over time bins)")
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def od_flow_map_figure(cells: pd.DataFrame, flows: pd.DataFrame, *, top: int = 60,
+                       title: str = "Origin-destination flows") -> Figure:
+    """Lines between origin and destination centroids, width and opacity by flow (the ``top`` largest)."""
+    origin = next((c for c in flows.columns if c.startswith("origin")), None)
+    dest = next((c for c in flows.columns if c.startswith("destination")), None)
+    if origin is None or dest is None:
+        raise PrivaggInputError(
+            f"flows have no origin/destination columns (columns: {list(flows.columns)}). "
+            "Fix: pass an OD table with origin_* and destination_* columns."
+        )
+    level = next((a for a in AREA_KEYS if a.split("_")[0] in origin), "cell_id")
+    pos = _area_positions(cells, level).set_index(level)
+    agg = flows.groupby([origin, dest])["value"].sum(min_count=1).dropna()
+    agg = agg[agg > 0]
+    agg = agg[[o != d for o, d in agg.index]].sort_values(ascending=False).head(top)
+    fig, ax = plt.subplots(figsize=(6.5, 6.0), dpi=110)
+    ax.scatter(pos["x"], pos["y"], s=12, color="#999999", zorder=1)
+    if len(agg):
+        vmax = float(agg.max())
+        for (o, d), v in agg.items():
+            if o in pos.index and d in pos.index:
+                (x0, y0), (x1, y1) = pos.loc[o, ["x", "y"]], pos.loc[d, ["x", "y"]]
+                ax.annotate("", xy=(x1, y1), xytext=(x0, y0), zorder=2,
+                            arrowprops={"arrowstyle": "-|>", "lw": 0.5 + 5.0 * v / vmax, "alpha": 0.25 + 0.7 * v / vmax,
+                                        "color": "#1f77b4", "shrinkA": 2, "shrinkB": 2,
+                                        "connectionstyle": "arc3,rad=0.15"})
+    else:
+        ax.text(0.5, 0.5, "no flows between different areas", ha="center", va="center", transform=ax.transAxes)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{title} (top {min(top, len(agg))}, width by flow)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, directory: str | Path, name: str) -> list[Path]:
+    """Write ``fig`` as ``name.png`` and ``name.svg`` into ``directory`` (atomically) and close it."""
+    from privagg.release import atomic_write
+
+    directory = Path(directory)
+    paths = []
+    for ext in ("png", "svg"):
+        paths.append(atomic_write(directory / f"{name}.{ext}", lambda tmp, e=ext: fig.savefig(tmp, format=e)))
+    plt.close(fig)
+    return paths
+
+
+def _pick_sample_releases(index: dict[str, Any], statistic: str) -> list[dict[str, Any]]:
+    """A few releases worth mapping: the strongest suppression, DP at the epsilon nearest 1, coarsening."""
+    rels = [r for r in index.get("releases", []) if r["statistic"] == statistic]
+    chosen = []
+    dp = [r for r in rels if r["family"] == "dp" and "epsilon" in r["params"]]
+    if dp:
+        chosen.append(min(dp, key=lambda r: abs(math.log(float(r["params"]["epsilon"])))))
+    supp = [r for r in rels if r["family"] == "suppression" and "k" in r["params"]]
+    if supp:
+        chosen.append(max(supp, key=lambda r: r["params"]["k"]))
+    if not chosen and rels:
+        chosen.append(rels[0])
+    return chosen
+
+
+def plot_experiment(directory: str | Path) -> dict[str, list[Path]]:
+    """Draw every figure that applies to the experiment in ``directory`` into ``directory/figures``.
+
+    Returns
+    -------
+    dict
+        Figure name -> [PNG path, SVG path].
+    """
+    from privagg.harness.store import ResultStore
+
+    store = ResultStore(directory)
+    results = store.read_results()
+    provenance = store.read_provenance()
+    primary = provenance.get("spec", {}).get("primary_metric", "mean_relative_error")
+    utility_metrics = set(results.loc[results["kind"] == "utility", "metric"])
+    if primary not in utility_metrics and utility_metrics:
+        primary = sorted(utility_metrics)[0]
+    figures_dir = store.dir / "figures"
+    out: dict[str, list[Path]] = {}
+
+    ok_risk = results[(results["kind"] == "risk") & (results["metric"] == "risk") & (results["status"] == "ok")]
+    for attack in sorted(set(ok_risk["attack"].dropna())):
+        out[f"frontier-{attack}"] = save_figure(frontier_figure(results, attack, primary), figures_dir,
+                                                f"frontier-{attack}")
+        for metric in ("tpr_at_1pct_fpr",):
+            if ((results["attack"] == attack) & (results["metric"] == metric)).any():
+                name = f"frontier-{attack}-{metric}"
+                out[name] = save_figure(frontier_figure(results, attack, primary, risk_metric=metric), figures_dir, name)
+    if ((results["family"] == "dp") & (results["kind"] == "utility")).any():
+        out["error-vs-epsilon"] = save_figure(error_vs_epsilon_figure(results, primary), figures_dir, "error-vs-epsilon")
+
+    index_path = store.samples_dir / "index.json"
+    if index_path.is_file():
+        index = json.loads(index_path.read_text())
+        cells = pd.read_parquet(store.samples_dir / index["cells"]) if index.get("cells") else None
+        if cells is not None:
+            for stat_name, info in index.get("truth", {}).items():
+                truth = pd.read_parquet(store.samples_dir / info["file"])
+                tables = {"true values": truth}
+                for rel in _pick_sample_releases(index, stat_name):
+                    tables[rel["config"]] = pd.read_parquet(store.samples_dir / rel["file"])
+                if info["statistic"] in ("footfall", "visits") and any(c in truth.columns for c in AREA_KEYS):
+                    name = "footfall-heatmap" if info["statistic"] == "footfall" else "visits-heatmap"
+                    if name in out:
+                        name = f"{name}-{len(out)}"
+                    fig = footfall_map_figure(cells, tables, title=f"{stat_name}: total over the period")
+                    out[name] = save_figure(fig, figures_dir, name)
+                elif info["statistic"] == "od":
+                    for label, table in list(tables.items())[:2]:
+                        name = "od-flow-map" if label == "true values" else "od-flow-map-release"
+                        fig = od_flow_map_figure(cells, table, title=f"OD flows, {label}")
+                        out[name] = save_figure(fig, figures_dir, name)
+    return out
+
+
+__all__ = [
+    "DP_BOUNDS", "FAMILY_STYLE", "error_vs_epsilon_figure", "footfall_map_figure", "frontier_figure",
+    "frontier_table", "od_flow_map_figure", "plot_experiment", "save_figure",
+]

@@ -1,0 +1,191 @@
+"""Registries mapping spec names to the code that runs them.
+
+The harness never imports anonymisers, attacks or the world generator at
+module import time. Each registry entry is either a callable or a string
+``"module:attribute"`` resolved on first use, so a missing piece gives a
+clear error naming what is missing instead of breaking the whole package.
+
+=====================  ======================================================
+registry               entry called as
+=====================  ======================================================
+``ANONYMISERS[family]``  ``factory(**params[, seed=...])`` -> object with
+                       ``release(world, query) -> Release``
+``ATTACKS[name]``      ``runner(ctx: AttackContext)`` -> an AttackResult-like
+                       object (``to_dict()``), a dict, or a list of them;
+                       raise :class:`NotApplicable` to skip a combination
+``HOOKS["world"]``     ``generate_world(n_users, n_cells, days, seed, **options) -> World``
+``HOOKS["query"]``     ``build_query(world, statistic: StatisticSpec) -> query``
+``HOOKS["truth"]``     ``exact_aggregate(world, query) -> DataFrame`` (keys + value)
+=====================  ======================================================
+
+Tests and plug-ins register their own entries with :func:`register_anonymiser`
+and :func:`register_attack` (which also allow the names in specs).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+from privagg.errors import PrivaggError
+from privagg.harness import spec as spec_module
+
+Entry = str | Callable[..., Any]
+
+
+class NotApplicable(Exception):
+    """Raised by an attack runner when the attack does not apply to this release (e.g. unicity on aggregates)."""
+
+
+class MissingComponentError(PrivaggError):
+    """A registry entry names code that is not installed or not yet written."""
+
+
+# Anonymiser families -> factories. The adapters module connects the library's classes.
+ANONYMISERS: dict[str, Entry] = {
+    "dp": "privagg.harness.adapters:dp_anonymiser",
+    "raw": "privagg.harness.adapters:raw_anonymiser",
+    "suppression": "privagg.harness.adapters:suppression_anonymiser",
+    "coarsening": "privagg.harness.adapters:coarsening_anonymiser",
+    "pseudonymised": "privagg.harness.adapters:pseudonymised_anonymiser",
+    "naive_laplace": "privagg.harness.adapters:naive_laplace_anonymiser",
+}
+
+# Attack names -> runners taking an AttackContext.
+ATTACKS: dict[str, Entry] = {
+    "unicity": "privagg.harness.adapters:run_unicity",
+    "trajectory_recovery": "privagg.harness.adapters:run_trajectory_recovery",
+    "membership": "privagg.harness.adapters:run_membership",
+    "reconstruction": "privagg.harness.adapters:run_reconstruction",
+    "differencing": "privagg.harness.adapters:run_differencing",
+}
+
+HOOKS: dict[str, Entry] = {
+    "world": "privagg.synth:generate_world",
+    "query": "privagg.harness.adapters:build_query",
+    "truth": "privagg.harness.adapters:exact_aggregate",
+}
+
+
+@dataclass
+class AttackContext:
+    """Everything an attack runner may need about one cell of the grid.
+
+    Attributes
+    ----------
+    world
+        The World the release was made from (the adversary's ground truth is
+        taken from it; what the adversary *knows* is the runner's business).
+    query
+        The query released.
+    statistic
+        The spec's statistic (statistic, level, time_bin, by, options).
+    family, params
+        The anonymiser family and its parameters for this cell.
+    anonymiser
+        The anonymiser object, so attacks can make further releases (e.g.
+        membership inference trains on releases of the same anonymiser).
+    release
+        The release made in this cell.
+    truth
+        The exact aggregate of ``query`` (keys + value).
+    seed
+        Seed for the attack's randomness.
+    attack_params
+        The ``[attacks.params]`` table of the spec.
+    """
+
+    world: Any
+    query: Any
+    statistic: Any
+    family: str
+    params: dict[str, Any]
+    anonymiser: Any
+    release: Any
+    truth: pd.DataFrame | None
+    seed: int
+    attack_params: dict[str, Any] = field(default_factory=dict)
+
+
+def _resolve(kind: str, name: str, entry: Entry) -> Callable[..., Any]:
+    if callable(entry):
+        return entry
+    module_name, _, attr = entry.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise MissingComponentError(
+            f"{kind} {name!r} needs {entry}, which cannot be imported ({exc}). "
+            "Fix: install or merge the branch that provides it, or remove it from the spec."
+        ) from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise MissingComponentError(
+            f"{kind} {name!r} needs {entry}, but {module_name} has no {attr!r}. "
+            "Fix: connect it in privagg/harness/registry.py, or remove it from the spec."
+        ) from None
+
+
+def anonymiser_factory(family: str) -> Callable[..., Any]:
+    """The factory of anonymiser ``family``, imported now."""
+    if family not in ANONYMISERS:
+        raise MissingComponentError(
+            f"anonymiser family {family!r} has no factory. Fix: register it with "
+            "privagg.harness.registry.register_anonymiser, or use one of " + ", ".join(ANONYMISERS) + "."
+        )
+    return _resolve("anonymiser family", family, ANONYMISERS[family])
+
+
+def attack_runner(name: str) -> Callable[..., Any]:
+    """The runner of attack ``name``, imported now."""
+    if name not in ATTACKS:
+        raise MissingComponentError(
+            f"attack {name!r} has no runner. Fix: register it with "
+            "privagg.harness.registry.register_attack, or use one of " + ", ".join(ATTACKS) + "."
+        )
+    return _resolve("attack", name, ATTACKS[name])
+
+
+def hook(name: str) -> Callable[..., Any]:
+    """The ``world``, ``query`` or ``truth`` hook, imported now."""
+    return _resolve("harness step", name, HOOKS[name])
+
+
+def make_anonymiser(family: str, params: dict[str, Any], seed: int | None = None) -> Any:
+    """Build an anonymiser; ``seed`` is passed only when the factory accepts it."""
+    factory = anonymiser_factory(family)
+    kwargs = dict(params)
+    if seed is not None and _accepts(factory, "seed"):
+        kwargs["seed"] = seed
+    return factory(**kwargs)
+
+
+def _accepts(func: Callable[..., Any], name: str) -> bool:
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return False
+    return name in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def register_anonymiser(family: str, factory: Entry, parameters: tuple[str, ...] | list[str] = ()) -> None:
+    """Register an anonymiser family and allow it, with ``parameters``, in specs."""
+    ANONYMISERS[family] = factory
+    spec_module.register_family(family, parameters)
+
+
+def register_attack(name: str, runner: Entry) -> None:
+    """Register an attack runner and allow ``name`` in specs."""
+    ATTACKS[name] = runner
+    spec_module.register_attack_name(name)
+
+
+__all__ = [
+    "ANONYMISERS", "ATTACKS", "AttackContext", "HOOKS", "MissingComponentError", "NotApplicable",
+    "anonymiser_factory", "attack_runner", "hook", "make_anonymiser", "register_anonymiser", "register_attack",
+]
