@@ -309,7 +309,7 @@ def load_table(source: str | Path | pd.DataFrame, table: str, *, cells: pd.DataF
         for column in dates:
             if column in df.columns:
                 try:
-                    df[column] = pd.to_datetime(df[column])
+                    df[column] = pd.to_datetime(df[column], format="ISO8601")
                 except (ValueError, TypeError) as exc:
                     raise _fail(
                         table, column, None, f"could not be parsed as datetimes ({exc})",

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from privagg import PrivaggInputError, World
-from tests import tables
+import fixture_tables as tables
 
 
 def make_world() -> World:
