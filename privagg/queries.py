@@ -539,3 +539,55 @@ class Query:
 
 
 TAG_COLUMNS_HINT = "add boolean 'tag_<name>' columns to the users table, or pass by=[...] naming user columns."
+
+
+def public_keys(query: Query, cells: pd.DataFrame | None, *, start: Any, end: Any,
+                users_columns: Sequence[str] | None = None) -> KeySet:
+    """The public key domain of ``query``: areas from ``cells``, bins of ``[start, end)``,
+    dwell edges, and the schema's category lists for user columns.
+
+    Everything here is public knowledge (the operator's cell list, a calendar,
+    the schema), never read from subscribers' data. User columns without a
+    known category list (other than boolean ``tag_*`` columns) need explicit keys.
+    """
+    from privagg.schema import AGE_BANDS, CONTRACTS, DEVICE_TIERS, GENDERS, TAG_PREFIX
+
+    known = {"age_band": AGE_BANDS, "gender": GENDERS, "contract": CONTRACTS, "device_tier": DEVICE_TIERS}
+    by = query.by
+    if query.statistic == "micro_segments" and not by:
+        by = tuple(c for c in (users_columns or ()) if str(c).startswith(TAG_PREFIX))
+    factors: list[KeySet] = []
+    for column in by:
+        if column in known:
+            factors.append(KeySet.from_values({column: list(known[column])}))
+        elif str(column).startswith(TAG_PREFIX):
+            factors.append(KeySet.from_values({column: [False, True]}))
+        else:
+            raise PrivaggInputError(
+                f"no public list of values for user column {column!r}. Fix: pass keys=KeySet.from_values({column}=[...]) "
+                "crossed with the other key columns."
+            )
+
+    def need_cells() -> pd.DataFrame:
+        if cells is None:
+            raise PrivaggInputError("public keys need the cells table. Fix: pass cells=world.cells or a World.")
+        return cells
+
+    level = query.level
+    if query.statistic == "od_flows":
+        factors.append(KeySet.od_pairs(need_cells(), level))
+    elif level is not None:
+        factors.append(KeySet.areas(need_cells(), level))
+    if query.time_bin is not None:
+        factors.append(KeySet.time_bins(start, end, query.time_bin))
+    if query.statistic == "dwell_times":
+        edges = np.asarray(query.dwell_edges)
+        if np.all(np.mod(edges.astype(float), 1) == 0):
+            edges = edges.astype(np.int64)
+        factors.append(KeySet.from_values(dwell_min=edges))
+    if not factors:
+        raise PrivaggInputError(f"{query.statistic} has no key columns. Fix: pass by=[...] or a level.")
+    out = factors[0]
+    for f in factors[1:]:
+        out = out * f
+    return out

@@ -33,11 +33,15 @@ class Inputs:
     end: pd.Timestamp
 
 
-def dwell_upper(query: Query, bounds: Bounds | None) -> float | None:
-    """Clamp of dwell minutes: ``bounds.upper`` or, by default, the last dwell edge (``None`` for exact means)."""
-    if bounds is None:
-        return None
-    return float(bounds.upper) if bounds.upper is not None else float(query.dwell_edges[-1])
+def dwell_range(query: Query, bounds: Bounds) -> tuple[float, float]:
+    """Clamping range of dwell minutes: ``bounds.lower`` (default 0) to ``bounds.upper`` (default the last dwell edge)."""
+    lower = 0.0 if bounds.lower is None else float(bounds.lower)
+    upper = float(bounds.upper) if bounds.upper is not None else float(query.dwell_edges[-1])
+    if lower < 0 or upper <= lower:
+        raise PrivaggInputError(
+            f"dwell clamping range [{lower:g}, {upper:g}] minutes is invalid. Fix: pass bounds=Bounds(lower=0, upper=...) with 0 <= lower < upper."
+        )
+    return lower, upper
 
 
 def _user_lookup(users: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
@@ -135,8 +139,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bou
                 edge_values = edges.astype(np.int64)
             columns["dwell_min"] = edge_values[which]
             return encode(users, columns, query.key_columns(), keys, distinct=False)
-        upper = dwell_upper(query, bounds)
-        values = minutes if upper is None else np.clip(minutes, 0.0, upper)
+        values = minutes if bounds is None else np.clip(minutes, *dwell_range(query, bounds))
         return encode(users, columns, query.key_columns(), keys, distinct=False, values=values)
 
     if stat == "od_flows":
@@ -173,8 +176,18 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bou
     return encode(users, columns, key_columns(query, people), keys, distinct=True, values=values)
 
 
+# Public default clamping ranges of numeric user columns (monthly ARPU in currency units).
+DEFAULT_CLAMPS: dict[str, tuple[float, float]] = {"arpu": (0.0, 100.0)}
+
+
 def clamp_range(query: Query, bounds: Bounds) -> tuple[float, float]:
-    """Clamping range of ``segment_mean`` values; both ends must be given (public, data-independent)."""
+    """Clamping range of ``segment_mean`` values: ``bounds.lower``/``upper``, else the column's public default."""
+    default = DEFAULT_CLAMPS.get(str(query.column))
+    if (bounds.lower is None or bounds.upper is None) and default is not None:
+        lower = default[0] if bounds.lower is None else float(bounds.lower)
+        upper = default[1] if bounds.upper is None else float(bounds.upper)
+        if lower < upper:
+            return lower, upper
     if bounds.lower is None or bounds.upper is None:
         raise PrivaggInputError(
             f"segment_mean of {query.column!r} needs a public clamping range. "
