@@ -9,15 +9,36 @@ running the field's known attacks against it.
 from privagg.errors import BudgetExceededError, PrivaggError, PrivaggInputError
 from privagg.release import PrivacyRecord, Release
 from privagg.world import World
+from privagg.queries import KeySet, Query
+from privagg.dp.bounds import Bounds
+from privagg.exact import exact_aggregate
+from privagg.dp.budget import Budget, Loss
+from privagg.engines import Engine, LocalEngine
+from privagg.releases import dwell_mean, dwell_times, footfall, od_flows, release_query, segment_stats, visits
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bounds",
+    "Budget",
     "BudgetExceededError",
+    "Engine",
+    "LocalEngine",
+    "Loss",
+    "dwell_mean",
+    "dwell_times",
+    "footfall",
+    "od_flows",
+    "release_query",
+    "segment_stats",
+    "visits",
+    "KeySet",
     "PrivacyRecord",
     "PrivaggError",
     "PrivaggInputError",
+    "Query",
     "Release",
     "World",
     "__version__",
+    "exact_aggregate",
 ]

@@ -1,0 +1,47 @@
+"""The anonymiser interface: every protection method, DP or not, answers a Query the same way.
+
+An anonymiser is configured in its constructor (method parameters: epsilon,
+k, coarsening...) and applied with :meth:`Anonymiser.release`, which returns a
+:class:`~privagg.release.Release`. The harness can therefore put any
+anonymiser under any query and any attack.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from privagg.queries import Query
+from privagg.release import Release
+
+
+class Anonymiser(ABC):
+    """Base class of release methods.
+
+    Subclasses set :attr:`method` (the ``PrivacyRecord.method`` they produce)
+    and :attr:`formally_private`, and implement :meth:`release`. They must
+    exclude subscribers with ``opt_in == False`` (``world.opted_in()``) and must
+    not modify ``world``.
+    """
+
+    #: Short name recorded as ``PrivacyRecord.method``.
+    method: str = "base"
+    #: Whether releases carry a proven differential-privacy guarantee.
+    formally_private: bool = False
+
+    @abstractmethod
+    def release(self, world: Any, query: Query) -> Release:
+        """Answer ``query`` on ``world`` (a :class:`~privagg.world.World`) and return the protected release."""
+
+    def params(self) -> dict[str, Any]:
+        """The anonymiser's parameters, JSON-serialisable (for results tables)."""
+        return {}
+
+    @property
+    def name(self) -> str:
+        """A short label, e.g. ``"dp(epsilon=1)"``, for plots and tables."""
+        params = ", ".join(f"{k}={v}" for k, v in self.params().items() if v is not None)
+        return f"{self.method}({params})" if params else self.method
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"

@@ -1,0 +1,1 @@
+"""Differential-privacy building blocks: bounds, OpenDP mechanisms, budget, partition selection."""

@@ -1,0 +1,593 @@
+"""Queries (what is asked) and key sets (which keys are released).
+
+A :class:`Query` says declaratively what a release computes: the statistic,
+the spatial level, the time bin, the window and the grouping. It does not say
+how the answer is protected; that is the anonymiser's job, so the harness can
+put any anonymiser under any query.
+
+A :class:`KeySet` is a public key domain, like Tumult Analytics' KeySet:
+every key in it is released, empty ones included, so which keys exist never
+leaks. Build one from the World's cells and a time range with
+:meth:`KeySet.areas_by_time`, from lists of values with
+:meth:`KeySet.from_values`, and combine them with ``*`` (cross product).
+
+Definitions (shared by exact and private releases)
+--------------------------------------------------
+Time bins are half-open intervals ``[t, t + time_bin)`` aligned to midnight
+(``time_bin`` divides a day: 15min, 30min, 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1D).
+The key column ``time`` holds the bin's start. Only data inside the window
+``[start, end)`` counts; stays are clipped to it.
+
+footfall
+    Distinct subscribers present per (area, time bin). From stays, a stay
+    ``[start, end)`` makes its subscriber present in every bin it overlaps
+    (a zero-length stay: the bin holding ``start``). From events, a subscriber
+    is present in the bin holding each event's ``ts``.
+visits
+    Number of stays *starting* in (area, time bin). A stay is one visit even if
+    it spans several bins; consecutive stays in two cells of one zone are two
+    visits at zone level.
+dwell_times
+    Histogram of stay durations (minutes, ``end - start`` after clipping to the
+    window, then clamped to the last edge) per area and dwell bin; the key
+    column ``dwell_min`` is the bin's lower edge in minutes. Stays are assigned
+    to the area (and, with a time bin, the bin) where they start.
+dwell_mean
+    Mean clamped stay duration (minutes) per area: noisy clamped sum divided by
+    noisy count of stays.
+od_flows
+    Number of trips per (origin area, destination area, time bin of
+    ``depart``); key columns ``origin_<level>``, ``destination_<level>``, ``time``.
+segment_counts
+    Distinct subscribers per (segment columns, area, time bin): footfall
+    crossbroken by user columns (``age_band``, ``gender``, ``contract``,
+    ``tag_*``...). With ``level=None`` and ``time_bin=None``: subscribers per segment.
+segment_mean
+    Mean of a clamped numeric user column (e.g. ``arpu``) per segment
+    (noisy clamped sum / noisy count of subscribers). With a ``level``, the
+    area is the subscriber's *home* area (``home_cell`` mapped to the level).
+micro_segments
+    Subscribers per combination of boolean ``tag_*`` columns (all of them
+    unless ``by`` names some); with a ``level``, per home area too.
+
+Every statistic counts opted-in subscribers only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from privagg.errors import PrivaggInputError
+
+LEVELS: dict[str, str] = {"cell": "cell_id", "zone": "zone_id", "district": "district_id"}
+TIME_COLUMN = "time"
+DAY = pd.Timedelta(days=1)
+# Per-statistic defaults of (level, time_bin) when a Query leaves them "auto".
+DEFAULTS: dict[str, tuple[str | None, str | None]] = {
+    "footfall": ("cell", "1h"),
+    "visits": ("cell", "1h"),
+    "dwell_times": ("cell", None),
+    "dwell_mean": ("cell", None),
+    "od_flows": ("zone", "1h"),
+    "segment_counts": ("zone", "1D"),
+    "segment_mean": (None, None),
+    "micro_segments": (None, None),
+}
+# Statistics with one row per subscriber (its user attributes); ``level`` there means the home area.
+PER_USER_STATISTICS = ("segment_mean", "micro_segments")
+STATISTICS = (
+    "footfall", "visits", "dwell_times", "dwell_mean", "od_flows",
+    "segment_counts", "segment_mean", "micro_segments",
+)
+
+
+# --------------------------------------------------------------------------- helpers
+def area_column(level: str) -> str:
+    """Key column of an area level: ``cell`` -> ``cell_id``, ``zone`` -> ``zone_id``..."""
+    check_level(level)
+    return LEVELS[level]
+
+
+def check_level(level: Any, parameter: str = "level") -> str:
+    if level not in LEVELS:
+        raise PrivaggInputError(
+            f"{parameter}={level!r} is not a spatial level. Fix: use one of {', '.join(map(repr, LEVELS))}."
+        )
+    return level
+
+
+def parse_time_bin(time_bin: Any, parameter: str = "time_bin") -> pd.Timedelta:
+    """Parse a time bin ("15min".."1D"); it must divide a day and be at least 15 minutes."""
+    try:
+        delta = pd.Timedelta(time_bin)
+    except (ValueError, TypeError):
+        delta = None
+    if (
+        delta is None or pd.isna(delta) or delta < pd.Timedelta(minutes=15) or delta > DAY
+        or DAY.value % delta.value != 0
+    ):
+        raise PrivaggInputError(
+            f"{parameter}={time_bin!r} is not a supported time bin. "
+            "Fix: use a duration from 15 minutes to 1 day that divides a day, e.g. '15min', '30min', '1h', '6h', '1D'."
+        )
+    return delta
+
+
+def parse_timestamp(value: Any, parameter: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        ts = None
+    if ts is None or pd.isna(ts) or ts.tz is not None:
+        raise PrivaggInputError(
+            f"{parameter}={value!r} is not a timezone-naive timestamp. Fix: pass e.g. '2026-01-05' or pandas.Timestamp('2026-01-05 00:00')."
+        )
+    return ts
+
+
+def parse_window(start: Any, end: Any, time_bin: pd.Timedelta | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Validate a release window ``[start, end)``, aligned to ``time_bin`` when given."""
+    s = parse_timestamp(start, "start")
+    e = parse_timestamp(end, "end")
+    if e <= s:
+        raise PrivaggInputError(f"end={e} is not after start={s}. Fix: pass start < end.")
+    if time_bin is not None:
+        for name, ts in (("start", s), ("end", e)):
+            if ts.value % time_bin.value != 0:
+                raise PrivaggInputError(
+                    f"{name}={ts} is not aligned to time_bin={_fmt_td(time_bin)}. "
+                    f"Fix: use {ts.floor(time_bin)} or {ts.ceil(time_bin)}."
+                )
+    return s, e
+
+
+def _fmt_td(td: pd.Timedelta) -> str:
+    minutes = int(td.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}D"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}min"
+
+
+def time_bins(start: Any, end: Any, time_bin: Any) -> pd.DatetimeIndex:
+    """Start timestamps of the bins covering ``[start, end)``."""
+    tb = parse_time_bin(time_bin)
+    s, e = parse_window(start, end, tb)
+    return pd.date_range(s, e, freq=tb, inclusive="left")
+
+
+def _kind(dtype: Any) -> str:
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    return "str"
+
+
+# --------------------------------------------------------------------------- KeySet
+class KeySet:
+    """A public key domain: the keys a release publishes, each exactly once.
+
+    A KeySet is the cross product of one or more *factors*; each factor is a
+    table of distinct rows over some key columns. ``KeySet.from_values`` makes
+    one single-column factor per column; ``KeySet.from_dataframe`` one factor
+    holding the given combinations; ``a * b`` concatenates factors.
+
+    KeySets are immutable. Their keys must be public knowledge (e.g. the
+    operator's cell list and a calendar), never read from the private data.
+
+    Examples
+    --------
+    >>> ks = KeySet.from_values(zone_id=[1, 2]) * KeySet.time_bins("2026-01-05", "2026-01-06", "6h")
+    >>> len(ks)
+    8
+    """
+
+    __slots__ = ("_factors",)
+
+    def __init__(self, factors: Sequence[pd.DataFrame]) -> None:
+        cleaned: list[pd.DataFrame] = []
+        seen: set[str] = set()
+        for factor in factors:
+            if not isinstance(factor, pd.DataFrame) or factor.shape[1] == 0:
+                raise PrivaggInputError("KeySet factors must be DataFrames with at least one column. Fix: use KeySet.from_values or KeySet.from_dataframe.")
+            overlap = seen.intersection(map(str, factor.columns))
+            if overlap:
+                raise PrivaggInputError(
+                    f"KeySet: column {sorted(overlap)[0]!r} appears in two factors of a cross product. Fix: give each key column once."
+                )
+            seen.update(map(str, factor.columns))
+            if factor.isna().any().any():
+                raise PrivaggInputError(
+                    f"KeySet: key columns {list(factor.columns)} hold missing values. Fix: drop them; keys must be set."
+                )
+            cleaned.append(factor.drop_duplicates().reset_index(drop=True))
+        if not cleaned:
+            raise PrivaggInputError("KeySet needs at least one key column. Fix: use KeySet.from_values(column=[...]).")
+        self._factors = tuple(cleaned)
+
+    # -- constructors ------------------------------------------------------
+    @classmethod
+    def from_values(cls, mapping: Mapping[str, Iterable[Any]] | None = None, /, **columns: Iterable[Any]) -> KeySet:
+        """Cross product of the given values per column: ``from_values(zone_id=[1, 2], gender=['female', 'male'])``."""
+        items = dict(mapping or {})
+        items.update(columns)
+        if not items:
+            raise PrivaggInputError("KeySet.from_values needs at least one column. Fix: e.g. KeySet.from_values(zone_id=[1, 2]).")
+        factors = []
+        for name, values in items.items():
+            series = pd.Series(list(values) if not isinstance(values, (pd.Series, pd.Index, np.ndarray)) else values)
+            if series.empty:
+                raise PrivaggInputError(f"KeySet.from_values: column {name!r} has no values. Fix: give at least one value.")
+            factors.append(pd.DataFrame({name: series.to_numpy()}))
+        return cls(factors)
+
+    @classmethod
+    def from_dataframe(cls, frame: pd.DataFrame) -> KeySet:
+        """The distinct rows of ``frame`` (public combinations, not a cross product)."""
+        return cls([frame.copy()])
+
+    @classmethod
+    def areas(cls, cells: pd.DataFrame, level: str = "cell") -> KeySet:
+        """Every area of ``level`` in the public cells table."""
+        column = area_column(level)
+        if column not in cells.columns:
+            raise PrivaggInputError(f"cells table lacks column {column!r}. Fix: pass the World's cells table.")
+        values = np.sort(pd.unique(cells[column].to_numpy()))
+        return cls([pd.DataFrame({column: values.astype("int64")})])
+
+    @classmethod
+    def time_bins(cls, start: Any, end: Any, time_bin: Any = "1h") -> KeySet:
+        """Every time bin of ``[start, end)`` (key column ``time``)."""
+        return cls([pd.DataFrame({TIME_COLUMN: time_bins(start, end, time_bin)})])
+
+    @classmethod
+    def areas_by_time(cls, cells: pd.DataFrame, level: str = "cell", *, start: Any, end: Any, time_bin: Any = "1h") -> KeySet:
+        """Every (area, time bin) of ``level`` x ``[start, end)``: the usual footfall domain."""
+        return cls.areas(cells, level) * cls.time_bins(start, end, time_bin)
+
+    @classmethod
+    def od_pairs(cls, cells: pd.DataFrame, level: str = "zone", *, start: Any = None, end: Any = None, time_bin: Any = None) -> KeySet:
+        """Every (origin area, destination area[, time bin]): the OD-flow domain."""
+        column = area_column(level)
+        values = np.sort(pd.unique(cells[column].to_numpy())).astype("int64")
+        ks = cls.from_values({f"origin_{level}": values, f"destination_{level}": values})
+        if time_bin is not None:
+            ks = ks * cls.time_bins(start, end, time_bin)
+        return ks
+
+    # -- algebra & inspection ---------------------------------------------
+    def __mul__(self, other: KeySet) -> KeySet:
+        if not isinstance(other, KeySet):
+            return NotImplemented
+        return KeySet([*self._factors, *other._factors])
+
+    @property
+    def factors(self) -> tuple[pd.DataFrame, ...]:
+        return tuple(f.copy() for f in self._factors)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(str(c) for f in self._factors for c in f.columns)
+
+    def dtypes(self) -> dict[str, Any]:
+        return {str(c): f[c].dtype for f in self._factors for c in f.columns}
+
+    def __len__(self) -> int:
+        n = 1
+        for f in self._factors:
+            n *= len(f)
+        return n
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KeySet):
+            return NotImplemented
+        a = self.to_pandas().sort_values(list(self.columns)).reset_index(drop=True)
+        b = other.to_pandas()
+        if set(b.columns) != set(a.columns):
+            return False
+        b = b[list(a.columns)].sort_values(list(a.columns)).reset_index(drop=True)
+        return a.equals(b)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"KeySet({' x '.join('(' + ', '.join(map(str, f.columns)) + f')[{len(f)}]' for f in self._factors)}; {len(self):,} keys)"
+
+    def to_pandas(self) -> pd.DataFrame:
+        """All keys, in code order (the first column varies slowest)."""
+        out = self._factors[0]
+        for f in self._factors[1:]:
+            out = out.merge(f, how="cross")
+        return out.reset_index(drop=True)
+
+    def select(self, columns: Sequence[str]) -> KeySet:
+        """Project onto ``columns`` (each factor projected; duplicates dropped)."""
+        missing = [c for c in columns if c not in self.columns]
+        if missing:
+            raise PrivaggInputError(f"KeySet has no column {missing[0]!r}. Fix: use one of {list(self.columns)}.")
+        factors = [f[[c for c in f.columns if c in columns]] for f in self._factors]
+        return KeySet([f for f in factors if f.shape[1]])
+
+    # -- encoding ------------------------------------------------------------
+    def check_columns(self, expected: Sequence[str], data_kinds: Mapping[str, str] | None = None) -> None:
+        """Raise unless the KeySet has exactly ``expected`` columns, of kinds matching the data."""
+        if set(self.columns) != set(expected):
+            raise PrivaggInputError(
+                f"keys has columns {list(self.columns)} but this release is keyed by {list(expected)}. "
+                f"Fix: build the KeySet over exactly {list(expected)}, e.g. KeySet.areas_by_time(cells, level=..., start=..., end=..., time_bin=...)."
+            )
+        kinds = {c: _kind(d) for c, d in self.dtypes().items()}
+        for column, data_kind in (data_kinds or {}).items():
+            k = kinds.get(column)
+            if k is None:
+                continue
+            compatible = k == data_kind or {k, data_kind} <= {"int", "float"} and k != "float" or (
+                data_kind == "bool" and k == "bool"
+            )
+            if not compatible:
+                fix = {
+                    "int": f"cast them with .astype('int64') (e.g. KeySet.from_values({column}=[...int ids...]))",
+                    "datetime": "pass timestamps (pandas.date_range or KeySet.time_bins)",
+                    "str": "pass strings, e.g. 'female'",
+                    "bool": "pass True/False",
+                    "float": "pass numbers",
+                }[data_kind]
+                raise PrivaggInputError(
+                    f"keys column {column!r} holds {k} values but the data's {column!r} is {data_kind}. Fix: {fix}."
+                )
+
+    def encode(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """Composite int64 code in ``[0, len(self))`` of each data row, -1 where the row's key is not in the set.
+
+        Integer and datetime columns are looked up through a dense table
+        (vectorised, no hashing) when the key values are compact; other
+        columns through a hash index.
+        """
+        code: np.ndarray | None = None
+        for factor in self._factors:
+            fcols = [str(c) for c in factor.columns]
+            if len(fcols) == 1:
+                idx = _lookup(factor.iloc[:, 0], columns[fcols[0]])
+            else:
+                index = pd.MultiIndex.from_frame(factor)
+                data = pd.MultiIndex.from_arrays([np.asarray(columns[c]) for c in fcols], names=fcols)
+                idx = np.asarray(index.get_indexer(data), dtype=np.int64)
+            if code is None:
+                code = idx
+            else:
+                bad = (code < 0) | (idx < 0)
+                code = code * len(factor) + idx
+                code[bad] = -1
+        assert code is not None
+        return code
+
+    def decode(self, codes: np.ndarray) -> pd.DataFrame:
+        """Key columns of composite codes (inverse of :meth:`encode`)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        parts: list[pd.DataFrame] = []
+        rest = codes.copy()
+        for factor in reversed(self._factors):
+            idx = rest % len(factor)
+            rest = rest // len(factor)
+            parts.append(factor.iloc[idx].reset_index(drop=True))
+        return pd.concat(list(reversed(parts)), axis=1)
+
+
+def as_int64(values: Any) -> np.ndarray | None:
+    """Integer view of an int, bool or datetime array (datetimes as ns since the epoch); None otherwise."""
+    arr = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
+    if arr.dtype.kind == "M":
+        return arr.astype("datetime64[ns]").view(np.int64)
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64, copy=False)
+    return None
+
+
+_MAX_LUT = 1 << 26
+
+
+def _lookup(factor_values: pd.Series, data: Any) -> np.ndarray:
+    """Index of each data value in ``factor_values`` (distinct), -1 when absent."""
+    keys = as_int64(factor_values)
+    vals = as_int64(data)
+    if keys is not None and vals is not None and len(keys):
+        lo = int(keys.min())
+        span = int(keys.max()) - lo
+        step = int(np.gcd.reduce(np.diff(np.sort(keys)))) if len(keys) > 1 else 1
+        step = max(step, 1)
+        if span // step < _MAX_LUT:
+            lut = np.full(span // step + 1, -1, dtype=np.int64)
+            lut[(keys - lo) // step] = np.arange(len(keys), dtype=np.int64)
+            off = vals - lo
+            ok = (off >= 0) & (off <= span)
+            if step > 1:
+                ok &= off % step == 0
+            out = np.full(len(vals), -1, dtype=np.int64)
+            out[ok] = lut[off[ok] // step]
+            return out
+        return np.asarray(pd.Index(keys).get_indexer(vals), dtype=np.int64)
+    data_index = data if isinstance(data, pd.Index) else pd.Index(np.asarray(data))
+    return np.asarray(pd.Index(factor_values).get_indexer(data_index), dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- Query
+@dataclass(frozen=True)
+class Query:
+    """What a release computes (not how it is protected).
+
+    Parameters
+    ----------
+    statistic
+        One of ``footfall``, ``visits``, ``dwell_times``, ``dwell_mean``,
+        ``od_flows``, ``segment_counts``, ``segment_mean``, ``micro_segments``
+        (see the module docstring for the exact definitions).
+    level
+        Spatial level ``cell``, ``zone`` or ``district``; ``None`` only for
+        segment statistics without an area.
+    time_bin
+        Width of the time bins (``"15min"`` .. ``"1D"``); ``None`` for one
+        bin covering the whole window (dwell and segment statistics).
+    start, end
+        The release window ``[start, end)``; ``None`` means the World's window.
+        This is also the privacy unit's window.
+    by
+        User columns to crossbreak by (segment statistics), e.g.
+        ``("age_band", "gender")`` or tag columns.
+    source
+        ``"stays"`` or ``"events"`` (footfall only).
+    column
+        Numeric user column whose mean ``segment_mean`` releases (e.g. ``"arpu"``).
+    dwell_edges
+        Public dwell-histogram bin edges in minutes, increasing, starting at 0;
+        durations beyond the last edge are clamped into the last bin.
+    keys
+        The public key domain (:class:`KeySet`), or ``None`` for private
+        partition selection (needs ``delta > 0``); exact aggregates ignore it
+        unless asked to fill empty keys.
+    """
+
+    statistic: str
+    level: str | None = "auto"
+    time_bin: str | None = "auto"
+    start: Any = None
+    end: Any = None
+    by: tuple[str, ...] = ()
+    source: str = "stays"
+    column: str | None = None
+    dwell_edges: tuple[float, ...] = (0, 15, 30, 60, 120, 240, 480)
+    keys: KeySet | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.statistic not in STATISTICS:
+            raise PrivaggInputError(
+                f"statistic={self.statistic!r} is unknown. Fix: use one of {', '.join(STATISTICS)}."
+            )
+        level_default, bin_default = DEFAULTS[self.statistic]
+        if self.level == "auto":
+            object.__setattr__(self, "level", level_default)
+        if self.time_bin == "auto":
+            object.__setattr__(self, "time_bin", bin_default)
+        if self.statistic in PER_USER_STATISTICS and self.time_bin is not None:
+            raise PrivaggInputError(
+                f"time_bin={self.time_bin!r}: {self.statistic} describes subscribers, not times. Fix: pass time_bin=None."
+            )
+        if isinstance(self.by, str):
+            object.__setattr__(self, "by", (self.by,))
+        else:
+            object.__setattr__(self, "by", tuple(self.by))
+        object.__setattr__(self, "dwell_edges", tuple(self.dwell_edges))
+        if self.level is not None:
+            check_level(self.level)
+        elif self.statistic not in ("segment_counts", "segment_mean", "micro_segments"):
+            raise PrivaggInputError(
+                f"level=None is only allowed for segment statistics, not {self.statistic}. Fix: pass level='cell', 'zone' or 'district'."
+            )
+        if self.time_bin is not None:
+            parse_time_bin(self.time_bin)
+        elif self.statistic in ("footfall", "visits", "od_flows"):
+            pass  # whole window as one bin
+        if self.source not in ("stays", "events"):
+            raise PrivaggInputError(f"source={self.source!r} is unknown. Fix: use 'stays' or 'events'.")
+        if self.source == "events" and self.statistic not in ("footfall", "segment_counts"):
+            raise PrivaggInputError(
+                f"source='events' is only meaningful for footfall and segment_counts, not {self.statistic}. Fix: use source='stays'."
+            )
+        if self.statistic == "segment_mean" and not self.column:
+            raise PrivaggInputError("segment_mean needs column=, e.g. column='arpu'. Fix: name the numeric user column to average.")
+        if self.keys is not None and not isinstance(self.keys, KeySet):
+            raise PrivaggInputError(
+                f"keys must be a privagg KeySet or None, got {type(self.keys).__name__}. Fix: wrap them with KeySet.from_dataframe(df)."
+            )
+
+    @property
+    def area_column(self) -> str | None:
+        return None if self.level is None else LEVELS[self.level]
+
+    def key_columns(self) -> tuple[str, ...]:
+        """The release's key columns, in order."""
+        time = (TIME_COLUMN,) if self.time_bin is not None else ()
+        if self.statistic == "od_flows":
+            return (f"origin_{self.level}", f"destination_{self.level}", *time)
+        if self.statistic in ("segment_counts", "segment_mean", "micro_segments"):
+            area = (LEVELS[self.level],) if self.level is not None else ()
+            by = self.by
+            return (*by, *area, *time)
+        area = (LEVELS[self.level],)  # type: ignore[index]
+        if self.statistic == "dwell_times":
+            return (*area, *time, "dwell_min")
+        return (*area, *time)
+
+    def describe(self) -> str:
+        parts = [self.statistic]
+        if self.level:
+            parts.append(f"per {self.level}")
+        if self.time_bin:
+            parts.append(f"per {self.time_bin}")
+        if self.by:
+            parts.append("by " + ", ".join(self.by))
+        return " ".join(parts)
+
+
+TAG_COLUMNS_HINT = "add boolean 'tag_<name>' columns to the users table, or pass by=[...] naming user columns."
+
+
+def public_keys(query: Query, cells: pd.DataFrame | None, *, start: Any, end: Any,
+                users_columns: Sequence[str] | None = None) -> KeySet:
+    """The public key domain of ``query``: areas from ``cells``, bins of ``[start, end)``,
+    dwell edges, and the schema's category lists for user columns.
+
+    Everything here is public knowledge (the operator's cell list, a calendar,
+    the schema), never read from subscribers' data. User columns without a
+    known category list (other than boolean ``tag_*`` columns) need explicit keys.
+    """
+    from privagg.schema import AGE_BANDS, CONTRACTS, DEVICE_TIERS, GENDERS, TAG_PREFIX
+
+    known = {"age_band": AGE_BANDS, "gender": GENDERS, "contract": CONTRACTS, "device_tier": DEVICE_TIERS}
+    by = query.by
+    if query.statistic == "micro_segments" and not by:
+        by = tuple(c for c in (users_columns or ()) if str(c).startswith(TAG_PREFIX))
+    factors: list[KeySet] = []
+    for column in by:
+        if column in known:
+            factors.append(KeySet.from_values({column: list(known[column])}))
+        elif str(column).startswith(TAG_PREFIX):
+            factors.append(KeySet.from_values({column: [False, True]}))
+        else:
+            raise PrivaggInputError(
+                f"no public list of values for user column {column!r}. Fix: pass keys=KeySet.from_values({column}=[...]) "
+                "crossed with the other key columns."
+            )
+
+    def need_cells() -> pd.DataFrame:
+        if cells is None:
+            raise PrivaggInputError("public keys need the cells table. Fix: pass cells=world.cells or a World.")
+        return cells
+
+    level = query.level
+    if query.statistic == "od_flows":
+        factors.append(KeySet.od_pairs(need_cells(), level))
+    elif level is not None:
+        factors.append(KeySet.areas(need_cells(), level))
+    if query.time_bin is not None:
+        factors.append(KeySet.time_bins(start, end, query.time_bin))
+    if query.statistic == "dwell_times":
+        edges = np.asarray(query.dwell_edges)
+        if np.all(np.mod(edges.astype(float), 1) == 0):
+            edges = edges.astype(np.int64)
+        factors.append(KeySet.from_values(dwell_min=edges))
+    if not factors:
+        raise PrivaggInputError(f"{query.statistic} has no key columns. Fix: pass by=[...] or a level.")
+    out = factors[0]
+    for f in factors[1:]:
+        out = out * f
+    return out

@@ -1,0 +1,196 @@
+"""Statistic definitions: from a :class:`~privagg.queries.Query` and tables to contributions.
+
+This is the one place where footfall, visits, dwell, OD and segment
+statistics are defined (see :mod:`privagg.queries` for the definitions in
+words); exact and private releases both call :func:`contributions`, so they
+always answer the same question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from privagg.dp.bounds import Bounds
+from privagg.engines.base import Contributions
+from privagg.engines.extract import area_map, bin_starts, distinct_rows, encode, ns, presence_rows
+from privagg.errors import PrivaggInputError
+from privagg.queries import LEVELS, TAG_COLUMNS_HINT, TIME_COLUMN, KeySet, Query, parse_time_bin
+from privagg.schema import TAG_PREFIX
+
+
+@dataclass
+class Inputs:
+    """Consent-filtered tables a release reads, and its window."""
+
+    table: pd.DataFrame | None  # stays, events or trips (None for per-user statistics)
+    users: pd.DataFrame  # opted-in subscribers only
+    cells: pd.DataFrame | None
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+
+def dwell_range(query: Query, bounds: Bounds) -> tuple[float, float]:
+    """Clamping range of dwell minutes: ``bounds.lower`` (default 0) to ``bounds.upper`` (default the last dwell edge)."""
+    lower = 0.0 if bounds.lower is None else float(bounds.lower)
+    upper = float(bounds.upper) if bounds.upper is not None else float(query.dwell_edges[-1])
+    if lower < 0 or upper <= lower:
+        raise PrivaggInputError(
+            f"dwell clamping range [{lower:g}, {upper:g}] minutes is invalid. Fix: pass bounds=Bounds(lower=0, upper=...) with 0 <= lower < upper."
+        )
+    return lower, upper
+
+
+def _user_lookup(users: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
+    """Row index in ``users`` of each id (ids are known to be present)."""
+    idx = pd.Index(users["user_id"].to_numpy(dtype=np.int64)).get_indexer(ids)
+    return np.asarray(idx, dtype=np.int64)
+
+
+def segment_columns(query: Query, users: pd.DataFrame) -> tuple[str, ...]:
+    """The user columns a segment statistic groups by (all tags for micro-segments without ``by``)."""
+    by = query.by
+    if query.statistic == "micro_segments" and not by:
+        by = tuple(c for c in users.columns if isinstance(c, str) and c.startswith(TAG_PREFIX))
+        if not by:
+            raise PrivaggInputError(
+                f"micro_segments: the users table has no segment tag columns. Fix: {TAG_COLUMNS_HINT}"
+            )
+    for column in by:
+        if column not in users.columns or column in ("user_id", "opt_in"):
+            raise PrivaggInputError(
+                f"by={column!r} is not a user column. Fix: use columns of the users table such as "
+                f"'age_band', 'gender', 'contract' or tag columns ('tag_...')."
+            )
+        if column in ("arpu",) or pd.api.types.is_float_dtype(users[column].dtype):
+            raise PrivaggInputError(
+                f"by={column!r} is continuous; grouping by it would make one segment per subscriber. "
+                "Fix: bin it into a categorical column first, or use segment_mean(column=...)."
+            )
+    return tuple(by)
+
+
+def key_columns(query: Query, users: pd.DataFrame) -> tuple[str, ...]:
+    if query.statistic in ("segment_counts", "segment_mean", "micro_segments"):
+        by = segment_columns(query, users)
+        area = (LEVELS[query.level],) if query.level is not None else ()
+        time = (TIME_COLUMN,) if query.time_bin is not None else ()
+        return (*by, *area, *time)
+    return query.key_columns()
+
+
+def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bounds | None) -> Contributions:
+    """Raw contributions of the consenting subscribers for ``query``; values clamped when ``bounds`` is given."""
+    stat = query.statistic
+    level = query.level
+    bin_ns = None if query.time_bin is None else parse_time_bin(query.time_bin).value
+    start_ns, end_ns = inputs.start.value, inputs.end.value
+    area_col = LEVELS[level] if level is not None else None
+    table = inputs.table
+
+    if stat in ("footfall", "segment_counts"):
+        users, areas, bins = presence_rows(
+            table, query.source, area_of=area_map(inputs.cells, level), bin_ns=bin_ns,
+            start_ns=start_ns, end_ns=end_ns,
+        )
+        ok = areas >= 0
+        if not ok.all():
+            users, areas = users[ok], areas[ok]
+            bins = None if bins is None else bins[ok]
+        columns: dict[str, Any] = {area_col: areas}
+        if bins is not None:
+            columns[TIME_COLUMN] = bin_starts(bins, bin_ns)
+        if stat == "footfall":
+            return encode(users, columns, query.key_columns(), keys, distinct=True)
+        # Segment counts: one row per distinct presence, with the subscriber's user columns attached.
+        arrays = [users, areas] + ([bins] if bins is not None else [])
+        arrays = list(distinct_rows(*arrays))
+        users = arrays[0]
+        columns = {area_col: arrays[1]}
+        if bins is not None:
+            columns[TIME_COLUMN] = bin_starts(arrays[2], bin_ns)
+        rows = _user_lookup(inputs.users, users)
+        for column in segment_columns(query, inputs.users):
+            columns[column] = inputs.users[column].to_numpy()[rows]
+        return encode(users, columns, key_columns(query, inputs.users), keys, distinct=True)
+
+    if stat in ("visits", "dwell_times", "dwell_mean"):
+        users = table["user_id"].to_numpy(dtype=np.int64)
+        s, e = ns(table["start"]), ns(table["end"])
+        inside = (s >= start_ns) & (s < end_ns)
+        users, s, e = users[inside], s[inside], np.minimum(e[inside], end_ns)
+        areas = area_map(inputs.cells, level)(table["cell_id"].to_numpy(dtype=np.int64)[inside])
+        ok = areas >= 0
+        users, s, e, areas = users[ok], s[ok], e[ok], areas[ok]
+        columns = {area_col: areas}
+        if bin_ns is not None:
+            columns[TIME_COLUMN] = bin_starts(s // bin_ns, bin_ns)
+        minutes = (e - s) / 60e9
+        if stat == "visits":
+            return encode(users, columns, query.key_columns(), keys, distinct=False)
+        if stat == "dwell_times":
+            edges = np.asarray(query.dwell_edges, dtype=float)
+            which = np.clip(np.searchsorted(edges, minutes, side="right") - 1, 0, len(edges) - 1)
+            edge_values = np.asarray(query.dwell_edges)
+            if np.all(np.mod(edges, 1) == 0):
+                edge_values = edges.astype(np.int64)
+            columns["dwell_min"] = edge_values[which]
+            return encode(users, columns, query.key_columns(), keys, distinct=False)
+        values = minutes if bounds is None else np.clip(minutes, *dwell_range(query, bounds))
+        return encode(users, columns, query.key_columns(), keys, distinct=False, values=values)
+
+    if stat == "od_flows":
+        users = table["user_id"].to_numpy(dtype=np.int64)
+        dep = ns(table["depart"])
+        inside = (dep >= start_ns) & (dep < end_ns)
+        mapper = area_map(inputs.cells, level)
+        origin = mapper(table["origin_cell"].to_numpy(dtype=np.int64)[inside])
+        dest = mapper(table["destination_cell"].to_numpy(dtype=np.int64)[inside])
+        users, dep = users[inside], dep[inside]
+        ok = (origin >= 0) & (dest >= 0)
+        columns = {f"origin_{level}": origin[ok], f"destination_{level}": dest[ok]}
+        if bin_ns is not None:
+            columns[TIME_COLUMN] = bin_starts(dep[ok] // bin_ns, bin_ns)
+        return encode(users[ok], columns, query.key_columns(), keys, distinct=False)
+
+    # Per-user statistics: one row per consenting subscriber.
+    people = inputs.users
+    users = people["user_id"].to_numpy(dtype=np.int64)
+    columns = {c: people[c].to_numpy() for c in segment_columns(query, people)}
+    if level is not None:
+        columns[area_col] = area_map(inputs.cells, level)(people["home_cell"].to_numpy(dtype=np.int64))
+    values = None
+    if stat == "segment_mean":
+        column = query.column
+        if column not in people.columns or not pd.api.types.is_numeric_dtype(people[column].dtype) or pd.api.types.is_bool_dtype(people[column].dtype):
+            raise PrivaggInputError(
+                f"column={column!r} is not a numeric user column. Fix: use e.g. column='arpu'."
+            )
+        values = people[column].to_numpy(dtype=float)
+        if bounds is not None:
+            lower, upper = clamp_range(query, bounds)
+            values = np.clip(np.nan_to_num(values, nan=lower), lower, upper)
+    return encode(users, columns, key_columns(query, people), keys, distinct=True, values=values)
+
+
+# Public default clamping ranges of numeric user columns (monthly ARPU in currency units).
+DEFAULT_CLAMPS: dict[str, tuple[float, float]] = {"arpu": (0.0, 100.0)}
+
+
+def clamp_range(query: Query, bounds: Bounds) -> tuple[float, float]:
+    """Clamping range of ``segment_mean`` values: ``bounds.lower``/``upper``, else the column's public default."""
+    default = DEFAULT_CLAMPS.get(str(query.column))
+    if (bounds.lower is None or bounds.upper is None) and default is not None:
+        lower = default[0] if bounds.lower is None else float(bounds.lower)
+        upper = default[1] if bounds.upper is None else float(bounds.upper)
+        if lower < upper:
+            return lower, upper
+    if bounds.lower is None or bounds.upper is None:
+        raise PrivaggInputError(
+            f"segment_mean of {query.column!r} needs a public clamping range. "
+            "Fix: pass bounds=Bounds(lower=..., upper=...), e.g. Bounds(lower=0, upper=100) for arpu."
+        )
+    return float(bounds.lower), float(bounds.upper)

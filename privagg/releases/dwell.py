@@ -1,0 +1,110 @@
+"""Dwell times: histogram of clamped stay durations per area, and the DP mean dwell."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pandas as pd
+
+from privagg.dp.bounds import Bounds
+from privagg.dp.budget import Budget
+from privagg.engines.base import Engine
+from privagg.errors import PrivaggInputError
+from privagg.queries import KeySet, Query
+from privagg.release import Release
+from privagg.releases._doc import COMMON
+from privagg.releases.core import release_query
+
+DEFAULT_EDGES = (0, 15, 30, 60, 120, 240, 480)
+
+
+def check_edges(edges: Sequence[float]) -> tuple[float, ...]:
+    try:
+        values = tuple(float(e) for e in edges)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) < 2 or values[0] != 0 or any(b <= a for a, b in zip(values, values[1:])):
+        raise PrivaggInputError(
+            f"edges={edges!r} are not increasing dwell-bin edges starting at 0. Fix: pass e.g. edges=(0, 15, 30, 60, 120)."
+        )
+    return tuple(int(e) if e.is_integer() else e for e in values)
+
+
+def dwell_times(
+    data: Any,
+    *,
+    epsilon: float | None = None,
+    rho: float | None = None,
+    delta: float | None = None,
+    level: str = "cell",
+    time_bin: str | None = None,
+    edges: Sequence[float] = DEFAULT_EDGES,
+    keys: KeySet | None = None,
+    bounds: Bounds | None = None,
+    budget: Budget | None = None,
+    users: pd.DataFrame | None = None,
+    cells: pd.DataFrame | None = None,
+    start: Any = None,
+    end: Any = None,
+    ci_level: float = 0.95,
+    engine: Engine | None = None,
+) -> Release:
+    """Histogram of stay durations per area (key column ``dwell_min``: the bin's lower edge, minutes).
+
+    Durations are clipped to the window and fall in ``[edge_i, edge_i+1)``;
+    those beyond the last edge are counted in the last bin. A stay belongs to
+    the area (and bin) where it starts.
+
+    Parameters
+    ----------
+    data
+        A World or its ``stays`` table (then ``users=`` is required).
+    edges
+        Public bin edges in minutes, increasing, starting at 0.
+    """
+    query = Query("dwell_times", level=level, time_bin=time_bin, start=start, end=end,
+                  dwell_edges=check_edges(edges), keys=keys)
+    return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,
+                         users=users, cells=cells, ci_level=ci_level, engine=engine)
+
+
+def dwell_mean(
+    data: Any,
+    *,
+    epsilon: float | None = None,
+    rho: float | None = None,
+    delta: float | None = None,
+    level: str = "cell",
+    time_bin: str | None = None,
+    keys: KeySet | None = None,
+    bounds: Bounds | None = None,
+    budget: Budget | None = None,
+    users: pd.DataFrame | None = None,
+    cells: pd.DataFrame | None = None,
+    start: Any = None,
+    end: Any = None,
+    ci_level: float = 0.95,
+    engine: Engine | None = None,
+) -> Release:
+    """Mean stay duration (minutes) per area: noisy clamped sum / noisy count of stays.
+
+    Half the loss goes to each. Durations are clamped to
+    ``[bounds.lower, bounds.upper]`` (default ``[0, 480]``); a subscriber
+    contributes at most ``max_per_partition`` stays per area (more are
+    down-weighted, keeping their mean) in at most ``max_partitions`` areas.
+    The value is ``clip(sum / max(count, 1), lower, upper)``; the interval is
+    conservative (covers the bounded mean with probability >= ``ci_level``
+    whenever the key has stays).
+
+    Parameters
+    ----------
+    data
+        A World or its ``stays`` table (then ``users=`` is required).
+    """
+    query = Query("dwell_mean", level=level, time_bin=time_bin, start=start, end=end, keys=keys)
+    return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,
+                         users=users, cells=cells, ci_level=ci_level, engine=engine)
+
+
+dwell_times.__doc__ = ((dwell_times.__doc__ or "").rstrip() + "\n") + COMMON
+dwell_mean.__doc__ = ((dwell_mean.__doc__ or "").rstrip() + "\n") + COMMON

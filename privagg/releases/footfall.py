@@ -1,0 +1,110 @@
+"""Footfall (distinct subscribers per area and time bin) and visit counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from privagg.dp.bounds import Bounds
+from privagg.dp.budget import Budget
+from privagg.engines.base import Engine
+from privagg.errors import PrivaggInputError
+from privagg.queries import KeySet, Query
+from privagg.release import Release
+from privagg.releases._doc import COMMON
+from privagg.releases.core import release_query
+from privagg.world import World
+
+
+def infer_source(data: Any, source: str | None) -> str:
+    """``"events"`` or ``"stays"``: given, else from the table's columns (a World: stays)."""
+    if source is not None:
+        return source
+    if isinstance(data, World) or not isinstance(data, pd.DataFrame):
+        return "stays"
+    if "ts" in data.columns:
+        return "events"
+    if "start" in data.columns and "end" in data.columns:
+        return "stays"
+    raise PrivaggInputError(
+        "footfall: cannot tell whether the table holds events (user_id, cell_id, ts) or stays (user_id, cell_id, start, end). "
+        "Fix: pass world.events or world.stays, or source='events'/'stays'."
+    )
+
+
+def footfall(
+    data: Any,
+    *,
+    epsilon: float | None = None,
+    rho: float | None = None,
+    delta: float | None = None,
+    level: str = "cell",
+    time_bin: str | None = "1h",
+    keys: KeySet | None = None,
+    bounds: Bounds | None = None,
+    budget: Budget | None = None,
+    users: pd.DataFrame | None = None,
+    cells: pd.DataFrame | None = None,
+    start: Any = None,
+    end: Any = None,
+    source: str | None = None,
+    ci_level: float = 0.95,
+    engine: Engine | None = None,
+) -> Release:
+    """Distinct subscribers present per (area, time bin), with user-level DP.
+
+    Parameters
+    ----------
+    data
+        A World (uses its stays unless ``source='events'``), or its ``stays``
+        or ``events`` table (then ``users=`` is required).
+    level
+        ``"cell"``, ``"zone"`` or ``"district"``.
+    time_bin
+        ``"15min"`` .. ``"1D"`` (divides a day), or ``None`` for the whole window.
+    source
+        ``"stays"`` (a stay counts in every bin it overlaps) or ``"events"``;
+        inferred from the table by default.
+    """
+    query = Query("footfall", level=level, time_bin=time_bin, start=start, end=end,
+                  source=infer_source(data, source), keys=keys)
+    return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,
+                         users=users, cells=cells, ci_level=ci_level, engine=engine)
+
+
+def visits(
+    data: Any,
+    *,
+    epsilon: float | None = None,
+    rho: float | None = None,
+    delta: float | None = None,
+    level: str = "cell",
+    time_bin: str | None = "1h",
+    keys: KeySet | None = None,
+    bounds: Bounds | None = None,
+    budget: Budget | None = None,
+    users: pd.DataFrame | None = None,
+    cells: pd.DataFrame | None = None,
+    start: Any = None,
+    end: Any = None,
+    ci_level: float = 0.95,
+    engine: Engine | None = None,
+) -> Release:
+    """Number of stays starting per (area, time bin), with user-level DP.
+
+    Each subscriber adds at most ``bounds.max_per_partition`` visits to a key
+    and reaches at most ``bounds.max_partitions`` keys.
+
+    Parameters
+    ----------
+    data
+        A World or its ``stays`` table (then ``users=`` is required).
+    """
+    query = Query("visits", level=level, time_bin=time_bin, start=start, end=end, keys=keys)
+    return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,
+                         users=users, cells=cells, ci_level=ci_level, engine=engine)
+
+
+footfall.__doc__ = ((footfall.__doc__ or "").rstrip() + "\n") + COMMON
+visits.__doc__ = ((visits.__doc__ or "").rstrip() + "\n") + COMMON

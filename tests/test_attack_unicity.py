@@ -1,0 +1,122 @@
+"""Unicity attack (de Montjoye et al. 2013) on hand-made microdata."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from privagg.attacks.result import AttackResult
+from privagg.attacks.unicity import anonymity_sets, trace_points, unicity
+from privagg.errors import PrivaggInputError
+
+START = pd.Timestamp("2026-01-05")
+
+
+def commuter_events(n_users: int = 2000, n_days: int = 7, n_cells: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Each subscriber sleeps at a random home cell, works 9-17 on weekdays at a random work
+    cell, sometimes goes out in the evening; 30% of their hours produce an event."""
+    rng = np.random.default_rng(seed)
+    home = rng.integers(0, n_cells, n_users)
+    work = rng.integers(0, n_cells, n_users)
+    hours = np.arange(n_days * 24)
+    day, hour = hours // 24, hours % 24
+    at_work = (hour >= 9) & (hour < 17) & (day < 5)
+    loc = np.where(at_work[None, :], work[:, None], home[:, None])
+    evening = (hour >= 18) & (hour < 21)
+    out = (rng.random(loc.shape) < 0.2) & evening[None, :]
+    loc = np.where(out, rng.integers(0, n_cells, loc.shape), loc)
+    users = np.repeat(np.arange(n_users), len(hours))
+    keep = rng.random(users.size) < 0.3
+    ts = START + pd.to_timedelta(np.tile(hours, n_users)[keep] * 3600 + rng.integers(0, 3600, keep.sum()), unit="s")
+    return pd.DataFrame({"user_id": users[keep], "cell_id": loc.ravel()[keep], "ts": ts})
+
+
+def test_identical_traces_are_never_unique_and_disjoint_ones_always():
+    hours = START + pd.to_timedelta(np.arange(6), unit="h")
+    same = pd.DataFrame({"user_id": np.repeat([1, 2, 3], 6), "cell_id": 7, "ts": np.tile(hours, 3)})
+    result = unicity(same, p=2, n_targets=None)
+    assert isinstance(result, AttackResult)
+    assert result.risk == 0.0 and result.n_trials == 3
+    assert result.metrics["median_anonymity_set"] == 3.0
+    disjoint = same.assign(cell_id=same["user_id"] * 10)
+    assert unicity(disjoint, p=1, n_targets=None).risk == 1.0
+
+
+def test_anonymity_sets_match_brute_force():
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 60, 900)
+    points = rng.integers(0, 40, 900)
+    incidence = sp.csr_matrix((np.ones(900), (users, points)), shape=(60, 40))
+    incidence.data[:] = 1
+    incidence.sum_duplicates()
+    incidence.data[:] = 1
+    traces = [set(incidence.indices[incidence.indptr[u]: incidence.indptr[u + 1]]) for u in range(60)]
+    targets = np.array([u for u in range(60) if len(traces[u]) >= 3])
+    chosen, counts = anonymity_sets(incidence, targets, 3, np.random.default_rng(0), batch_size=7)
+    for t, pts, count in zip(targets, chosen, counts):
+        assert len(set(pts)) == 3 and set(pts) <= traces[t]
+        assert count == sum(set(pts) <= trace for trace in traces)
+
+
+def test_stays_expand_to_every_hour_they_overlap():
+    stays = pd.DataFrame({
+        "user_id": [1, 2],
+        "cell_id": [5, 5],
+        "start": [START, START + pd.Timedelta("2h")],
+        "end": [START + pd.Timedelta("3h"), START + pd.Timedelta("4h")],
+    })
+    users, points, n_users, n_points = trace_points(stays)
+    assert n_users == 2 and n_points == 4  # hours 0-3 at cell 5
+    assert np.bincount(users).tolist() == [3, 2]
+
+
+def test_four_points_single_out_most_commuters_and_coarsening_lowers_it():
+    events = commuter_events()
+    fine = unicity(events, p=4, seed=1)
+    # 400 cells x 168 hours, 2000 subscribers: four points single out nearly everyone
+    assert fine.risk >= 0.8 and fine.ci_low >= 0.75
+    assert fine.baseline == pytest.approx(1 / 2000)
+    coarse_space = events.assign(cell_id=events["cell_id"] // 40)  # 10 districts
+    coarse = unicity(coarse_space, p=4, time_bin="3h", seed=1)
+    assert coarse.risk < fine.risk - 0.3
+    assert unicity(events, p=1, seed=1).risk < fine.risk
+
+
+def test_same_seed_same_result_and_seed_matters():
+    events = commuter_events(500, 3)
+    a = unicity(events, p=2, n_targets=300, seed=5)
+    b = unicity(events, p=2, n_targets=300, seed=5)
+    assert a == b
+    c = unicity(events, p=2, n_targets=300, seed=6)
+    assert c.metrics != a.metrics or c.risk != a.risk
+
+
+def test_uses_the_release_time_bin_and_describes_the_release():
+    class Micro:
+        def __init__(self, table):
+            self.table = table
+
+            class Privacy:
+                parameters = {"time_bin": "1D"}
+
+                @staticmethod
+                def describe():
+                    return "pseudonymised events per district and day"
+
+            self.privacy = Privacy()
+
+    events = commuter_events(300, 3)
+    result = unicity(Micro(events), p=2, seed=0)
+    assert result.target == "pseudonymised events per district and day"
+    assert "1D time bin" in result.background_knowledge
+    assert result.risk <= unicity(events, p=2, seed=0).risk
+
+
+def test_bad_parameters_name_the_fix():
+    events = commuter_events(50, 1)
+    with pytest.raises(PrivaggInputError, match=r"p=0: must be a positive integer"):
+        unicity(events, p=0)
+    with pytest.raises(PrivaggInputError, match=r"location_col='zone_id' is not a column"):
+        unicity(events, location_col="zone_id")
+    with pytest.raises(PrivaggInputError, match="no rows"):
+        unicity(events.iloc[:0])

@@ -1,0 +1,150 @@
+"""The empirical privacy audit flags broken mechanisms and clears privagg's own.
+
+Statistical tests here state their false-failure probability. The audit's
+bound holds with confidence 1 - alpha, so a correct mechanism is wrongly
+flagged with probability at most alpha; the flagging tests fail only if a
+Clopper-Pearson bound misses by many standard errors (probability < 1e-6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from privagg.audit import (
+    DiscreteLaplaceCounts,
+    MiscalibratedCounts,
+    NaiveLaplaceCounts,
+    bounded_counts,
+    clopper_pearson,
+    discrete_laplace_mechanism,
+    epsilon_lower_bound,
+    example_contributions,
+    naive_laplace_mechanism,
+    naive_laplace_reachable,
+    remove_most_active,
+)
+from privagg.cli import main
+from privagg.errors import PrivaggInputError
+
+DATA = example_contributions(200, 20, heavy_partitions=10, seed=0)
+
+
+def test_bounded_counts_apply_l0_and_linf():
+    data = pd.DataFrame({"user_id": [1, 1, 1, 1, 1, 2], "partition": [0, 0, 0, 1, 2, 2]})
+    # user 1 keeps their 2 heaviest partitions (0 with 3 -> clamped to 2, then 1), user 2 keeps 2.
+    counts = bounded_counts(data, 4, max_partitions=2, max_per_partition=2)
+    assert counts.tolist() == [2, 1, 1, 0]
+
+
+def test_bounded_counts_reject_partition_outside_domain():
+    with pytest.raises(PrivaggInputError, match="partition values must lie in 0..3"):
+        bounded_counts(pd.DataFrame({"user_id": [1], "partition": [7]}), 4, max_partitions=1, max_per_partition=1)
+
+
+def test_remove_most_active_drops_the_heaviest_subscriber():
+    neighbour, how = remove_most_active(DATA)
+    assert 0 not in set(neighbour["user_id"])
+    assert len(neighbour) == len(DATA) - 30
+    assert "user_id=0" in how
+
+
+def test_clopper_pearson_matches_known_values():
+    lo, hi = clopper_pearson(np.array([0, 10]), 10, 0.025)
+    assert lo[0] == 0 and hi[1] == 1
+    assert hi[0] == pytest.approx(1 - 0.025 ** (1 / 10))
+    assert lo[1] == pytest.approx(0.025 ** (1 / 10))
+
+
+def test_reachability_recognises_every_naive_output_and_few_others():
+    rng = np.random.default_rng(3)
+    x = np.arange(-3, 40, dtype=float)
+    for scale in (0.5, 1.0, 10.0):
+        y = naive_laplace_mechanism(np.broadcast_to(x, (500, x.size)), 1 / scale, 1.0, rng=rng)
+        assert naive_laplace_reachable(y, x, scale).all()
+        assert naive_laplace_reachable(y, x + 1, scale).mean() < 0.9
+
+
+def test_audit_flags_naive_laplace_by_its_floating_point_bits():
+    mech = NaiveLaplaceCounts(1.0, 20, max_partitions=10)
+    result = epsilon_lower_bound(mech, DATA, n_runs=4000, seed=1)
+    assert result.flagged
+    assert result.epsilon_lb > 3
+    assert "float Laplace sampler" in result.event
+
+
+def test_audit_of_naive_laplace_is_deterministic_given_a_seed():
+    mech = NaiveLaplaceCounts(1.0, 20, max_partitions=10)
+    a = epsilon_lower_bound(mech, DATA, n_runs=1000, seed=5)
+    b = epsilon_lower_bound(mech, DATA, n_runs=1000, seed=5)
+    assert a == b
+
+
+@pytest.mark.statistical
+def test_audit_flags_mechanism_whose_sensitivity_ignores_l0():
+    # True loss 10 * epsilon; the bound reaches ~5 at 4000 runs. P(miss) < 1e-6.
+    result = epsilon_lower_bound(MiscalibratedCounts(1.0, 20, max_partitions=10), DATA, n_runs=4000, seed=2)
+    assert result.flagged
+    assert result.epsilon_lb > 2.5
+
+
+@dataclass(frozen=True)
+class _TooLittleNoise(DiscreteLaplaceCounts):
+    """Claims epsilon but adds the noise of 3 * epsilon: the audit must be able to fail it."""
+
+    def _noise(self, counts, rng):
+        return discrete_laplace_mechanism(counts, 3 * self.epsilon, self.sensitivity)
+
+
+@pytest.mark.statistical
+def test_audit_is_able_to_fail_a_mechanism_with_a_third_of_the_noise():
+    # True epsilon 3 against a claim of 1: expected bound ~2.5 at 4000 runs. P(miss) < 1e-4.
+    result = epsilon_lower_bound(_TooLittleNoise(1.0, 20, max_partitions=10), DATA, n_runs=4000, seed=3)
+    assert result.flagged
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("epsilon", [0.5, 2.0])
+def test_audit_clears_privagg_discrete_laplace(epsilon):
+    # False-failure probability <= alpha = 0.01 per case (the bound's confidence).
+    result = epsilon_lower_bound(
+        DiscreteLaplaceCounts(epsilon, 20, max_partitions=10), DATA, n_runs=4000, alpha=0.01, seed=4
+    )
+    assert not result.flagged
+    assert result.epsilon_lb <= epsilon
+    assert result.confidence == pytest.approx(0.99)
+
+
+def test_audit_accepts_a_plain_callable_and_an_explicit_neighbour():
+    calls = []
+
+    def mechanism(data):
+        calls.append(len(data))
+        return np.array([float(len(data))])  # no noise at all: distinguishable with certainty
+
+    d1 = DATA.iloc[:-1]
+    result = epsilon_lower_bound(mechanism, DATA, d1, n_runs=200, claimed_epsilon=1.0, seed=0)
+    assert result.flagged and result.p_event_d in (0.0, 1.0)
+    assert len(calls) == 400
+
+
+def test_audit_rejects_too_few_runs():
+    with pytest.raises(PrivaggInputError, match="n_runs=10 is too small"):
+        epsilon_lower_bound(DiscreteLaplaceCounts(1.0, 20), DATA, n_runs=10)
+
+
+def test_cli_audit_mechanism_prints_bound_claim_and_verdict(capsys):
+    assert main(["audit-mechanism", "--mechanism", "naive_laplace", "--epsilon", "1", "--runs", "2000",
+                 "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "epsilon lower bound:" in out and "claimed epsilon:  1" in out
+    assert "FLAGGED" in out
+
+
+def test_cli_audit_mechanism_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["audit-mechanism", "--help"])
+    assert "--mechanism {dp,naive_laplace,miscalibrated}" in capsys.readouterr().out
