@@ -188,6 +188,15 @@ def _lognormal_mean_one(sigma: float, n: int, rng: np.random.Generator) -> np.nd
 
 
 def _sort_by_user_time(user: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Permutation sorting by (user, t); ``t`` non-negative integers.
+
+    Sorting one packed int64 key is several times faster than a lexsort.
+    """
+    if len(user) == 0:
+        return np.zeros(0, dtype=np.int64)
+    span = int(t.max()) + 1
+    if (int(user.max()) + 1) * span < 2**62:
+        return np.argsort(user.astype(np.int64) * span + t)
     return np.lexsort((t, user))
 
 
@@ -248,9 +257,11 @@ class _Explorer:
 
         ret = who[~explore]
         if len(ret):
-            cum = np.cumsum(self.counts[ret], axis=1)
+            width = int(self.n_places[ret].max())
+            cum = np.cumsum(self.counts[ret, :width], axis=1)
             r = rng.random(len(ret)) * cum[:, -1]
             k = (cum <= r[:, None]).sum(axis=1)
+            k = np.minimum(k, width - 1)
             self.counts[ret, k] += 1
             out[~explore] = self.places[ret, k]
         return out
@@ -468,10 +479,10 @@ def _sample_events(city, params, days, stays, trips, rng):
         # ... and each holds a geometric number of events a minute or two apart.
         size = rng.geometric(1.0 / burst, len(sess)) if burst > 1 else np.ones(len(sess), dtype=np.int64)
         idx = np.repeat(sess, size)
-        gaps = rng.exponential(params.session_gap_s, len(idx))
+        gaps = rng.standard_exponential(len(idx), dtype=np.float32) * np.float32(params.session_gap_s)
         heads = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
         gaps[heads] = 0.0
-        csum = np.cumsum(gaps)
+        csum = np.cumsum(gaps, dtype=np.float64)
         offset = csum - np.repeat(csum[heads], size)
         t = np.repeat(t_sess, size) + offset
         t = np.clip(np.floor(t).astype(np.int64), begin[idx], np.maximum(finish[idx] - 1, begin[idx]))
@@ -488,17 +499,30 @@ def _sample_events(city, params, days, stays, trips, rng):
         target = (t_trip - tdep[idx]) / span * city.travel_time_s[o, dest]
         cur = dest.astype(np.int64)
         # Walk back along the shortest path until the subscriber's position at that moment.
-        for _ in range(city.n_cells):
-            back = (city.travel_time_s[o, cur] > target) & (cur != o)
-            if not back.any():
-                break
-            cur = np.where(back, city.predecessors[o, cur], cur)
+        active = np.flatnonzero((city.travel_time_s[o, cur] > target) & (cur != o))
+        while len(active):
+            cur[active] = city.predecessors[o[active], cur[active]]
+            keep = (city.travel_time_s[o[active], cur[active]] > target[active]) & (cur[active] != o[active])
+            active = active[keep]
         e_user.append(tu[idx])
         e_cell.append(cur)
         e_t.append(t_trip)
     user = np.concatenate(e_user)
     cell = np.concatenate(e_cell)
     t = np.concatenate(e_t)
+    del e_user, e_cell, e_t
+    n_cells = city.n_cells
+    span = int(t.max(initial=0)) + 1
+    if n_users * span * n_cells < 2**62:
+        # One packed key (user, t, cell) sorted in place: no permutation, no gathers.
+        key = (user * span + t) * n_cells + cell
+        del user, cell, t
+        key.sort()
+        cell = key % n_cells
+        key //= n_cells
+        t = key % span
+        key //= span
+        return key, cell, t
     order = _sort_by_user_time(user, t)
     return user[order], cell[order], t[order]
 
