@@ -176,6 +176,8 @@ def test_stadium_event_draws_a_crowd():
         ({"opt_in_share": 1.5}, "opt_in_share=1.5: not a share"),
         ({"start": "not a date"}, "start='not a date' is not a date"),
         ({"speed": 3}, "unknown option(s) ['speed']"),
+        ({"far_share": 1.0}, "far_share=1.0 is out of range. Fix: pass a number in [0, 1)"),
+        ({"rho": 0}, "rho=0 is out of range"),
         ({"stadium_event": StadiumEvent(day=9)}, "stadium_event.day=9 is outside the 2-day window"),
         ({"stadium_event": StadiumEvent(day=0, start_hour=20, end_hour=19)}, "invalid hours"),
     ],

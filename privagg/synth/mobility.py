@@ -18,7 +18,7 @@ al. (Nature Physics 2010): a subscriber who has visited ``S`` distinct places
 explores a new one with probability ``rho * S^-gamma`` (``rho = 0.6``,
 ``gamma = 0.21``), otherwise returns to a visited place with probability
 proportional to its visit count. New places are drawn by a gravity model from
-home (``A_j (1 + d_ij / d0)^-2``), and now and then (a per-subscriber
+home (``A_j (1 + d_ij / d0)^-alpha``), and now and then (a per-subscriber
 propensity, higher on weekends) a far place at least ``far_threshold_m`` from
 home — day trips to the surrounding region, which give the radius of
 gyration its heavy tail.
@@ -37,10 +37,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pandas as pd
 
 from privagg.errors import PrivaggInputError
-from privagg.synth.city import LEISURE, OFFICE, RESIDENTIAL, RETAIL, STADIUM, TRANSPORT, City
+from privagg.synth.city import City
 from privagg.synth.population import Population, gumbel_top_k, row_sampler, sample_rows
 
 DAY = 86_400
@@ -164,6 +163,37 @@ class MobilityParams:
     session_gap_s: float = 90.0
 
 
+    def validate(self) -> None:
+        """Raise :class:`PrivaggInputError` naming the first parameter out of range."""
+        checks = [
+            ("rho", 0 < self.rho <= 1, "a number in (0, 1]"),
+            ("gamma", self.gamma >= 0, "a number >= 0"),
+            ("max_other", int(self.max_other) == self.max_other and self.max_other >= 1, "an integer >= 1"),
+            ("max_places", int(self.max_places) == self.max_places and self.max_places >= 1, "an integer >= 1"),
+            ("other_per_day", len(self.other_per_day) == 3 and min(self.other_per_day) >= 0,
+             "three numbers >= 0 (weekday with work, weekday without, weekend)"),
+            ("activity_sigma", self.activity_sigma >= 0, "a number >= 0"),
+            ("explore_scale_m", self.explore_scale_m > 0, "a number > 0"),
+            ("explore_exponent", self.explore_exponent >= 0, "a number >= 0"),
+            ("far_share", 0 <= self.far_share < 1, "a number in [0, 1)"),
+            ("far_concentration", self.far_concentration > 0, "a number > 0"),
+            ("far_threshold_m", self.far_threshold_m >= 0, "a number >= 0"),
+            ("overnight_share", self.overnight_share >= 0, "a number >= 0"),
+            ("lunch_share", 0 <= self.lunch_share <= 1, "a number in [0, 1]"),
+            ("weekend_work_share", 0 <= self.weekend_work_share <= 1, "a number in [0, 1]"),
+            ("events_per_day", self.events_per_day > 0, "a number > 0"),
+            ("event_rate_sigma", self.event_rate_sigma >= 0, "a number >= 0"),
+            ("trip_event_factor", self.trip_event_factor >= 0, "a number >= 0"),
+            ("events_per_session", self.events_per_session >= 1, "a number >= 1"),
+            ("session_gap_s", self.session_gap_s >= 0, "a number >= 0"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise PrivaggInputError(
+                    f"{name}={getattr(self, name)!r} is out of range. Fix: pass {expected}."
+                )
+
+
 @dataclass
 class Mobility:
     """Raw arrays of the simulated movements (seconds from the window start)."""
@@ -282,6 +312,7 @@ def simulate_mobility(
     turns them into tables.
     """
     params = params or MobilityParams()
+    params.validate()
     n = len(pop.home)
     tt = city.travel_time_s
     home = pop.home.astype(np.int64)
@@ -528,5 +559,3 @@ def _sample_events(city, params, days, stays, trips, rng):
 
 
 __all__ = ["StadiumEvent", "MobilityParams", "Mobility", "simulate_mobility", "DIURNAL_PROFILE"]
-
-_unused = (LEISURE, OFFICE, RESIDENTIAL, RETAIL, STADIUM, TRANSPORT, pd)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from privagg.errors import PrivaggInputError
 from privagg.schema import AGE_BANDS, CONTRACTS, DEVICE_TIERS, GENDERS
-from privagg.synth.city import LEISURE, OFFICE, RESIDENTIAL, RETAIL, STADIUM, TRANSPORT, City
+from privagg.synth.city import City
 
 AGE_SHARES = np.array([0.12, 0.19, 0.19, 0.18, 0.16, 0.16])
 POSTPAID_BY_AGE = np.array([0.45, 0.70, 0.78, 0.78, 0.72, 0.60])
@@ -225,7 +225,4 @@ def generate_population(
     )
 
 
-__all__ = [
-    "Population", "generate_population", "row_sampler", "sample_rows", "gumbel_top_k",
-    "TAG_NAMES", "RESIDENTIAL", "OFFICE", "RETAIL", "TRANSPORT", "LEISURE", "STADIUM",
-]
+__all__ = ["Population", "TAG_NAMES", "generate_population", "gumbel_top_k", "labels", "row_sampler", "sample_rows"]

@@ -206,7 +206,6 @@ def presence(stays: pd.DataFrame, start: pd.Timestamp | str, n_hours: int, n_cel
     """People present in each cell at the middle of each hour: array ``(n_cells, n_hours)``."""
     t0 = pd.Timestamp(start)
     half = HOUR_NS // 2
-    s = (hour_index(stays["start"], t0) * HOUR_NS + half)  # noqa: F841 (kept for clarity)
     start_ns = np.asarray(stays["start"], dtype="datetime64[ns]").astype(np.int64) - t0.value
     end_ns = np.asarray(stays["end"], dtype="datetime64[ns]").astype(np.int64) - t0.value
     # A stay covers hour h if start <= h*H + H/2 < end.
