@@ -65,7 +65,12 @@ def test_city_graph_hierarchy_and_land_use(world):
     assert (cells.groupby("zone_id")["district_id"].nunique() == 1).all()
     sizes = cells.groupby("zone_id").size()
     assert 5 <= sizes.median() <= 15
+    assert sizes.min() >= 4 and sizes.max() <= 16
     assert cells["district_id"].nunique() >= 2
+    # Zones and districts are contiguous in the road graph.
+    for level in ("zone_id", "district_id"):
+        for _, members in cells.groupby(level)["cell_id"]:
+            assert nx.is_connected(g.subgraph(members.tolist()))
     assert set(cells["land_use"]) <= set(LAND_USES)
     assert set(cells["land_use"]) == set(LAND_USES)
     assert (cells["land_use"] == "stadium").sum() >= 1
