@@ -118,7 +118,7 @@ def test_trips_take_shortest_path_travel_time(world):
     for row in trips.itertuples(index=False):
         expected = nx.shortest_path_length(g, row.origin_cell, row.destination_cell, weight="travel_time_s")
         took = (row.arrive - row.depart).total_seconds()
-        assert took >= expected - 1
+        assert abs(took - expected) <= 1
 
 
 def test_events_lie_in_stays_or_on_trips(world):
@@ -129,8 +129,16 @@ def test_events_lie_in_stays_or_on_trips(world):
         left_on="ts", right_on="start", by="user_id",
     )
     in_stay = (merged["ts"] < merged["end"]) & (merged["stay_cell"] == merged["cell_id"])
-    # The rest happen during trips.
     assert in_stay.mean() > 0.85
+    # The rest happen during trips, on a cell of the fastest path.
+    on_trip = pd.merge_asof(
+        merged.loc[~in_stay, ["user_id", "cell_id", "ts"]].sort_values("ts"), world.trips.sort_values("depart"),
+        left_on="ts", right_on="depart", by="user_id",
+    )
+    assert (on_trip["ts"] < on_trip["arrive"]).all()
+    for row in on_trip.head(100).itertuples(index=False):
+        path = nx.shortest_path(world.graph, row.origin_cell, row.destination_cell, weight="travel_time_s")
+        assert row.cell_id in path
     assert len(ev) / len(world.users) / 3 > 5  # several events per subscriber-day
 
 
