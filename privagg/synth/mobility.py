@@ -5,31 +5,37 @@ run over days and over the few activity slots of a day.
 
 Each day every subscriber follows a sequence of activity *slots*::
 
-    home -> work (am) -> lunch -> work (pm) -> other 1 .. other M -> stadium -> home
+    morning -> work (am) -> lunch -> work (pm) -> other 1 .. other M -> stadium -> night
 
-Slots a subscriber does not use that day are masked out. Work slots are used
-on weekdays by subscribers with a routine (and by a few on weekends); lunch
-(a cell near work) by some workers. The number of *other* visits is Poisson
-with a per-subscriber activity level drawn from a heavy-tailed (log-normal)
-distribution, higher on weekends and for those without a routine.
+``morning`` is where the night was spent and ``night`` where the next one is
+(home, except on overnight trips). Slots a subscriber does not use that day
+are masked out. Work slots are used on weekdays by subscribers with a routine
+(and by a few on weekends); lunch (a cell near work) by some workers. The
+number of *other* visits is Poisson with a per-subscriber activity level
+drawn from a heavy-tailed (log-normal) distribution, higher on weekends and
+for those without a routine.
 
 Other visits follow the exploration and preferential return model of Song et
 al. (Nature Physics 2010): a subscriber who has visited ``S`` distinct places
 explores a new one with probability ``rho * S^-gamma`` (``rho = 0.6``,
 ``gamma = 0.21``), otherwise returns to a visited place with probability
 proportional to its visit count. New places are drawn by a gravity model from
-home (``A_j (1 + d_ij / d0)^-alpha``), and now and then (a per-subscriber
-propensity, higher on weekends) a far place at least ``far_threshold_m`` from
-home — day trips to the surrounding region, which give the radius of
-gyration its heavy tail.
+home (``A_j (1 + d_ij / d0)^-alpha``).
+
+Some subscribers leave the city's everyday range now and then (a propensity
+that is zero for most and high for a few): day trips of several hours to a
+place at least ``far_threshold_m`` from home, and overnight trips of one to a
+few nights, likelier at weekends. Together with commuters from the satellite
+towns they give the radius of gyration its heavy tail.
 
 Travel between consecutive places takes the shortest-path travel time of the
 cell graph; a trip departs when one stay ends and arrives when the next
 starts, so a subscriber's stays and trips tile the whole window (nights are
-stays at home). Network events are drawn per stay and per trip in sessions
-(a Poisson process with a per-subscriber rate, log-normal across subscribers,
-modulated by a diurnal profile; a few events per session); events during a trip are placed on the cell of the
-shortest path the subscriber is passing at that moment.
+stays too). Network events are drawn per stay and per trip in sessions (a
+Poisson process with a per-subscriber rate, log-normal across subscribers,
+modulated by a diurnal profile; a few events per session); events during a
+trip are placed on the cell of the shortest path the subscriber is passing at
+that moment.
 """
 
 from __future__ import annotations
