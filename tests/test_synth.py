@@ -216,3 +216,20 @@ def test_save_and_load_round_trip(tmp_path, world):
         pd.testing.assert_frame_equal(getattr(loaded, name), getattr(world, name), check_dtype=False)
     assert loaded.graph.number_of_edges() == world.graph.number_of_edges()
     assert loaded.meta["seed"] == 7
+
+
+def test_benchmark_script_runs_at_small_size(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_synth.py"
+    spec = importlib.util.spec_from_file_location("bench_synth", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--users", "500", "--cells", "40", "--days", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["users"] == 500 and result["events"] > 0
+    assert {"wall_seconds", "events_per_second", "peak_rss_gib"} <= set(result)
+    assert "events per second" in capsys.readouterr().out
