@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -45,26 +46,34 @@ def main(argv: list[str] | None = None) -> int:
     from privagg.synth import generate_world
 
     baseline = peak_rss_gib()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     world = generate_world(n_users=args.users, n_cells=args.cells, days=args.days, seed=args.seed)
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     peak = peak_rss_gib()
     n_events = len(world.events)
     result = {
         "users": args.users, "days": args.days, "cells": args.cells, "seed": args.seed,
         "events": n_events, "stays": len(world.stays), "trips": len(world.trips),
         "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "load_average_before_after": [round(load_before, 2), round(load_after, 2)],
         "events_per_second": round(n_events / wall),
         "peak_rss_gib": round(peak, 2),
         "rss_before_gib": round(baseline, 2),
         "time_vs_floor": round(wall / FLOOR_SECONDS, 3),
         "memory_vs_floor": round(peak / FLOOR_GIB, 3),
         "python": platform.python_version(), "numpy": np.__version__,
-        "cpus": __import__("os").cpu_count(),
+        "cpus": os.cpu_count(),
     }
     print(f"generate_world(n_users={args.users:,}, n_cells={args.cells:,}, days={args.days}, seed={args.seed})")
     print(f"  events            {n_events:,} (stays {len(world.stays):,}, trips {len(world.trips):,})")
     print(f"  wall time         {wall:.1f} s   ({wall / FLOOR_SECONDS:.2f} x the 120 s floor)")
+    print(f"  CPU time          {cpu:.1f} s of this process (1-minute load average {load_before:.1f} before, "
+          f"{load_after:.1f} after, on {os.cpu_count()} CPUs: other processes share the machine)")
     print(f"  events per second {n_events / wall:,.0f}")
     print(f"  peak memory       {peak:.2f} GiB ({peak / FLOOR_GIB:.2f} x the 8 GiB floor; ru_maxrss of the process)")
     ok = wall < FLOOR_SECONDS and peak < FLOOR_GIB
