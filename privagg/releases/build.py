@@ -31,6 +31,11 @@ class Inputs:
     cells: pd.DataFrame | None
     start: pd.Timestamp
     end: pd.Timestamp
+    row_mask: np.ndarray | None = None  # rows of ``table`` whose subscriber consented (None: all)
+
+    def rows(self, mask: np.ndarray) -> np.ndarray:
+        """``mask`` restricted to consenting rows."""
+        return mask if self.row_mask is None else mask & self.row_mask
 
 
 def dwell_range(query: Query, bounds: Bounds) -> tuple[float, float]:
@@ -94,7 +99,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bou
     if stat in ("footfall", "segment_counts"):
         users, areas, bins = presence_rows(
             table, query.source, area_of=area_map(inputs.cells, level), bin_ns=bin_ns,
-            start_ns=start_ns, end_ns=end_ns,
+            start_ns=start_ns, end_ns=end_ns, row_mask=inputs.row_mask,
         )
         ok = areas >= 0
         if not ok.all():
@@ -120,7 +125,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bou
     if stat in ("visits", "dwell_times", "dwell_mean"):
         users = table["user_id"].to_numpy(dtype=np.int64)
         s, e = ns(table["start"]), ns(table["end"])
-        inside = (s >= start_ns) & (s < end_ns)
+        inside = inputs.rows((s >= start_ns) & (s < end_ns))
         users, s, e = users[inside], s[inside], np.minimum(e[inside], end_ns)
         areas = area_map(inputs.cells, level)(table["cell_id"].to_numpy(dtype=np.int64)[inside])
         ok = areas >= 0
@@ -145,7 +150,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bou
     if stat == "od_flows":
         users = table["user_id"].to_numpy(dtype=np.int64)
         dep = ns(table["depart"])
-        inside = (dep >= start_ns) & (dep < end_ns)
+        inside = inputs.rows((dep >= start_ns) & (dep < end_ns))
         mapper = area_map(inputs.cells, level)
         origin = mapper(table["origin_cell"].to_numpy(dtype=np.int64)[inside])
         dest = mapper(table["destination_cell"].to_numpy(dtype=np.int64)[inside])
