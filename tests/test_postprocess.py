@@ -251,6 +251,10 @@ def test_make_consistent_error_messages():
     day = Release(truth["zone"].assign(value=1.0).iloc[:0], KEYS["zone"], record(2.0, level="zone"))
     with pytest.raises(PrivaggInputError, match="has 0 keys"):
         make_consistent({"cell": rels["cell"], "zone": day}, cells)
+    with pytest.raises(PrivaggInputError, match=r"ci_level=1\.2 must be strictly between 0 and 1\. Fix: e\.g\. ci_level=0\.95\."):
+        make_consistent(rels, cells, ci_level=1.2)
+    with pytest.raises(PrivaggInputError, match=r"draws=10 must be a whole number >= 100"):
+        make_consistent(rels, cells, draws=10)
     no_time = Release(truth["district"].groupby("district_id", as_index=False)["value"].sum(), ["district_id"], record(2.0))
     with pytest.raises(PrivaggInputError, match=r"has non-area keys \[\]"):
         make_consistent({"cell": rels["cell"], "district": no_time}, cells)
