@@ -145,7 +145,9 @@ def presence_rows(
             inside &= row_mask
         if not inside.all():
             users, cells, ts = users[inside], cells[inside], ts[inside]
+        del inside
         bins = None if bin_ns is None else ts // bin_ns
+        del ts
         return users, area_of(cells), bins
     s, e = ns(table["start"]), ns(table["end"])
     inside = (e > start_ns) & (s < end_ns) | ((s == e) & (s >= start_ns) & (s < end_ns))

@@ -47,6 +47,21 @@ def sorted_codes(ids: np.ndarray) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def ones(n: int) -> np.ndarray:
+    """A read-only array of n int64 ones that takes no memory (zero stride)."""
+    return np.broadcast_to(np.int64(1), (n,))
+
+
+def is_ones(counts: np.ndarray) -> bool:
+    """Whether ``counts`` is an :func:`ones` array (every subscriber counts once)."""
+    return counts.ndim == 1 and (len(counts) == 0 or (counts.strides == (0,) and int(counts[0]) == 1))
+
+
+def take(counts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``counts[rows]``, staying zero-stride for :func:`ones`."""
+    return ones(len(rows)) if is_ones(counts) else counts[rows]
+
+
 def _group_starts(sorted_ids: np.ndarray) -> np.ndarray:
     """Start index of each run of equal values in a sorted array."""
     if len(sorted_ids) == 0:
@@ -79,8 +94,9 @@ def keyed_hash(ids: np.ndarray, parts: np.ndarray, secret: int) -> np.ndarray:
     k = np.uint64(secret & 0xFFFFFFFFFFFFFFFF)
     bits = np.uint64(max(int(parts.max(initial=0)).bit_length(), 1))
     with np.errstate(over="ignore"):
-        x = ids.astype(np.uint64) << bits
-        x |= parts.astype(np.uint64)
+        x = ids.astype(np.uint64)
+        x <<= bits
+        x |= parts.view(np.uint64) if parts.dtype == np.int64 else parts.astype(np.uint64)
         x *= _GOLDEN
         x += k
         return _mix(x)
@@ -95,12 +111,16 @@ class LocalEngine(Engine):
         Source of the secret behind the L0 subset choice. Leave ``None`` (the
         default): a fresh 64-bit secret from :mod:`secrets` is drawn for every
         bounding. Tests may pass a seeded generator to make bounding reproducible.
+    consume
+        Let :meth:`per_user_partition` empty the Contributions it reduces, to
+        free memory early (releases do; exact aggregates and tests need not).
     """
 
     name = "local"
 
-    def __init__(self, rng: np.random.Generator | None = None) -> None:
+    def __init__(self, rng: np.random.Generator | None = None, *, consume: bool = False) -> None:
         self._rng = rng
+        self.consume = consume
 
     def _secret(self) -> int:
         """A fresh 64-bit key for the bounding hash (from ``secrets`` unless a test generator was given)."""
@@ -116,7 +136,11 @@ class LocalEngine(Engine):
         parts = np.asarray(contributions.partitions, dtype=np.int64)
         key = ids << bits  # a fresh array: sorted in place below
         key |= parts
+        if contributions.values is None and self.consume:
+            # The per-row arrays are no longer needed: let them go before sorting.
+            contributions.privacy_ids = contributions.partitions = np.zeros(0, dtype=np.int64)
         if contributions.values is None:
+            del ids, parts
             key.sort()
             first = np.empty(len(key), dtype=bool)
             if len(key):
@@ -124,12 +148,16 @@ class LocalEngine(Engine):
                 np.not_equal(key[1:], key[:-1], out=first[1:])
             if contributions.distinct:
                 uniq = key[first]
-                counts = np.ones(len(uniq), dtype=np.int64)
+                del key, first
+                counts = ones(len(uniq))
             else:
                 starts = np.flatnonzero(first)
                 uniq = key[starts]
                 counts = np.diff(np.append(starts, len(key))).astype(np.int64)
-            return UserPartitions(uniq >> bits, uniq & mask, counts)
+                del key, first, starts
+            parts_out = uniq & mask
+            uniq >>= bits
+            return UserPartitions(uniq, parts_out, counts)
         order = np.argsort(key, kind="stable")
         skey = key[order]
         starts = _group_starts(skey)
@@ -140,7 +168,7 @@ class LocalEngine(Engine):
         if contributions.distinct:
             # One contribution per (subscriber, partition): the subscriber's mean value there.
             sums = sums / counts
-            counts = np.ones(len(uniq), dtype=np.int64)
+            counts = ones(len(uniq))
         return UserPartitions(uniq >> bits, uniq & mask, counts, sums)
 
     # -- bound -----------------------------------------------------------------
@@ -164,12 +192,12 @@ class LocalEngine(Engine):
                 kept = heavy_rows[self._l0_rows(ids[heavy_rows], parts[heavy_rows], h_starts, h_sizes, l0)]
                 heavy_mask[kept] = False  # now marks the dropped rows
                 rows = np.flatnonzero(~heavy_mask)
-            ids, parts, counts = ids[rows], parts[rows], counts[rows]
+            ids, parts, counts = ids[rows], parts[rows], take(counts, rows)
             sums = sums[rows] if sums is not None else None
         if sums is not None:
             factor = np.minimum(1.0, linf / np.maximum(counts, 1))
             sums = sums * factor
-        if counts.max(initial=0) > linf:
+        if not is_ones(counts) and counts.max(initial=0) > linf:
             counts = np.minimum(counts, linf)
         return UserPartitions(ids, parts, counts, sums)
 
@@ -186,9 +214,8 @@ class LocalEngine(Engine):
         """
         m = len(ids)
         n_groups = len(sizes)
-        first = np.repeat(starts, sizes)  # each row's block start
         position = np.arange(m, dtype=np.int64)
-        position -= first
+        position -= np.repeat(starts, sizes)  # each row's position in its block
         rank = keyed_hash(ids, parts, self._secret())
         gbits = max(int(n_groups).bit_length(), 1)
         pbits = max(int(sizes.max()).bit_length(), 1)
@@ -197,7 +224,8 @@ class LocalEngine(Engine):
             packed = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
             packed <<= rbits + pbits
             rank >>= np.uint64(64 - rbits)
-            packed |= rank.view(np.int64) << pbits
+            rank <<= np.uint64(pbits)
+            packed |= rank.view(np.int64)
             del rank
             packed |= position
             packed.sort()
@@ -206,15 +234,21 @@ class LocalEngine(Engine):
         else:  # pragma: no cover - astronomically many subscribers or partitions
             group = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
             sorted_position = position[np.lexsort((rank, group))]
-        # Sorting keeps each block in place; within it, entries are now in rank order.
+            del rank, group
+        # Sorting keeps each block in place; within it, entries are now in rank order. The row
+        # at sorted index i is (block start) + sorted_position[i], block start = i - position[i].
         keep = position < l0
-        return (first + sorted_position)[keep]
+        rows = np.arange(m, dtype=np.int64)
+        rows -= position
+        del position
+        rows += sorted_position
+        return rows[keep]
 
     # -- aggregate -------------------------------------------------------------
     def aggregate(self, pairs: UserPartitions, n_partitions: int, *, dense: bool) -> PartitionTotals:
         parts = pairs.partitions
         if dense:
-            if np.all(pairs.counts == 1):
+            if is_ones(pairs.counts):
                 counts = np.bincount(parts, minlength=n_partitions).astype(np.int64)
             else:
                 counts = np.rint(np.bincount(parts, weights=pairs.counts, minlength=n_partitions)).astype(np.int64)

@@ -87,8 +87,42 @@ def key_columns(query: Query, users: pd.DataFrame) -> tuple[str, ...]:
     return query.key_columns()
 
 
+CHUNK_ROWS = 1 << 21
+
+
 def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bounds | None) -> Contributions:
-    """Raw contributions of the consenting subscribers for ``query``; values clamped when ``bounds`` is given."""
+    """Raw contributions of the consenting subscribers for ``query``; values clamped when ``bounds`` is given.
+
+    Count statistics over a public key domain are built in chunks of rows, so
+    the full-length temporaries never exist at once: only the output arrays
+    (privacy id and partition code per row) grow to the table's length.
+    """
+    table = inputs.table
+    chunked = (
+        keys is not None and table is not None and len(table) > 2 * CHUNK_ROWS
+        and query.statistic in ("footfall", "visits", "dwell_times", "od_flows")
+    )
+    if not chunked:
+        return _contributions(query, inputs, keys, bounds)
+    ids_parts: list[np.ndarray] = []
+    code_parts: list[np.ndarray] = []
+    out: Contributions | None = None
+    for lo in range(0, len(table), CHUNK_ROWS):
+        hi = min(lo + CHUNK_ROWS, len(table))
+        sub = Inputs(table.iloc[lo:hi], inputs.users, inputs.cells, inputs.start, inputs.end,
+                     None if inputs.row_mask is None else inputs.row_mask[lo:hi])
+        out = _contributions(query, sub, keys, bounds)
+        ids_parts.append(out.privacy_ids)
+        code_parts.append(out.partitions)
+    assert out is not None
+    ids = np.concatenate(ids_parts)
+    del ids_parts
+    codes = np.concatenate(code_parts)
+    del code_parts
+    return Contributions(ids, codes, out.domain, out.public, out.distinct, None)
+
+
+def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bounds | None) -> Contributions:
     stat = query.statistic
     level = query.level
     bin_ns = None if query.time_bin is None else parse_time_bin(query.time_bin).value

@@ -44,6 +44,8 @@ def consent_mask(user_ids: np.ndarray, consenting: np.ndarray) -> np.ndarray:
         lut[consenting - lo] = True
         off = user_ids - lo
         ok = (off >= 0) & (off <= hi - lo)
+        if ok.all():
+            return lut[off]
         out = np.zeros(len(user_ids), dtype=bool)
         out[ok] = lut[off[ok]]
         return out
