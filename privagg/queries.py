@@ -630,4 +630,20 @@ def public_keys(query: Query, cells: pd.DataFrame | None, *, start: Any, end: An
     out = factors[0]
     for f in factors[1:]:
         out = out * f
+    check_domain_size(out, query)
     return out
+
+
+MAX_PUBLIC_KEYS = 50_000_000
+
+
+def check_domain_size(keys: KeySet, query: Query | None = None) -> None:
+    """Refuse public key domains too large to release densely (every key gets a noisy value)."""
+    if len(keys) > MAX_PUBLIC_KEYS:
+        what = f"{query.statistic} " if query is not None else ""
+        sizes = " x ".join(str(len(f)) for f in keys._factors) if len(keys._factors) <= 6 else f"{len(keys._factors)} factors"
+        raise PrivaggInputError(
+            f"the public key domain of this {what}release has {len(keys):,} keys ({sizes}), "
+            f"more than {MAX_PUBLIC_KEYS:,} can be released. Fix: group by fewer columns (e.g. by=[a few tags]), "
+            "a coarser level or time bin, or keys=None with delta > 0 to select keys privately."
+        )

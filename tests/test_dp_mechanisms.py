@@ -124,3 +124,13 @@ def test_zcdp_to_epsilon_is_below_the_simple_bound():
         eps = zcdp_epsilon(rho, delta)
         assert 0 < eps <= rho + 2 * math.sqrt(rho * math.log(1 / delta))
     assert zcdp_epsilon(0.5, 0.0) == math.inf
+
+
+@pytest.mark.parametrize("kind,loss", [("laplace", 1.0), ("gaussian", 0.5)])
+def test_partition_selection_threshold_is_the_smallest_meeting_delta(kind, loss):
+    from privagg.dp.partition_selection import _make, calibrate
+
+    mech = calibrate(kind, loss, 1e-9, 24, 1)
+    assert mech.loss <= loss and mech.delta <= 1e-9
+    eps, delta = _make(kind, mech.scale, mech.threshold - 1).map(mech.d_in())
+    assert delta > 1e-9

@@ -242,3 +242,14 @@ def test_dwell_histogram_and_mean(world):
     df = mean.to_pandas()
     assert df.value.between(0, 180).all() and (df.ci_low <= df.value).all() and (df.value <= df.ci_high).all()
     assert mean.privacy.parameters["budget_split"] == "count 1/2, sum 1/2"
+
+
+def test_segment_stats_from_raw_tables_and_huge_domains(world):
+    keys = (pa.KeySet.from_values(age_band=["18-24", "25-34", "35-44"]) * pa.KeySet.areas(world.cells, "zone")
+            * pa.KeySet.time_bins("2026-01-05", "2026-01-06", "1D"))
+    rel = pa.segment_stats(world.stays, world.users, by=["age_band"], epsilon=1.0, keys=keys, cells=world.cells)
+    assert rel.to_pandas().columns.tolist()[:3] == ["age_band", "zone_id", "time"] and len(rel) == len(keys)
+    many = pa.KeySet.from_values({f"tag_{i}": [False, True] for i in range(30)})
+    with pytest.raises(PrivaggInputError, match=r"has 1,073,741,824 keys \(30 factors\), more than 50,000,000 can be released"):
+        from privagg.queries import check_domain_size
+        check_domain_size(many)

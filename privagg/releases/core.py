@@ -40,7 +40,7 @@ from privagg.dp.partition_selection import ThresholdMechanism, calibrate
 from privagg.engines import default_engine
 from privagg.engines.base import Engine
 from privagg.errors import PrivaggInputError
-from privagg.queries import LEVELS, PER_USER_STATISTICS, TIME_COLUMN, KeySet, Query, _kind
+from privagg.queries import LEVELS, PER_USER_STATISTICS, TIME_COLUMN, KeySet, Query, _kind, check_domain_size
 from privagg.release import PrivacyRecord, Release
 from privagg.releases.build import Inputs, clamp_range, contributions, dwell_range, key_columns
 from privagg.releases.inputs import resolve
@@ -225,6 +225,7 @@ def release_query(
     columns = list(key_columns(query, inputs.users))
     if keys is not None:
         keys.check_columns(columns, _data_kinds(query, inputs, columns))
+        check_domain_size(keys, query)
     eff = effective_bounds(query, bounds)
 
     # 3. Mechanisms and loss; refuse now if the budget cannot pay.
