@@ -731,6 +731,14 @@ def main(argv: list[str] | None = None) -> int:
             pass
     results["versions"] = versions
     try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        results["git_commit"] = commit + ("+uncommitted changes" if dirty else "")
+    except OSError:
+        pass
+    try:
         if args.pipelinedp_events:
             print(f"PipelineDP comparison on {args.pipelinedp_events:,} events", flush=True)
             results["pipelinedp"] = bench_pipelinedp(args.pipelinedp_events, args.seed, cache, args.timeout)
@@ -746,6 +754,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(cache, ignore_errors=True)
     results["load_average_at_end"] = os.getloadavg()
     lines = summarise(results)
+    lines.append(f"code: {results.get('git_commit', '?')}; load average {results['machine']['load_average_at_start'][0]:.1f} "
+                 f"at start, {results['load_average_at_end'][0]:.1f} at end (2 cores; other jobs share the machine)")
     results["summary"] = lines
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"footfall-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
