@@ -26,7 +26,12 @@ def _pack_bits(n_partitions: int) -> int:
     return max(int(max(n_partitions, 1) - 1).bit_length(), 1)
 
 
-def _compact_ids(ids: np.ndarray, bits: int) -> np.ndarray:
+def _compact_ids(ids: np.ndarray, n_partitions: int) -> np.ndarray:
+    """Privacy ids as non-negative int64 small enough that ``id * n_partitions`` fits in int64."""
+    return _compact_ids_bits(ids, _pack_bits(n_partitions))
+
+
+def _compact_ids_bits(ids: np.ndarray, bits: int) -> np.ndarray:
     """Privacy ids as non-negative int64 small enough that ``id << bits`` fits in int64."""
     if len(ids) == 0:
         return ids.astype(np.int64)
@@ -132,7 +137,7 @@ class LocalEngine(Engine):
     def per_user_partition(self, contributions: Contributions) -> UserPartitions:
         bits = _pack_bits(contributions.n_partitions)
         mask = (1 << bits) - 1
-        ids = _compact_ids(np.asarray(contributions.privacy_ids), bits)
+        ids = _compact_ids_bits(np.asarray(contributions.privacy_ids), bits)
         parts = np.asarray(contributions.partitions, dtype=np.int64)
         key = ids << bits  # a fresh array: sorted in place below
         key |= parts
