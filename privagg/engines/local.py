@@ -19,6 +19,7 @@ from privagg.dp.bounds import Bounds
 from privagg.engines.base import Contributions, Engine, PartitionTotals, UserPartitions
 
 _LIMIT = 1 << 62
+CHUNK_ROWS = 1 << 22  # rows per block of subscribers ranked at once by L0 bounding
 
 
 def _pack_bits(n_partitions: int) -> int:
@@ -185,16 +186,17 @@ class LocalEngine(Engine):
         heavy = sizes > l0
         if heavy.any():
             heavy_rows_total = int(sizes[heavy].sum())
+            secret = self._secret()
             if heavy_rows_total > len(ids) // 2:
                 # Most rows belong to subscribers over the bound: rank everyone (a subscriber
                 # within the bound keeps all rows anyway), avoiding gathers and scatters.
-                rows = self._l0_rows(ids, parts, starts, sizes, l0)
+                rows = self._l0_rows_chunked(ids, parts, starts, sizes, l0, secret)
             else:
                 heavy_mask = np.repeat(heavy, sizes)
                 heavy_rows = np.flatnonzero(heavy_mask)
                 h_sizes = sizes[heavy]
                 h_starts = np.cumsum(h_sizes) - h_sizes
-                kept = heavy_rows[self._l0_rows(ids[heavy_rows], parts[heavy_rows], h_starts, h_sizes, l0)]
+                kept = heavy_rows[self._l0_rows_chunked(ids[heavy_rows], parts[heavy_rows], h_starts, h_sizes, l0, secret)]
                 heavy_mask[kept] = False  # now marks the dropped rows
                 rows = np.flatnonzero(~heavy_mask)
             ids, parts, counts = ids[rows], parts[rows], take(counts, rows)
@@ -206,7 +208,30 @@ class LocalEngine(Engine):
             counts = np.minimum(counts, linf)
         return UserPartitions(ids, parts, counts, sums)
 
-    def _l0_rows(self, ids: np.ndarray, parts: np.ndarray, starts: np.ndarray, sizes: np.ndarray, l0: int) -> np.ndarray:
+    def _l0_rows_chunked(self, ids: np.ndarray, parts: np.ndarray, starts: np.ndarray, sizes: np.ndarray, l0: int,
+                         secret: int) -> np.ndarray:
+        """:meth:`_l0_rows` over blocks of whole subscribers of about ``CHUNK_ROWS`` rows each,
+        so its temporaries stay small (bounding is per subscriber, so blocks are independent)."""
+        m = len(ids)
+        if m <= 2 * CHUNK_ROWS:
+            return self._l0_rows(ids, parts, starts, sizes, l0, secret)
+        # Split at subscriber boundaries: the first block start at or after each multiple of CHUNK_ROWS.
+        cuts = np.unique(np.concatenate((
+            [0], np.searchsorted(starts, np.arange(CHUNK_ROWS, m, CHUNK_ROWS)), [len(starts)],
+        )).astype(np.int64))
+        out = []
+        for g0, g1 in zip(cuts[:-1], cuts[1:]):
+            if g1 <= g0:
+                continue
+            r0 = int(starts[g0])
+            r1 = int(starts[g1]) if g1 < len(starts) else m
+            local = self._l0_rows(ids[r0:r1], parts[r0:r1], starts[g0:g1] - r0, sizes[g0:g1], l0, secret)
+            local += r0
+            out.append(local)
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def _l0_rows(self, ids: np.ndarray, parts: np.ndarray, starts: np.ndarray, sizes: np.ndarray, l0: int,
+                 secret: int) -> np.ndarray:
         """Rows kept by L0 bounding, for rows grouped by subscriber (blocks ``starts``/``sizes``).
 
         Each (subscriber, partition) gets a random rank, a keyed hash under a
@@ -221,7 +246,7 @@ class LocalEngine(Engine):
         n_groups = len(sizes)
         position = np.arange(m, dtype=np.int64)
         position -= np.repeat(starts, sizes)  # each row's position in its block
-        rank = keyed_hash(ids, parts, self._secret())
+        rank = keyed_hash(ids, parts, secret)
         gbits = max(int(n_groups).bit_length(), 1)
         pbits = max(int(sizes.max()).bit_length(), 1)
         rbits = 63 - gbits - pbits
