@@ -138,3 +138,13 @@ def test_chunked_l0_bounding_matches_one_pass(monkeypatch):
     chunked = bounded_totals(ids, parts, bounds, distinct=True, rng=np.random.default_rng(9))
     assert np.array_equal(one, chunked)
     assert one.sum() <= 300 * 4
+
+
+def test_a_pairs_rank_depends_only_on_that_pair_and_the_secret():
+    """The L0 choice of one subscriber must not move when other subscribers' data change."""
+    from privagg.engines.local import keyed_hash
+
+    secret = 0x1234_5678_9ABC_DEF0
+    alone = keyed_hash(np.array([1, 1]), np.array([0, 1]), secret)
+    with_others = keyed_hash(np.array([1, 1, 1000, 7]), np.array([0, 1, 2, 1 << 40]), secret)
+    assert alone.tolist() == with_others[:2].tolist()

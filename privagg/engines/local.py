@@ -94,17 +94,20 @@ def _mix(x: np.ndarray) -> np.ndarray:
 def keyed_hash(ids: np.ndarray, parts: np.ndarray, secret: int) -> np.ndarray:
     """Pseudo-random uint64 rank of each (id, partition) pair under a 64-bit secret.
 
-    ``splitmix64(pair_key * golden + secret)``: a bijection of the pair key for a
-    given secret, so distinct pairs never tie.
+    ``splitmix64(splitmix64(id * golden + secret) ^ partition)``. A pair's rank
+    depends only on that pair and the secret, never on the rest of the data,
+    which is what the sensitivity argument needs: for a fixed secret, adding
+    one subscriber leaves every other subscriber's kept partitions unchanged.
+    For one subscriber the map from partition to rank is a bijection, so two
+    partitions of the same subscriber never tie.
     """
     k = np.uint64(secret & 0xFFFFFFFFFFFFFFFF)
-    bits = np.uint64(max(int(parts.max(initial=0)).bit_length(), 1))
     with np.errstate(over="ignore"):
         x = ids.astype(np.uint64)
-        x <<= bits
-        x |= parts.view(np.uint64) if parts.dtype == np.int64 else parts.astype(np.uint64)
         x *= _GOLDEN
         x += k
+        x = _mix(x)
+        x ^= parts.view(np.uint64) if parts.dtype == np.int64 else parts.astype(np.uint64)
         return _mix(x)
 
 
