@@ -565,7 +565,7 @@ def trajectory_recovery(
             metrics[key] = float(hit.mean())
             if name == "attack":
                 _, counts = np.unique(_top_sets(rec, k, len(locations)), axis=0, return_counts=True)
-                metrics[f"unique_top{k}"] = float((counts == 1).sum() / len(rec))
+                metrics[f"unique_top{k}"] = float((counts == 1).sum() / len(rec)) if len(rec) else float("nan")
                 lo, hi = wilson_interval(int(hit.sum()), len(hit), level)
                 metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = lo, hi
     accuracy = float(scores["attack"].mean())
