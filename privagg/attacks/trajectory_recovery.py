@@ -436,7 +436,7 @@ def recover_trajectories(
         day_traj = _recover_day(
             grid.counts[sel], coords, coord_index, night[sel], n_trajectories, max_total_ratio, rng
         )
-        if chains is None:
+        if chains is None or len(chains) == 0:  # first day with anyone counted starts the chains
             chains = np.full((len(day_traj), len(grid.slots)), -1, dtype=np.int64)
             chains[:, sel] = day_traj
             continue
@@ -449,7 +449,8 @@ def recover_trajectories(
             )
             r, c = linear_sum_assignment(cost)
         chains[r[:, None], sel[None, :]] = day_traj[c]
-    assert chains is not None
+    if chains is None:
+        chains = np.zeros((0, len(grid.slots)), dtype=np.int64)
     return Recovery(locations=grid.locations, slots=grid.slots, trajectories=chains)
 
 
