@@ -187,9 +187,9 @@ class SuppressedAggregate:
     epsilon = None
 
     def __call__(self, aggregate: np.ndarray) -> np.ndarray:
-        out = np.asarray(aggregate, dtype=float).copy()
-        out[out < self.k] = np.nan
-        return out
+        from privagg.anonymisers.suppression import suppress_table
+
+        return suppress_table(aggregate, self.k, None)
 
 
 @dataclass(frozen=True)
