@@ -19,7 +19,7 @@ from privagg.audit import (
     MiscalibratedCounts,
     NaiveLaplaceCounts,
     bounded_counts,
-    clopper_pearson,
+    one_sided_clopper_pearson,
     discrete_laplace_mechanism,
     epsilon_lower_bound,
     example_contributions,
@@ -53,7 +53,7 @@ def test_remove_most_active_drops_the_heaviest_subscriber():
 
 
 def test_clopper_pearson_matches_known_values():
-    lo, hi = clopper_pearson(np.array([0, 10]), 10, 0.025)
+    lo, hi = one_sided_clopper_pearson(np.array([0, 10]), 10, 0.025)
     assert lo[0] == 0 and hi[1] == 1
     assert hi[0] == pytest.approx(1 - 0.025 ** (1 / 10))
     assert lo[1] == pytest.approx(0.025 ** (1 / 10))

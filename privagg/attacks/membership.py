@@ -352,7 +352,7 @@ def _roc_exceeds_bound(scores, labels, epsilon, delta, alpha=0.05) -> float:
     At each threshold, the one-sided Clopper-Pearson lower bound on TPR is
     compared with the bound evaluated at the upper bound on FPR.
     """
-    from privagg.audit.lower_bound import clopper_pearson as one_sided
+    from privagg.audit.lower_bound import one_sided_clopper_pearson as one_sided
 
     labels = np.asarray(labels).astype(bool)
     n1, n0 = int(labels.sum()), int((~labels).sum())
