@@ -148,3 +148,33 @@ def test_cli_audit_mechanism_help(capsys):
     with pytest.raises(SystemExit):
         main(["audit-mechanism", "--help"])
     assert "--mechanism {dp,naive_laplace,miscalibrated}" in capsys.readouterr().out
+
+
+class _ReleasingNaive:
+    """An anonymiser-like object whose releases carry the noise scale only in their privacy record."""
+
+    epsilon = 1.0
+    name = "naive via Release"
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(9)
+        self.counts = {}
+
+    def release(self, data, query):
+        from privagg.release import PrivacyRecord, Release
+
+        if id(data) not in self.counts:
+            self.counts[id(data)] = bounded_counts(data, 20, max_partitions=10, max_per_partition=1)
+        counts = self.counts[id(data)]
+        values = naive_laplace_mechanism(counts, 1.0, 10, rng=self.rng)
+        record = PrivacyRecord("footfall", "naive_laplace", "one subscriber", noise_scale=10.0,
+                               parameters={"epsilon": 1.0})
+        return Release(pd.DataFrame({"partition": np.arange(20), "value": values}), ["partition"], record)
+
+
+def test_audit_reads_scale_and_claim_from_releases_of_an_anonymiser():
+    from privagg.audit import ReleaseMechanism
+
+    result = epsilon_lower_bound(ReleaseMechanism(_ReleasingNaive(), query=None), DATA, n_runs=200, seed=0)
+    assert result.claimed_epsilon == 1.0
+    assert result.flagged and "float Laplace sampler" in result.event

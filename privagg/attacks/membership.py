@@ -219,12 +219,11 @@ class DPAggregate:
         return self.epsilon_per_day * int(np.ceil(n_hours / 24))
 
     def __call__(self, aggregate: np.ndarray) -> np.ndarray:
-        from privagg.audit.mechanisms import discrete_laplace_mechanism
+        from privagg.dp.mechanisms import laplace
 
-        aggregate = np.asarray(aggregate)
-        return discrete_laplace_mechanism(
-            np.rint(aggregate).astype(np.int64), self.epsilon_per_day, self.max_partitions_per_day
-        ).astype(float)
+        counts = np.rint(np.asarray(aggregate)).astype(np.int64)
+        noisy = laplace(self.epsilon_per_day, self.max_partitions_per_day).sample(counts.ravel())
+        return noisy.reshape(counts.shape).astype(float)
 
     def simulate(self, aggregate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The adversary's own simulation of releases, for training: same distribution, numpy noise.
