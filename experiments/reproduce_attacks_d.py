@@ -14,7 +14,7 @@ Sections:
    then raw, k=5, k=10 with a fourth table, area x gender x tag.
 3. Empirical privacy audit of the naive float Laplace, the mechanism whose
    sensitivity ignores L0, and privagg's discrete Laplace; optionally
-   (--world-audit) of the World-level NaiveLaplace and DPAnonymiser releases.
+   (--sections world-audit) of the World-level NaiveLaplace and DPAnonymiser releases.
 
 Writes ``experiments/results/attacks_d.md`` (the table) and ``attacks_d.json``.
 """
@@ -119,21 +119,24 @@ def audit_section(world, args, rows):
         t0 = time.time()
         r = epsilon_lower_bound(mech, data, n_runs=args.audit_runs, seed=args.seed)
         _audit_row(rows, mech.name, f"counts, L0=10, {args.audit_runs} runs", r, t0)
-    if args.world_audit:
-        from privagg.anonymisers.dp import DPAnonymiser
-        from privagg.anonymisers.naive_laplace import NaiveLaplace
-        from privagg.queries import Query
 
-        # Small counts and a subscriber present in every hour: 24 partitions that differ by one, with
-        # deterministic L0 bounding (no subscriber exceeds 24 partitions).
-        small = generate_world(n_users=60, n_cells=20, days=1, seed=args.seed)
-        query = Query("footfall", level="district", time_bin="1h")
-        for anonymiser in (NaiveLaplace(1.0), DPAnonymiser(1.0)):
-            t0 = time.time()
-            r = epsilon_lower_bound(ReleaseMechanism(anonymiser, query), small, n_runs=args.world_audit_runs,
-                                    seed=args.seed)
-            _audit_row(rows, anonymiser.name, f"World (60 users) district x hour footfall, {args.world_audit_runs} runs",
-                       r, t0)
+
+def world_audit_section(world, args, rows):
+    """Audit the World-level releases of the NaiveLaplace and DP anonymisers (slow: one pipeline per run)."""
+    from privagg.anonymisers.dp import DPAnonymiser
+    from privagg.anonymisers.naive_laplace import NaiveLaplace
+    from privagg.queries import Query
+
+    # Small counts and a subscriber present in every hour: 24 partitions that differ by one, with
+    # deterministic L0 bounding (no subscriber exceeds 24 partitions).
+    small = generate_world(n_users=60, n_cells=20, days=1, seed=args.seed)
+    query = Query("footfall", level="district", time_bin="1h")
+    setting = f"World (60 users) district x hour footfall, {args.world_audit_runs} runs"
+    for anonymiser in (NaiveLaplace(1.0), DPAnonymiser(1.0)):
+        t0 = time.time()
+        r = epsilon_lower_bound(ReleaseMechanism(anonymiser, query), small, n_runs=args.world_audit_runs,
+                                seed=args.seed)
+        _audit_row(rows, anonymiser.name, setting, r, t0)
 
 
 def _audit_row(rows, name, setting, r, t0):
@@ -187,9 +190,9 @@ def main(argv=None):
     parser.add_argument("--tag", default="tag_sports")
     parser.add_argument("--uniqueness", action="store_true", help="count areas whose raw solution is unique")
     parser.add_argument("--audit-runs", type=int, default=20_000)
-    parser.add_argument("--world-audit", action="store_true", help="also audit World-level releases (slow)")
     parser.add_argument("--world-audit-runs", type=int, default=200)
-    parser.add_argument("--sections", nargs="+", default=["membership", "reconstruction", "audit"])
+    parser.add_argument("--sections", nargs="+", default=["membership", "reconstruction", "audit"],
+                        help="any of membership, reconstruction, audit, world-audit (slow)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--out", default="experiments/results/attacks_d.md")
     args = parser.parse_args(argv)
@@ -202,7 +205,7 @@ def main(argv=None):
     print(f"world: {world.summary()} [{time.time() - t0:.0f}s]")
     rows: list[dict] = []
     sections = {"membership": membership_section, "reconstruction": reconstruction_section,
-                "audit": audit_section}
+                "audit": audit_section, "world-audit": world_audit_section}
     for name in args.sections:
         sections[name](world, args, rows)
     write_table(rows, args, Path(args.out))
