@@ -13,7 +13,13 @@ each suppressed cell (value NaN, "below k") says ``0 <= sum <= k - 1``. We
 minimise the L1 deviation from the published values with auxiliary
 variables, which is exactly feasibility for exact tables and the natural
 estimate for noisy (DP) ones, and solve with HiGHS (``scipy.optimize.milp``).
-Areas are independent, so the programs stay small.
+Areas are independent, so the programs stay small. Two refinements make the
+solution a good guess rather than any consistent one: suppressed cells get
+a weak pull towards their share of the estimated area total (otherwise the
+cheapest solution leaves them empty), and ties between consistent solutions
+are broken towards the maximum-entropy table fitted to the published cells
+(iterative proportional fitting), so no association is invented that the
+tables do not show.
 
 Success is the share of true records exactly reconstructed: reconstructed
 and true records are matched one-to-one within each area, and a record
