@@ -384,13 +384,15 @@ def plot_experiment(directory: str | Path) -> dict[str, list[Path]]:
                 tables = {"true values": truth}
                 for rel in _pick_sample_releases(index, stat_name):
                     tables[rel["config"]] = pd.read_parquet(store.samples_dir / rel["file"])
-                if info["statistic"] in ("footfall", "visits") and any(c in truth.columns for c in AREA_KEYS):
-                    name = "footfall-heatmap" if info["statistic"] == "footfall" else "visits-heatmap"
+                kind = {"od": "od_flows", "dwell": "dwell_times", "segments": "segment_counts"}.get(
+                    info["statistic"], info["statistic"])
+                if kind in ("footfall", "visits", "segment_counts") and any(c in truth.columns for c in AREA_KEYS):
+                    name = f"{kind.split('_')[0]}-heatmap"
                     if name in out:
                         name = f"{name}-{len(out)}"
                     fig = footfall_map_figure(cells, tables, title=f"{stat_name}: total over the period")
                     out[name] = save_figure(fig, figures_dir, name)
-                elif info["statistic"] == "od":
+                elif kind == "od_flows":
                     for label, table in list(tables.items())[:2]:
                         name = "od-flow-map" if label == "true values" else "od-flow-map-release"
                         fig = od_flow_map_figure(cells, table, title=f"OD flows, {label}")
