@@ -167,9 +167,13 @@ def frontier_figure(results: pd.DataFrame, attack: str, utility_metric: str = "m
     ax.set_xlabel(f"utility loss: {METRIC_LABELS.get(utility_metric, utility_metric)}"
                   + ("" if LOWER_IS_BETTER.get(utility_metric, True) else " (higher is better)"))
     ax.set_ylabel(f"{attack.replace('_', ' ')}: {'risk' if risk_metric == 'risk' else risk_metric}")
-    if LOWER_IS_BETTER.get(utility_metric, True) and (table["utility"] > 0).all() and \
-            table["utility"].max() / max(table["utility"].min(), 1e-12) > 50:
-        ax.set_xscale("log")
+    positive = table.loc[table["utility"] > 0, "utility"]
+    if len(positive) and positive.max() / positive.min() > 50:
+        if (table["utility"] > 0).all():
+            ax.set_xscale("log")
+        else:  # exact releases sit at 0: linear near 0, logarithmic beyond
+            ax.set_xscale("symlog", linthresh=float(positive.min()))
+            ax.set_xlim(left=-0.1 * float(positive.min()))
     ax.set_title(title or f"Utility-risk frontier: {attack.replace('_', ' ')}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -193,6 +197,14 @@ def error_vs_epsilon_figure(results: pd.DataFrame, metric: str = "mean_relative_
                    label=f"{st['label'].split(' (')[0]} {_param_label(row.family, row.params)}".strip())
     if len(dp):
         ax.set_xscale("log")
+        values = pd.concat([dp["value"], others["value"]])
+        positive = values[values > 0]
+        if len(positive) and positive.max() / positive.min() > 50:
+            if (values > 0).all():
+                ax.set_yscale("log")
+            else:
+                ax.set_yscale("symlog", linthresh=float(positive.min()))
+                ax.set_ylim(bottom=-0.3 * float(positive.min()), top=float(values.max()) * 2)
     else:
         ax.text(0.5, 0.5, "no DP releases in this experiment", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("epsilon per subscriber (log scale)")
