@@ -120,3 +120,26 @@ def test_bad_parameters_name_the_fix():
         unicity(events, location_col="zone_id")
     with pytest.raises(PrivaggInputError, match="no rows"):
         unicity(events.iloc[:0])
+
+
+def test_pseudonymised_synthetic_city_is_unique_in_four_points_and_coarsening_helps():
+    from privagg.anonymisers.pseudonymised import Pseudonymised
+    from privagg.synth import generate_world
+
+    world = generate_world(n_users=600, n_cells=60, days=2, seed=3)
+    fine = unicity(Pseudonymised(level="cell", time_bin="1h", seed=0).release(world), p=4, seed=0)
+    zone = unicity(Pseudonymised(level="zone", time_bin="1h", seed=0).release(world), p=4, seed=0)
+    district = unicity(Pseudonymised(level="district", time_bin="3h", seed=0).release(world), p=4, seed=0)
+    # measured: 0.79 (cell, hour), 0.16 (zone, hour), 0.00 (district, 3 hours)
+    assert fine.risk >= 0.7 and fine.ci_low > 0.6
+    assert zone.risk < fine.risk - 0.3
+    assert district.risk <= zone.risk
+    assert "pseudonymised" in fine.target
+
+
+def test_time_bins_are_aligned_to_midnight_not_to_the_first_record():
+    # 00:50 and 01:10 fall in different hours; 01:10 and 01:50 in the same one
+    ts = pd.to_datetime(["2026-01-05 00:50", "2026-01-05 01:10", "2026-01-05 01:50"])
+    events = pd.DataFrame({"user_id": [1, 1, 1], "cell_id": [4, 4, 4], "ts": ts})
+    _, points, _, n_points = trace_points(events)
+    assert n_points == 2

@@ -84,14 +84,15 @@ def trace_points(
         raise PrivaggInputError(f"time_bin={time_bin!r}: must be a positive duration such as '1h'.")
     users = table[user_col].to_numpy()
     locations = table[location_col].to_numpy()
-    start = pd.to_datetime(table[time_col]).to_numpy("datetime64[ns]")
-    origin = start.min() if len(start) else np.datetime64(0, "ns")
+    # bins are aligned to the epoch (so to midnight for bins dividing a day), not to the first record
+    start = pd.to_datetime(table[time_col]).to_numpy("datetime64[ns]").astype(np.int64)
     step_ns = step.value
-    first_bin = (start - origin).astype("int64") // step_ns
+    origin = (start.min() // step_ns) * step_ns if len(start) else 0
+    first_bin = (start - origin) // step_ns
     if "end" in table.columns and time_col == "start":
-        end = pd.to_datetime(table["end"]).to_numpy("datetime64[ns]")
+        end = pd.to_datetime(table["end"]).to_numpy("datetime64[ns]").astype(np.int64)
         # a stay ending exactly on a bin edge does not reach into the next bin
-        last_bin = np.maximum(((end - origin).astype("int64") - 1) // step_ns, first_bin)
+        last_bin = np.maximum((end - origin - 1) // step_ns, first_bin)
         n_bins = np.minimum(last_bin - first_bin + 1, max_bins_per_stay)
         repeat = np.repeat(np.arange(len(n_bins)), n_bins)
         offsets = np.arange(len(repeat)) - np.repeat(np.cumsum(n_bins) - n_bins, n_bins)
@@ -103,7 +104,9 @@ def trace_points(
     n_bins_total = int(bins.max()) + 1 if len(bins) else 1
     point = loc_index.astype(np.int64) * n_bins_total + bins.astype(np.int64)
     point_codes, point_index = np.unique(point, return_inverse=True)
-    pairs = np.unique(user_index.astype(np.int64) * len(point_codes) + point_index)
+    pairs = np.sort(user_index.astype(np.int64) * len(point_codes) + point_index)
+    # distinct pairs by sort-and-compare: numpy's hash-based unique is slower on millions of int64
+    pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))] if len(pairs) else pairs
     return pairs // len(point_codes), pairs % len(point_codes), len(user_codes), len(point_codes)
 
 

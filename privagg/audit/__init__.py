@@ -17,7 +17,8 @@ import pandas as pd
 
 from privagg.audit.lower_bound import (
     AuditResult,
-    clopper_pearson,
+    ReleaseMechanism,
+    one_sided_clopper_pearson,
     epsilon_lower_bound,
     naive_laplace_reachable,
     remove_most_active,
@@ -37,8 +38,9 @@ __all__ = [
     "DiscreteLaplaceCounts",
     "MiscalibratedCounts",
     "NaiveLaplaceCounts",
+    "ReleaseMechanism",
     "bounded_counts",
-    "clopper_pearson",
+    "one_sided_clopper_pearson",
     "discrete_laplace_mechanism",
     "epsilon_lower_bound",
     "example_contributions",
