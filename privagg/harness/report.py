@@ -533,7 +533,9 @@ def experiment_results(results: Any) -> tuple[list[dict[str, Any]], dict[str, An
                 "metrics": {} if row.microdata else {primary: row.utility}, "statistic": row.statistic,
             }
             bound = DP_BOUNDS.get((attack, "risk"))
-            if row.family == "dp" and bound is not None and pd.notna(row.epsilon):
+            if row.family == "dp" and pd.notna(row.bound):
+                item["dp_bound"] = float(row.bound)
+            elif row.family == "dp" and bound is not None and pd.notna(row.epsilon):
                 item["dp_bound"] = bound(float(row.epsilon), 0.0)
             if row.family != "dp" and len(dp):
                 better = dp[dp["utility"] <= row.utility]
