@@ -95,6 +95,16 @@ REPORTED_BOUNDS: dict[tuple[str, str], str] = {
 }
 
 
+#: What each attack's headline ``risk`` measures, for axis labels.
+RISK_LABELS: dict[str, str] = {
+    "membership": "AUC of telling members from non-members",
+    "trajectory_recovery": "share of trajectory recovered",
+    "unicity": "share of subscribers singled out",
+    "differencing": "success rate of the differencing game",
+    "reconstruction": "share of records reconstructed",
+}
+
+
 def _style(family: str) -> dict[str, Any]:
     return FAMILY_STYLE.get(family, {"color": "#2ca02c", "marker": "^", "label": family})
 
@@ -182,7 +192,8 @@ def frontier_figure(results: pd.DataFrame, attack: str, utility_metric: str = "m
                 label="DP guarantee: highest possible risk")
     ax.set_xlabel(f"utility loss: {METRIC_LABELS.get(utility_metric, utility_metric)}"
                   + ("" if LOWER_IS_BETTER.get(utility_metric, True) else " (higher is better)"))
-    ax.set_ylabel(f"{attack.replace('_', ' ')}: {'risk' if risk_metric == 'risk' else risk_metric}")
+    what = RISK_LABELS.get(attack, "risk") if risk_metric == "risk" else risk_metric.replace("_", " ")
+    ax.set_ylabel(f"{attack.replace('_', ' ')}: {what}")
     positive = table.loc[table["utility"] > 0, "utility"]
     if len(positive) and positive.max() / positive.min() > 50:
         if (table["utility"] > 0).all():
