@@ -178,3 +178,8 @@ def test_audit_reads_scale_and_claim_from_releases_of_an_anonymiser():
     result = epsilon_lower_bound(ReleaseMechanism(_ReleasingNaive(), query=None), DATA, n_runs=200, seed=0)
     assert result.claimed_epsilon == 1.0
     assert result.flagged and "float Laplace sampler" in result.event
+
+
+def test_cli_world_release_refuses_the_count_only_mechanism(capsys):
+    assert main(["audit-mechanism", "--mechanism", "miscalibrated", "--release", "world", "--runs", "200"]) == 2
+    assert "exists only as a count mechanism" in capsys.readouterr().err
