@@ -83,11 +83,15 @@ class Footfall:
         Start of each time slot, in order.
     counts
         Non-negative integer counts, shape ``(len(slots), len(locations))``.
+    signed_totals
+        Per-slot sums of the rounded values *before* clipping at 0: with
+        zero-mean noise, an unbiased estimate of the number of people counted.
     """
 
     locations: np.ndarray
     slots: pd.DatetimeIndex
     counts: np.ndarray
+    signed_totals: np.ndarray
 
 
 def footfall_grid(
@@ -119,7 +123,8 @@ def footfall_grid(
             "Fix: pass location_col=, time_col= and value_col= naming them."
         )
     times = pd.to_datetime(table[time_col])
-    values = np.clip(np.rint(np.nan_to_num(table[value_col].to_numpy(dtype=float), nan=0.0)), 0, None)
+    signed = np.rint(np.nan_to_num(table[value_col].to_numpy(dtype=float), nan=0.0))
+    values = np.clip(signed, 0, None)
     if locations is None:
         locations = np.unique(table[location_col].to_numpy())
     locations = np.asarray(locations)
@@ -136,7 +141,9 @@ def footfall_grid(
     known = (l_index < len(locations)) & (locations[np.minimum(l_index, len(locations) - 1)] == table[location_col].to_numpy())
     counts = np.zeros((len(slots), len(locations)), dtype=np.int64)
     np.add.at(counts, (t_index[known], l_index[known]), values[known].astype(np.int64))
-    return Footfall(locations=locations, slots=slots, counts=counts)
+    signed_totals = np.zeros(len(slots))
+    np.add.at(signed_totals, t_index[known], signed[known])
+    return Footfall(locations=locations, slots=slots, counts=counts, signed_totals=signed_totals)
 
 
 def location_coordinates(cells: pd.DataFrame, level: str = "cell_id") -> pd.DataFrame:
@@ -381,7 +388,8 @@ def recover_trajectories(
     Parameters
     ----------
     footfall
-        Release or DataFrame of counts by location and time slot.
+        Release or DataFrame of counts by location and time slot, or a
+        :class:`Footfall` grid over the coordinates' locations.
     coordinates
         Location id (``location_col``) with ``x`` and ``y`` (metres); see
         :func:`location_coordinates`.
@@ -390,7 +398,8 @@ def recover_trajectories(
     n_trajectories
         How many subscribers the adversary believes there are; used only to
         scale down slots with implausibly large totals. Default: the median
-        slot total.
+        over slots of the total of the rounded, *unclipped* values (noise
+        clipped at 0 would inflate it).
     max_total_ratio
         A slot total above this multiple of the number of trajectories is
         scaled down to it.
@@ -401,14 +410,22 @@ def recover_trajectories(
         adversary). Uses ``seed``; the optimal attack is deterministic.
     """
     coords_table = coordinates.sort_values(location_col).reset_index(drop=True)
-    grid = footfall_grid(
-        footfall, locations=coords_table[location_col].to_numpy(), location_col=location_col,
-        time_col=time_col, value_col=value_col,
-    )
+    if isinstance(footfall, Footfall):
+        grid = footfall
+        if not np.array_equal(grid.locations, coords_table[location_col].to_numpy()):
+            raise PrivaggInputError(
+                "the Footfall grid's locations differ from the coordinates'. "
+                "Fix: build it with footfall_grid(..., locations=coordinates[location_col])."
+            )
+    else:
+        grid = footfall_grid(
+            footfall, locations=coords_table[location_col].to_numpy(), location_col=location_col,
+            time_col=time_col, value_col=value_col,
+        )
     coords = coords_table[["x", "y"]].to_numpy(dtype=float)
     coord_index = {(float(x), float(y)): i for i, (x, y) in enumerate(coords)}
     if n_trajectories is None:
-        n_trajectories = int(np.median(grid.counts.sum(axis=1)))
+        n_trajectories = max(1, int(np.median(grid.signed_totals)))
     night_set = set(int(h) for h in night_hours)
     night = np.array([ts.hour in night_set for ts in grid.slots])
     days = (grid.slots - pd.Timedelta(hours=day_start_hour)).normalize()
@@ -419,7 +436,7 @@ def recover_trajectories(
         day_traj = _recover_day(
             grid.counts[sel], coords, coord_index, night[sel], n_trajectories, max_total_ratio, rng
         )
-        if chains is None:
+        if chains is None or len(chains) == 0:  # first day with anyone counted starts the chains
             chains = np.full((len(day_traj), len(grid.slots)), -1, dtype=np.int64)
             chains[:, sel] = day_traj
             continue
@@ -432,7 +449,8 @@ def recover_trajectories(
             )
             r, c = linear_sum_assignment(cost)
         chains[r[:, None], sel[None, :]] = day_traj[c]
-    assert chains is not None
+    if chains is None:
+        chains = np.zeros((0, len(grid.slots)), dtype=np.int64)
     return Recovery(locations=grid.locations, slots=grid.slots, trajectories=chains)
 
 
@@ -526,15 +544,14 @@ def trajectory_recovery(
     import time
 
     started = time.perf_counter()
-    recovery = recover_trajectories(
-        footfall, coordinates, location_col=location_col, time_col=time_col, value_col=value_col,
-        night_hours=night_hours, n_trajectories=n_trajectories, seed=seed,
+    grid = footfall_grid(
+        footfall, locations=np.sort(coordinates[location_col].to_numpy()), location_col=location_col,
+        time_col=time_col, value_col=value_col,
     )
+    common = dict(location_col=location_col, night_hours=night_hours, n_trajectories=n_trajectories, seed=seed)
+    recovery = recover_trajectories(grid, coordinates, **common)
     elapsed = time.perf_counter() - started
-    baseline_recovery = recover_trajectories(
-        footfall, coordinates, location_col=location_col, time_col=time_col, value_col=value_col,
-        night_hours=night_hours, n_trajectories=n_trajectories, random_assignment=True, seed=seed,
-    )
+    baseline_recovery = recover_trajectories(grid, coordinates, random_assignment=True, **common)
     truth = np.asarray(truth)
     if truth.ndim != 2 or truth.shape[1] != len(recovery.slots):
         raise PrivaggInputError(
@@ -557,16 +574,14 @@ def trajectory_recovery(
             metrics[key] = float(hit.mean())
             if name == "attack":
                 _, counts = np.unique(_top_sets(rec, k, len(locations)), axis=0, return_counts=True)
-                metrics[f"unique_top{k}"] = float((counts == 1).sum() / len(rec))
+                metrics[f"unique_top{k}"] = float((counts == 1).sum() / len(rec)) if len(rec) else float("nan")
                 lo, hi = wilson_interval(int(hit.sum()), len(hit), level)
                 metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = lo, hi
     accuracy = float(scores["attack"].mean())
     rng = np.random.default_rng(seed)
     boot = scores["attack"][rng.integers(0, len(truth), (n_bootstrap, len(truth)))].mean(axis=1)
     low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    grid_totals = footfall_grid(
-        footfall, locations=locations, location_col=location_col, time_col=time_col, value_col=value_col
-    ).counts.sum(axis=1)
+    grid_totals = grid.counts.sum(axis=1)
     metrics.update(
         n_users=float(len(truth)),
         n_recovered=float(len(recovery.trajectories)),
