@@ -168,3 +168,12 @@ def test_reconstruction_from_crossbreaks_by_home_area(world, level):
     assert res["attack"] == "reconstruction" and f"home {level} x age_band x gender" in res["target"]
     assert 0.0 <= res["ci_low"] <= res["risk"] <= res["ci_high"] <= 1.0
     assert ra.run_reconstruction(world, target, [("device_tier",)], level, {"bootstrap": 50}, seed=0) is None
+
+
+def test_pseudonymised_microdata_is_attacked_by_unicity(tmp_path, world):
+    text = TINY.replace('name = "suppression"\nk = 5', 'name = "pseudonymised"')
+    outcome = ra.audit_claim(parse_claim(text, tmp_path / "p.toml"), tmp_path / "p", progress=None, world=world)
+    doc = json.loads(outcome.json.read_text())
+    assert [a["attack"] for a in doc["attacks"]] == ["unicity"]
+    assert doc["attacks"][0]["risk"] > 0.5 and doc["verdict"]["severity"] == "high"
+    assert any("no aggregate counterpart" in n for n in doc["notes"])
