@@ -97,3 +97,12 @@ def test_dp_release_stays_within_the_dp_bound(world):
     assert result.metrics["epsilon"] == 0.5
     assert result.ci_low <= bound
     assert "DP bound" in result.interpretation
+
+
+def test_wilson_interval_contains_the_rate_even_at_the_extremes():
+    from privagg.attacks.result import wilson_interval
+
+    for n in (1, 3, 7, 20, 100, 1000):
+        for successes in (0, n):
+            low, high = wilson_interval(successes, n)
+            assert low <= successes / n <= high

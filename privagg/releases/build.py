@@ -8,6 +8,9 @@ always answer the same question.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +93,26 @@ def key_columns(query: Query, users: pd.DataFrame) -> tuple[str, ...]:
 CHUNK_ROWS = 1 << 21
 
 
+@functools.lru_cache(maxsize=1)
+def limit_heap_growth() -> bool:
+    """Keep glibc from holding freed chunk buffers on its heap; return whether it applied.
+
+    After a large block is freed, glibc raises its mmap threshold (up to 32 MiB),
+    so the many ~16 MiB per-chunk temporaries of a large release then come from
+    the heap and fragment it, adding about half the input's size to peak memory.
+    Pinning the threshold at glibc's own default (128 KiB) returns them to the
+    system as soon as they are freed. Elsewhere than glibc this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024))
+    except (OSError, AttributeError):
+        return False
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
 def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bounds | None) -> Contributions:
     """Raw contributions of the consenting subscribers for ``query``; values clamped when ``bounds`` is given.
 
@@ -104,6 +127,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bou
     )
     if not chunked:
         return _contributions(query, inputs, keys, bounds)
+    limit_heap_growth()
     ids_parts: list[np.ndarray] = []
     code_parts: list[np.ndarray] = []
     out: Contributions | None = None
