@@ -37,7 +37,7 @@ def generate_world(
     start: str = DEFAULT_START,
     opt_in_share: float = 0.9,
     stadium_event: StadiumEvent | None = None,
-    city_size_m: float = 20_000.0,
+    city_size_m: float = 16_000.0,
     region_size_m: float = 120_000.0,
     mobility: MobilityParams | None = None,
     **mobility_options: Any,
@@ -94,6 +94,14 @@ def generate_world(
                 f"generate_world or a MobilityParams field ({', '.join(asdict(params))})."
             )
         params = replace(params, **mobility_options)
+    params.validate()
+    if stadium_event is not None:
+        if not isinstance(stadium_event, StadiumEvent):
+            raise PrivaggInputError(
+                f"stadium_event={stadium_event!r} is not a StadiumEvent. "
+                "Fix: pass e.g. stadium_event=StadiumEvent(day=5, start_hour=18, end_hour=21)."
+            )
+        stadium_event.validate(days)
     try:
         t0 = pd.Timestamp(start).normalize()
     except (ValueError, TypeError):

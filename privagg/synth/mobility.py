@@ -5,31 +5,37 @@ run over days and over the few activity slots of a day.
 
 Each day every subscriber follows a sequence of activity *slots*::
 
-    home -> work (am) -> lunch -> work (pm) -> other 1 .. other M -> stadium -> home
+    morning -> work (am) -> lunch -> work (pm) -> other 1 .. other M -> stadium -> night
 
-Slots a subscriber does not use that day are masked out. Work slots are used
-on weekdays by subscribers with a routine (and by a few on weekends); lunch
-(a cell near work) by some workers. The number of *other* visits is Poisson
-with a per-subscriber activity level drawn from a heavy-tailed (log-normal)
-distribution, higher on weekends and for those without a routine.
+``morning`` is where the night was spent and ``night`` where the next one is
+(home, except on overnight trips). Slots a subscriber does not use that day
+are masked out. Work slots are used on weekdays by subscribers with a routine
+(and by a few on weekends); lunch (a cell near work) by some workers. The
+number of *other* visits is Poisson with a per-subscriber activity level
+drawn from a heavy-tailed (log-normal) distribution, higher on weekends and
+for those without a routine.
 
 Other visits follow the exploration and preferential return model of Song et
 al. (Nature Physics 2010): a subscriber who has visited ``S`` distinct places
 explores a new one with probability ``rho * S^-gamma`` (``rho = 0.6``,
 ``gamma = 0.21``), otherwise returns to a visited place with probability
 proportional to its visit count. New places are drawn by a gravity model from
-home (``A_j (1 + d_ij / d0)^-2``), and now and then (a per-subscriber
-propensity, higher on weekends) a far place at least ``far_threshold_m`` from
-home — day trips to the surrounding region, which give the radius of
-gyration its heavy tail.
+home (``A_j (1 + d_ij / d0)^-alpha``).
+
+Some subscribers leave the city's everyday range now and then (a propensity
+that is zero for most and high for a few): day trips of several hours to a
+place at least ``far_threshold_m`` from home, and overnight trips of one to a
+few nights, likelier at weekends. Together with commuters from the satellite
+towns they give the radius of gyration its heavy tail.
 
 Travel between consecutive places takes the shortest-path travel time of the
 cell graph; a trip departs when one stay ends and arrives when the next
 starts, so a subscriber's stays and trips tile the whole window (nights are
-stays at home). Network events are drawn per stay and per trip as a Poisson
-process with a per-subscriber rate (log-normal across subscribers) modulated
-by a diurnal profile; events during a trip are placed on the cell of the
-shortest path the subscriber is passing at that moment.
+stays too). Network events are drawn per stay and per trip in sessions (a
+Poisson process with a per-subscriber rate, log-normal across subscribers,
+modulated by a diurnal profile; a few events per session); events during a
+trip are placed on the cell of the shortest path the subscriber is passing at
+that moment.
 """
 
 from __future__ import annotations
@@ -37,10 +43,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pandas as pd
 
 from privagg.errors import PrivaggInputError
-from privagg.synth.city import LEISURE, OFFICE, RESIDENTIAL, RETAIL, STADIUM, TRANSPORT, City
+from privagg.synth.city import City
 from privagg.synth.population import Population, gumbel_top_k, row_sampler, sample_rows
 
 DAY = 86_400
@@ -113,12 +118,19 @@ class MobilityParams:
         (weekday with work, weekday without, weekend day).
     activity_sigma
         Log-normal spread of activity levels across subscribers.
-    explore_scale_m
-        ``d0`` of the exploration gravity model ``(1 + d / d0)^-2``.
+    explore_scale_m, explore_exponent
+        ``d0`` and ``alpha`` of the exploration gravity model ``(1 + d / d0)^-alpha``
+        (``alpha = 2.55`` gives jump lengths ``P(d) ~ d^-1.55`` on uniform
+        density, Song et al.'s ``beta = 0.55``).
     far_share, far_threshold_m
         Mean per-day probability of a day trip to a place at least
-        ``far_threshold_m`` from home (heterogeneous across subscribers;
-        doubled on weekends).
+        ``far_threshold_m`` from home (heterogeneous across subscribers:
+        propensity Beta(c, c (1 / far_share - 1)) with ``c = far_concentration``,
+        so that most subscribers rarely leave and a few often do; doubled on weekends).
+    overnight_share
+        Probability of starting an overnight trip (1-4 nights, at a far
+        place) relative to the day-trip propensity; tripled on Fridays and
+        Saturdays.
     lunch_share
         Probability that a worker goes out for lunch.
     weekend_work_share
@@ -129,6 +141,11 @@ class MobilityParams:
         Log-normal spread of event rates across subscribers.
     trip_event_factor
         Event rate on trips relative to stays (handovers, location updates).
+    events_per_session, session_gap_s
+        Events come in sessions (a call, a browsing session): sessions are a
+        Poisson process, each holds a geometric number of events (this mean)
+        separated by exponential gaps (this mean, seconds). Network events
+        are bursty, which makes traces sparser in time than their count suggests.
     """
 
     rho: float = 0.6
@@ -138,13 +155,49 @@ class MobilityParams:
     other_per_day: tuple[float, float, float] = (0.7, 1.6, 1.8)
     activity_sigma: float = 0.8
     explore_scale_m: float = 1500.0
-    far_share: float = 0.04
+    explore_exponent: float = 2.55
+    far_share: float = 0.05
     far_threshold_m: float = 20_000.0
+    far_concentration: float = 0.2
+    overnight_share: float = 0.3
     lunch_share: float = 0.3
     weekend_work_share: float = 0.08
     events_per_day: float = 24.0
     event_rate_sigma: float = 0.9
     trip_event_factor: float = 1.5
+    events_per_session: float = 3.0
+    session_gap_s: float = 90.0
+
+
+    def validate(self) -> None:
+        """Raise :class:`PrivaggInputError` naming the first parameter out of range."""
+        checks = [
+            ("rho", 0 < self.rho <= 1, "a number in (0, 1]"),
+            ("gamma", self.gamma >= 0, "a number >= 0"),
+            ("max_other", int(self.max_other) == self.max_other and self.max_other >= 1, "an integer >= 1"),
+            ("max_places", int(self.max_places) == self.max_places and self.max_places >= 1, "an integer >= 1"),
+            ("other_per_day", len(self.other_per_day) == 3 and min(self.other_per_day) >= 0,
+             "three numbers >= 0 (weekday with work, weekday without, weekend)"),
+            ("activity_sigma", self.activity_sigma >= 0, "a number >= 0"),
+            ("explore_scale_m", self.explore_scale_m > 0, "a number > 0"),
+            ("explore_exponent", self.explore_exponent >= 0, "a number >= 0"),
+            ("far_share", 0 <= self.far_share < 1, "a number in [0, 1)"),
+            ("far_concentration", self.far_concentration > 0, "a number > 0"),
+            ("far_threshold_m", self.far_threshold_m >= 0, "a number >= 0"),
+            ("overnight_share", self.overnight_share >= 0, "a number >= 0"),
+            ("lunch_share", 0 <= self.lunch_share <= 1, "a number in [0, 1]"),
+            ("weekend_work_share", 0 <= self.weekend_work_share <= 1, "a number in [0, 1]"),
+            ("events_per_day", self.events_per_day > 0, "a number > 0"),
+            ("event_rate_sigma", self.event_rate_sigma >= 0, "a number >= 0"),
+            ("trip_event_factor", self.trip_event_factor >= 0, "a number >= 0"),
+            ("events_per_session", self.events_per_session >= 1, "a number >= 1"),
+            ("session_gap_s", self.session_gap_s >= 0, "a number >= 0"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise PrivaggInputError(
+                    f"{name}={getattr(self, name)!r} is out of range. Fix: pass {expected}."
+                )
 
 
 @dataclass
@@ -171,6 +224,15 @@ def _lognormal_mean_one(sigma: float, n: int, rng: np.random.Generator) -> np.nd
 
 
 def _sort_by_user_time(user: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Permutation sorting by (user, t); ``t`` non-negative integers.
+
+    Sorting one packed int64 key is several times faster than a lexsort.
+    """
+    if len(user) == 0:
+        return np.zeros(0, dtype=np.int64)
+    span = int(t.max()) + 1
+    if (int(user.max()) + 1) * span < 2**62:
+        return np.argsort(user.astype(np.int64) * span + t)
     return np.lexsort((t, user))
 
 
@@ -198,7 +260,7 @@ class _Explorer:
         self.n_places = np.zeros(n, dtype=np.int32)
         m = city.n_cells
         self.m = m
-        w = OTHER_WEIGHT[city.land_use][None, :] * (1.0 + city.distance_m / params.explore_scale_m) ** -2.0
+        w = OTHER_WEIGHT[city.land_use][None, :] * (1.0 + city.distance_m / params.explore_scale_m) ** -params.explore_exponent
         np.fill_diagonal(w, w.diagonal() * 0.2)
         self.explore_cdf = row_sampler(w)
         far = (city.distance_m >= params.far_threshold_m) * OTHER_WEIGHT[city.land_use][None, :]
@@ -231,9 +293,11 @@ class _Explorer:
 
         ret = who[~explore]
         if len(ret):
-            cum = np.cumsum(self.counts[ret], axis=1)
+            width = int(self.n_places[ret].max())
+            cum = np.cumsum(self.counts[ret, :width], axis=1)
             r = rng.random(len(ret)) * cum[:, -1]
             k = (cum <= r[:, None]).sum(axis=1)
+            k = np.minimum(k, width - 1)
             self.counts[ret, k] += 1
             out[~explore] = self.places[ret, k]
         return out
@@ -254,6 +318,7 @@ def simulate_mobility(
     turns them into tables.
     """
     params = params or MobilityParams()
+    params.validate()
     n = len(pop.home)
     tt = city.travel_time_s
     home = pop.home.astype(np.int64)
@@ -262,7 +327,7 @@ def simulate_mobility(
     all_users = np.arange(n)
     explorer = _Explorer(city, pop, params, rng)
     activity = _lognormal_mean_one(params.activity_sigma, n, rng)
-    far_propensity = rng.beta(0.5, 0.5 / params.far_share - 0.5, n) if params.far_share > 0 else np.zeros(n)
+    far_propensity = rng.beta(params.far_concentration, params.far_concentration * (1 / params.far_share - 1), n) if params.far_share > 0 else np.zeros(n)
     lunch_cdf = explorer.explore_cdf
 
     attendees = np.zeros(0, dtype=np.int64)
@@ -275,24 +340,42 @@ def simulate_mobility(
     is_attendee[attendees] = True
 
     M = params.max_other
-    # Slot layout: 0 home, 1 work am, 2 lunch, 3 work pm, 4..4+M-1 other, 4+M stadium, 5+M home.
+    # Slot layout: 0 morning (where the night was spent), 1 work am, 2 lunch, 3 work pm,
+    # 4..4+M-1 other, 4+M stadium, 5+M night.
     n_slots = M + 6
     stays, trips = [], []
+    away_cell = np.full(n, -1, dtype=np.int64)  # where a subscriber on an overnight trip sleeps
+    nights_left = np.zeros(n, dtype=np.int64)
     for d in range(days):
         day0 = d * DAY
         weekday = d % 7 < 5
-        works = routine & ((rng.random(n) < 0.96) if weekday else (rng.random(n) < params.weekend_work_share))
+        # Overnight trips: start one (likelier on Fridays and Saturdays), continue or come home.
+        morning = np.where(away_cell >= 0, away_cell, home)
+        starting = (away_cell < 0) & (rng.random(n) < far_propensity * params.overnight_share * (3.0 if d % 7 in (4, 5) else 1.0))
+        if starting.any():
+            away_cell[starting] = sample_rows(explorer.far_cdf, city.n_cells, home[starting], rng)
+            nights_left[starting] = 1 + rng.geometric(0.6, int(starting.sum()))
+        staying = away_cell >= 0
+        night = np.where(staying & (nights_left > 0), away_cell, home)
+        nights_left = np.where(staying, nights_left - 1, 0)
+        away_cell = np.where(night == home, -1, away_cell)
+        normal = (morning == home) & (night == home)
+        anchor = np.where(night != home, night, morning)  # where the day's other visits happen
+
+        works = normal & routine & (
+            (rng.random(n) < 0.96) if weekday else (rng.random(n) < params.weekend_work_share)
+        )
         lunch = works & (rng.random(n) < params.lunch_share)
         base = params.other_per_day[0 if weekday else 2]
         mean_other = activity * np.where(works, base, params.other_per_day[1] if weekday else base)
         n_other = np.minimum(rng.poisson(mean_other), M)
-        go_far = rng.random(n) < far_propensity * (2.0 if not weekday else 1.0)
+        go_far = normal & (rng.random(n) < far_propensity * (2.0 if not weekday else 1.0))
         n_other = np.where(go_far & (n_other == 0), 1, n_other)
 
         cell = np.repeat(home[:, None], n_slots, axis=1)
         dur = np.zeros((n, n_slots))
         valid = np.zeros((n, n_slots), dtype=bool)
-        cell[:, 0] = home
+        cell[:, 0] = morning
         valid[:, 0] = True
         cell[:, 1] = work
         cell[:, 3] = work
@@ -304,15 +387,21 @@ def simulate_mobility(
         dur[:, 1] = np.where(lunch, 0.45, 1.0) * work_hours
         dur[:, 2] = np.clip(rng.lognormal(np.log(0.75), 0.3, n), 0.3, 1.5) * HOUR
         dur[:, 3] = 0.55 * work_hours
-        for k in range(M):
-            who = all_users[n_other > k]
-            if len(who) == 0:
-                break
-            cell[who, 4 + k] = explorer.visit(who, go_far[who] & (k == 0))
-            valid[who, 4 + k] = True
         dur[:, 4:4 + M] = np.clip(rng.lognormal(np.log(1.2 * HOUR), 0.7, (n, M)), 0.25 * HOUR, 6 * HOUR)
+        for k in range(M):
+            active = n_other > k
+            # At home: exploration and preferential return; away: places around where one stays.
+            who = all_users[active & normal]
+            if len(who):
+                cell[who, 4 + k] = explorer.visit(who, go_far[who] & (k == 0))
+            elsewhere = all_users[active & ~normal]
+            if len(elsewhere):
+                cell[elsewhere, 4 + k] = sample_rows(explorer.explore_cdf, city.n_cells, anchor[elsewhere], rng)
+            valid[active, 4 + k] = True
+        # Day trips far from home last longer than errands.
+        dur[go_far, 4] = np.clip(rng.lognormal(np.log(5 * HOUR), 0.4, int(go_far.sum())), 2 * HOUR, 10 * HOUR)
         cell[:, 4 + M] = city.stadium_cell
-        cell[:, 5 + M] = home
+        cell[:, 5 + M] = night
 
         # Departure from home in the morning.
         leave = np.where(works, rng.normal(7.8, 0.8, n), rng.normal(10.0, 1.5, n))
@@ -327,13 +416,13 @@ def simulate_mobility(
         start = np.zeros((n, n_slots))
         end = np.zeros((n, n_slots))
         end[:, 0] = leave
-        cur_cell = home.copy()
+        cur_cell = morning.copy()
         cur_end = leave.copy()
         last = np.zeros(n, dtype=np.int64)
         for s in range(1, n_slots - 1):
             c = cell[:, s]
             arrive = cur_end + tt[cur_cell, c]
-            limit = DAY - 0.5 * HOUR - tt[c, home]
+            limit = DAY - 0.5 * HOUR - tt[c, night]
             if event_today:
                 if s == 4 + M:
                     # The stadium: arrive for the start (waiting longer where one came early).
@@ -357,7 +446,7 @@ def simulate_mobility(
             last = np.where(ok, s, last)
         s = n_slots - 1
         valid[:, s] = True
-        start[:, s] = cur_end + tt[cur_cell, home]
+        start[:, s] = cur_end + tt[cur_cell, night]
         end[:, s] = DAY
 
         # Emit stays and the trips between consecutive stays in different cells.
@@ -413,14 +502,26 @@ def _sample_events(city, params, days, stays, trips, rng):
     per_profile_hour = params.events_per_day / DIURNAL_PROFILE.sum()
     rate = per_profile_hour * _lognormal_mean_one(params.event_rate_sigma, n_users, rng)
 
+    burst = max(float(params.events_per_session), 1.0)
+
     def draw(user, begin, finish, factor):
+        # Sessions (a call, a browsing session) arrive as a Poisson process...
         h0 = np.interp(begin, knots_t, knots_h)
         h1 = np.interp(finish, knots_t, knots_h)
-        lam = rate[user] * factor * (h1 - h0)
+        lam = rate[user] * factor * (h1 - h0) / burst
         k = rng.poisson(lam)
-        idx = np.repeat(np.arange(len(user)), k)
-        u = h0[idx] + rng.random(len(idx)) * (h1 - h0)[idx]
-        t = np.interp(u, knots_h, knots_t)
+        sess = np.repeat(np.arange(len(user)), k)
+        u = h0[sess] + rng.random(len(sess)) * (h1 - h0)[sess]
+        t_sess = np.interp(u, knots_h, knots_t)
+        # ... and each holds a geometric number of events a minute or two apart.
+        size = rng.geometric(1.0 / burst, len(sess)) if burst > 1 else np.ones(len(sess), dtype=np.int64)
+        idx = np.repeat(sess, size)
+        gaps = rng.standard_exponential(len(idx), dtype=np.float32) * np.float32(params.session_gap_s)
+        heads = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
+        gaps[heads] = 0.0
+        csum = np.cumsum(gaps, dtype=np.float64)
+        offset = csum - np.repeat(csum[heads], size)
+        t = np.repeat(t_sess, size) + offset
         t = np.clip(np.floor(t).astype(np.int64), begin[idx], np.maximum(finish[idx] - 1, begin[idx]))
         return idx, t
 
@@ -435,21 +536,32 @@ def _sample_events(city, params, days, stays, trips, rng):
         target = (t_trip - tdep[idx]) / span * city.travel_time_s[o, dest]
         cur = dest.astype(np.int64)
         # Walk back along the shortest path until the subscriber's position at that moment.
-        for _ in range(city.n_cells):
-            back = (city.travel_time_s[o, cur] > target) & (cur != o)
-            if not back.any():
-                break
-            cur = np.where(back, city.predecessors[o, cur], cur)
+        active = np.flatnonzero((city.travel_time_s[o, cur] > target) & (cur != o))
+        while len(active):
+            cur[active] = city.predecessors[o[active], cur[active]]
+            keep = (city.travel_time_s[o[active], cur[active]] > target[active]) & (cur[active] != o[active])
+            active = active[keep]
         e_user.append(tu[idx])
         e_cell.append(cur)
         e_t.append(t_trip)
     user = np.concatenate(e_user)
     cell = np.concatenate(e_cell)
     t = np.concatenate(e_t)
+    del e_user, e_cell, e_t
+    n_cells = city.n_cells
+    span = int(t.max(initial=0)) + 1
+    if n_users * span * n_cells < 2**62:
+        # One packed key (user, t, cell) sorted in place: no permutation, no gathers.
+        key = (user * span + t) * n_cells + cell
+        del user, cell, t
+        key.sort()
+        cell = key % n_cells
+        key //= n_cells
+        t = key % span
+        key //= span
+        return key, cell, t
     order = _sort_by_user_time(user, t)
     return user[order], cell[order], t[order]
 
 
 __all__ = ["StadiumEvent", "MobilityParams", "Mobility", "simulate_mobility", "DIURNAL_PROFILE"]
-
-_unused = (LEISURE, OFFICE, RESIDENTIAL, RETAIL, STADIUM, TRANSPORT, pd)

@@ -7,7 +7,7 @@ Everything is drawn with array operations over all subscribers at once.
   higher for postpaid and working ages; ``device_tier`` from ARPU plus noise.
 - ``home_cell``: drawn with weights by land use (residential cells hold most
   homes) and region.
-- ``work_cell``: a gravity model from home, ``P(j | i) ∝ A_j (1 + t_ij / t0)^-2``
+- ``work_cell``: a gravity model from home, ``P(j | i) ∝ A_j (1 + t_ij / t0)^-a``
   with attractiveness ``A_j`` by land use (offices most) and shortest-path
   travel time ``t_ij``. Subscribers without a daily routine (part of the
   students, the retired, the unemployed) have ``work_cell == home_cell``.
@@ -25,7 +25,7 @@ import pandas as pd
 
 from privagg.errors import PrivaggInputError
 from privagg.schema import AGE_BANDS, CONTRACTS, DEVICE_TIERS, GENDERS
-from privagg.synth.city import LEISURE, OFFICE, RESIDENTIAL, RETAIL, STADIUM, TRANSPORT, City
+from privagg.synth.city import City
 
 AGE_SHARES = np.array([0.12, 0.19, 0.19, 0.18, 0.16, 0.16])
 POSTPAID_BY_AGE = np.array([0.45, 0.70, 0.78, 0.78, 0.72, 0.60])
@@ -115,8 +115,22 @@ def row_sampler(weights: np.ndarray) -> np.ndarray:
 def sample_rows(flat_cdf: np.ndarray, m: int, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """For every entry of ``rows``, draw a column from that row's distribution (vectorised)."""
     rows = np.asarray(rows, dtype=np.int64)
-    idx = np.searchsorted(flat_cdf, rows + rng.random(len(rows)), side="right")
+    needles = rows + rng.random(len(rows))
+    # Searching sorted needles is cache-friendly (each search starts where the last ended).
+    order = np.argsort(needles)
+    idx = np.empty(len(rows), dtype=np.int64)
+    idx[order] = np.searchsorted(flat_cdf, needles[order], side="right")
     return np.clip(idx - rows * m, 0, m - 1)
+
+
+def labels(codes: np.ndarray, names: tuple[str, ...]) -> pd.Series:
+    """A string column holding ``names[code]`` for every code (built through Arrow: fast at millions of rows)."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return pd.Series(np.asarray(names)[codes]).astype(str)
+    arr = pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), pa.array(list(names)))
+    return pd.Series(arr.cast(pa.large_string()).to_pandas()).astype(str)
 
 
 def gumbel_top_k(log_weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -133,7 +147,8 @@ def generate_population(
     n_users: int,
     *,
     opt_in_share: float = 0.9,
-    work_deterrence_s: float = 900.0,
+    work_deterrence_s: float = 600.0,
+    work_deterrence_exponent: float = 3.0,
     rng: np.random.Generator,
 ) -> Population:
     """Draw ``n_users`` subscribers living in ``city``.
@@ -146,8 +161,8 @@ def generate_population(
         Number of subscribers.
     opt_in_share
         Share of subscribers who consented (``opt_in == True``).
-    work_deterrence_s
-        ``t0`` of the gravity model's deterrence ``(1 + t / t0)^-2`` in seconds.
+    work_deterrence_s, work_deterrence_exponent
+        ``t0`` (seconds) and ``a`` of the gravity model's deterrence ``(1 + t / t0)^-a``.
     rng
         Random generator.
     """
@@ -168,7 +183,7 @@ def generate_population(
     home_w = HOME_WEIGHT[city.land_use] * HOME_REGION_WEIGHT[city.region]
     home = rng.choice(n_cells, size=n, p=home_w / home_w.sum()).astype(np.int64)
     attract = WORK_WEIGHT[city.land_use]
-    gravity = attract[None, :] * (1.0 + city.travel_time_s / work_deterrence_s) ** -2.0
+    gravity = attract[None, :] * (1.0 + city.travel_time_s / work_deterrence_s) ** -work_deterrence_exponent
     work_drawn = sample_rows(row_sampler(gravity), n_cells, home, rng)
     routine = rng.random(n) < ROUTINE_BY_AGE[age]
     work = np.where(routine, work_drawn, home).astype(np.int64)
@@ -184,32 +199,30 @@ def generate_population(
         (log_arpu - log_arpu.mean()) / max(log_arpu.std(), 1e-9),
         (device == 2).astype(float) * 2.0 - 1.0,
     ])
-    coef = np.column_stack(list(TAG_COEFFICIENTS.values()))  # (6, n_tags)
-    prob = 1.0 / (1.0 + np.exp(-(features @ coef)))
-    drawn = rng.random(prob.shape) < prob
+    coef = np.column_stack(list(TAG_COEFFICIENTS.values())).astype(np.float32)  # (6, n_tags)
+    # Tag = Bernoulli(sigmoid(logit)), drawn as logit + logistic noise > 0 (float32: millions of rows).
+    logit = features.astype(np.float32) @ coef
+    u = rng.random(logit.shape, dtype=np.float32)
+    np.clip(u, np.float32(1e-7), np.float32(1 - 1e-7), out=u)
+    drawn = logit > np.log(1 / u - 1)
     tags = {f"tag_{name}": drawn[:, j] for j, name in enumerate(TAG_NAMES)}
 
     users = pd.DataFrame({
         "user_id": np.arange(n, dtype=np.int64),
-        "age_band": np.asarray(AGE_BANDS)[age],
-        "gender": np.asarray(GENDERS)[gender],
-        "contract": np.asarray(CONTRACTS)[contract],
+        "age_band": labels(age, AGE_BANDS),
+        "gender": labels(gender, GENDERS),
+        "contract": labels(contract, CONTRACTS),
         "arpu": arpu.astype(np.float64),
-        "device_tier": np.asarray(DEVICE_TIERS)[device],
+        "device_tier": labels(device, DEVICE_TIERS),
         "home_cell": home,
         "work_cell": work,
         "opt_in": opt_in,
         **tags,
     })
-    for column in ("age_band", "gender", "contract", "device_tier"):
-        users[column] = users[column].astype(str)
     return Population(
         users=users, age=age, gender=gender, contract=contract, device=device, arpu=arpu,
         home=home, work=work, routine=routine, tags=tags,
     )
 
 
-__all__ = [
-    "Population", "generate_population", "row_sampler", "sample_rows", "gumbel_top_k",
-    "TAG_NAMES", "RESIDENTIAL", "OFFICE", "RETAIL", "TRANSPORT", "LEISURE", "STADIUM",
-]
+__all__ = ["Population", "TAG_NAMES", "generate_population", "gumbel_top_k", "labels", "row_sampler", "sample_rows"]
