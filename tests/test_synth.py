@@ -233,3 +233,13 @@ def test_benchmark_script_runs_at_small_size(tmp_path, capsys):
     assert result["users"] == 500 and result["events"] > 0
     assert {"wall_seconds", "events_per_second", "peak_rss_gib"} <= set(result)
     assert "events per second" in capsys.readouterr().out
+
+
+def test_packed_and_unpacked_sorts_give_the_same_world(monkeypatch):
+    import privagg.synth.mobility as mobility
+
+    packed = generate_world(n_users=300, n_cells=40, days=2, seed=9)
+    monkeypatch.setattr(mobility, "_PACK_LIMIT", 0)
+    unpacked = generate_world(n_users=300, n_cells=40, days=2, seed=9)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(packed, name), getattr(unpacked, name))

@@ -50,6 +50,7 @@ from privagg.synth.population import Population, gumbel_top_k, row_sampler, samp
 
 DAY = 86_400
 HOUR = 3_600
+_PACK_LIMIT = 2**62  # largest packed sort key; beyond it, sorts fall back to lexsort
 
 # Relative rate of network events by hour of day (people use phones less at night).
 DIURNAL_PROFILE = np.array([
@@ -231,7 +232,7 @@ def _sort_by_user_time(user: np.ndarray, t: np.ndarray) -> np.ndarray:
     if len(user) == 0:
         return np.zeros(0, dtype=np.int64)
     span = int(t.max()) + 1
-    if (int(user.max()) + 1) * span < 2**62:
+    if (int(user.max()) + 1) * span < _PACK_LIMIT:
         return np.argsort(user.astype(np.int64) * span + t)
     return np.lexsort((t, user))
 
@@ -503,37 +504,49 @@ def _sample_events(city, params, days, stays, trips, rng):
     rate = per_profile_hour * _lognormal_mean_one(params.event_rate_sigma, n_users, rng)
 
     burst = max(float(params.events_per_session), 1.0)
+    gap = np.float32(params.session_gap_s)
+    n_cells = city.n_cells
+    span = days * DAY
+    # Events are sorted as one packed int64 key (user, t, cell) when it fits.
+    packed = n_users * span * n_cells < _PACK_LIMIT
 
     def draw(user, begin, finish, factor):
+        """Sessions per interval, events per session, and every event's time (sorted within a session)."""
         # Sessions (a call, a browsing session) arrive as a Poisson process...
         h0 = np.interp(begin, knots_t, knots_h)
         h1 = np.interp(finish, knots_t, knots_h)
-        lam = rate[user] * factor * (h1 - h0) / burst
-        k = rng.poisson(lam)
+        k = rng.poisson(rate[user] * factor * (h1 - h0) / burst)
         sess = np.repeat(np.arange(len(user)), k)
         u = h0[sess] + rng.random(len(sess)) * (h1 - h0)[sess]
-        t_sess = np.interp(u, knots_h, knots_t)
+        lo = begin[sess]
+        hi = np.maximum(finish[sess] - 1, lo)
+        t_sess = np.clip(np.floor(np.interp(u, knots_h, knots_t)).astype(np.int64), lo, hi)
         # ... and each holds a geometric number of events a minute or two apart.
         size = rng.geometric(1.0 / burst, len(sess)) if burst > 1 else np.ones(len(sess), dtype=np.int64)
-        idx = np.repeat(sess, size)
-        gaps = rng.standard_exponential(len(idx), dtype=np.float32) * np.float32(params.session_gap_s)
-        heads = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
+        heads = np.cumsum(size) - size
+        gaps = rng.standard_exponential(int(size.sum()), dtype=np.float32) * gap
         gaps[heads] = 0.0
         csum = np.cumsum(gaps, dtype=np.float64)
-        offset = csum - np.repeat(csum[heads], size)
-        t = np.repeat(t_sess, size) + offset
-        t = np.clip(np.floor(t).astype(np.int64), begin[idx], np.maximum(finish[idx] - 1, begin[idx]))
-        return idx, t
+        t = np.repeat(t_sess, size) + (csum - np.repeat(csum[heads], size)).astype(np.int64)
+        np.minimum(t, np.repeat(hi, size), out=t)
+        return sess, size, t
 
-    idx, t_stay = draw(su, ss, se, 1.0)
-    e_user = [su[idx]]
-    e_cell = [sc[idx]]
-    e_t = [t_stay]
+    sess, size, t_stay = draw(su, ss, se, 1.0)
+    if packed:
+        # Gather per session, then repeat per event: cheaper than gathering per event.
+        base = (su[sess] * span) * n_cells + sc[sess]
+        parts = [np.repeat(base, size) + t_stay * n_cells]
+        del base
+    else:
+        idx = np.repeat(sess, size)
+        parts = [(su[idx], sc[idx], t_stay)]
+    del sess, size, t_stay
     if len(tu):
-        idx, t_trip = draw(tu, tdep, tarr, params.trip_event_factor)
+        sess, size, t_trip = draw(tu, tdep, tarr, params.trip_event_factor)
+        idx = np.repeat(sess, size)
         o, dest = to[idx], td[idx]
-        span = np.maximum(tarr[idx] - tdep[idx], 1)
-        target = (t_trip - tdep[idx]) / span * city.travel_time_s[o, dest]
+        duration = np.maximum(tarr[idx] - tdep[idx], 1)
+        target = (t_trip - tdep[idx]) / duration * city.travel_time_s[o, dest]
         cur = dest.astype(np.int64)
         # Walk back along the shortest path until the subscriber's position at that moment.
         active = np.flatnonzero((city.travel_time_s[o, cur] > target) & (cur != o))
@@ -541,26 +554,21 @@ def _sample_events(city, params, days, stays, trips, rng):
             cur[active] = city.predecessors[o[active], cur[active]]
             keep = (city.travel_time_s[o[active], cur[active]] > target[active]) & (cur[active] != o[active])
             active = active[keep]
-        e_user.append(tu[idx])
-        e_cell.append(cur)
-        e_t.append(t_trip)
-    user = np.concatenate(e_user)
-    cell = np.concatenate(e_cell)
-    t = np.concatenate(e_t)
-    del e_user, e_cell, e_t
-    n_cells = city.n_cells
-    span = int(t.max(initial=0)) + 1
-    if n_users * span * n_cells < 2**62:
-        # One packed key (user, t, cell) sorted in place: no permutation, no gathers.
-        key = (user * span + t) * n_cells + cell
-        del user, cell, t
+        if packed:
+            parts.append((tu[idx] * span + t_trip) * n_cells + cur)
+        else:
+            parts.append((tu[idx], cur, t_trip))
+    if packed:
+        key = np.concatenate(parts)
+        del parts
         key.sort()
         cell = key % n_cells
         key //= n_cells
         t = key % span
         key //= span
         return key, cell, t
-    order = _sort_by_user_time(user, t)
+    user, cell, t = (np.concatenate(p) for p in zip(*parts))
+    order = np.lexsort((cell, t, user))  # the packed key's order
     return user[order], cell[order], t[order]
 
 
