@@ -34,7 +34,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from privagg.errors import PrivaggInputError
 
@@ -230,6 +229,8 @@ def hotspot_spearman(
         totals = totals.sort_values("true", ascending=False, kind="stable").head(int(top_n))
     if len(totals) < 2 or totals["true"].nunique() < 2 or totals["released"].nunique() < 2:
         return float("nan")
+    from scipy import stats  # imported here: scipy.stats takes seconds to import
+
     rho = stats.spearmanr(totals["true"].to_numpy(), totals["released"].to_numpy()).statistic
     return float(rho)
 

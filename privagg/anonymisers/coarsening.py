@@ -80,6 +80,8 @@ class Coarsening(Anonymiser):
 
     method = "coarsening"
     formally_private = False
+    #: The same World and Query always give the same release (no randomness).
+    deterministic = True
 
     def __init__(self, level: str | None = "zone", time_bin: str | None = "3h", k: int | None = None) -> None:
         if level is not None and level not in LEVELS:

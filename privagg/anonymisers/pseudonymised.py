@@ -134,8 +134,10 @@ class Pseudonymised(Anonymiser):
             cell_cols = ["cell_id"] if self.source != "trips" else ["origin_cell", "destination_cell"]
             for col in cell_cols:
                 new = LEVELS[self.level] if col == "cell_id" else col.replace("cell", self.level)
-                table[new] = area.reindex(table[col].to_numpy()).to_numpy()
+                position = table.columns.get_loc(col)
+                values = area.reindex(table[col].to_numpy()).to_numpy()
                 table = table.drop(columns=col)
+                table.insert(position, new, values)
         if self.time_bin is not None:
             step = pd.Timedelta(self.time_bin)
             for col in time_cols:

@@ -74,6 +74,8 @@ class Raw(Anonymiser):
 
     method = "raw"
     formally_private = False
+    #: The same World and Query always give the same release (no randomness).
+    deterministic = True
 
     def __init__(self, include_empty: bool = False) -> None:
         self.include_empty = bool(include_empty)

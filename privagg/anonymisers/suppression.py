@@ -70,6 +70,8 @@ class Suppression(Anonymiser):
 
     method = "suppression"
     formally_private = False
+    #: The same World and Query always give the same release (no randomness).
+    deterministic = True
 
     def __init__(self, k: int = 10, rounding: int | None = None, include_empty: bool = False) -> None:
         self.k = _check_positive_int("k", k, 10)

@@ -181,13 +181,13 @@ SEVERITY_WORDS = {
 
 def verdict_sentence(result: Mapping[str, Any]) -> str:
     """One plain-language sentence for a non-specialist."""
-    name = str(result.get("attack", "attack")).replace("_", " ")
+    name = _attack_name(result)
     sev = severity(result)
     level = _num(result.get("confidence_level")) or 0.95
     risk, lo, hi, base = (result.get(k) for k in ("risk", "ci_low", "ci_high", "baseline"))
     if sev == "unknown":
-        return f"The {name} attack could not be scored against {result.get('target', 'this release')}."
-    core = (f"The {name} attack {SEVERITY_WORDS[sev]} against {result.get('target', 'this release')}: "
+        return f"The {name} could not be scored against {result.get('target', 'this release')}."
+    core = (f"The {name} {SEVERITY_WORDS[sev]} against {result.get('target', 'this release')}: "
             f"risk {_pct(risk)} ({round(100 * level)}% interval {_pct(lo)} to {_pct(hi)}), "
             f"against {_pct(base)} for an attacker who only guesses.")
     bound = _num(result.get("dp_bound"))
@@ -210,23 +210,37 @@ def _comparison_sentence(result: Mapping[str, Any]) -> str | None:
     return s
 
 
+def _attack_name(result: Mapping[str, Any]) -> str:
+    name = str(result.get("attack", "attack")).replace("_", " ")
+    return name if name.endswith("attack") else f"{name} attack"
+
+
 def overall_verdict(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The headline: worst severity across attacks, how many succeed, and a sentence."""
+    """The headline: worst severity across attacks, how many attacks succeed (against any release), a sentence."""
     order = ["high", "moderate", "low", "none", "unknown"]
-    sevs = [severity(r) for r in results]
-    scored = [s for s in sevs if s != "unknown"]
-    succeeded = [r for r, s in zip(results, sevs) if s in ("high", "moderate")]
     if not results:
         return {"severity": "unknown", "n_attacks": 0, "n_succeeded": 0,
                 "text": "No attack was run, so this report makes no statement about re-identification risk."}
+    by_attack: dict[str, list[str]] = {}
+    targets: dict[str, set[str]] = {}
+    for r in results:
+        by_attack.setdefault(str(r.get("attack", "?")), []).append(severity(r))
+        targets.setdefault(str(r.get("attack", "?")), set()).add(str(r.get("target", "")))
+    several = any(len(t) > 1 for t in targets.values())
+    worst_of = {a: min(sevs, key=order.index) for a, sevs in by_attack.items()}
+    scored = [s for s in worst_of.values() if s != "unknown"]
+    succeeded = sorted(a.replace("_", " ") for a, s in worst_of.items() if s in ("high", "moderate"))
     worst = min(scored, key=order.index) if scored else "unknown"
-    n = len(results)
+    n = len(by_attack)
+    against = " against at least one release" if several else ""
     if succeeded:
-        names = sorted({str(r.get("attack", "?")).replace("_", " ") for r in succeeded})
-        text = (f"{len(succeeded)} of {n} attacks succeed clearly better than guessing ({', '.join(names)}). "
-                "This release does not protect the individuals in it as well as an anonymous release should.")
+        text = (f"{len(succeeded)} of {n} attack{'s' if n > 1 else ''} succeed{'s' if len(succeeded) == 1 else ''} "
+                f"clearly better than guessing{against} ({', '.join(succeeded)}). "
+                + ("At least one of these releases does not protect the individuals in it."
+                   if several else
+                   "This release does not protect the individuals in it as well as an anonymous release should."))
     elif worst == "low":
-        text = (f"None of the {n} attacks succeeds clearly, but some do slightly better than guessing. "
+        text = (f"None of the {n} attacks succeeds clearly, but some do slightly better than guessing{against}. "
                 "The release leaks a little about individuals.")
     elif worst == "none":
         text = (f"None of the {n} attacks does better than guessing. This is evidence, not proof, that the "
@@ -348,8 +362,10 @@ def write_report(
         "provenance": _plain(dict(provenance or {})),
     }
     html_text = _render_html(doc, embedded)
-    html_path = atomic_write_text(out / "report.html", html_text)
-    json_path = atomic_write_text(out / "report.json", json.dumps(doc, indent=2, ensure_ascii=False))
+    from privagg.harness.store import publish
+
+    html_path = publish(atomic_write_text(out / "report.html", html_text))
+    json_path = publish(atomic_write_text(out / "report.json", json.dumps(doc, indent=2, ensure_ascii=False)))
     return html_path, json_path
 
 

@@ -73,6 +73,14 @@ COLUMNS: dict[str, str] = {
 PROVENANCE_COLUMNS = ("spec_hash", "privagg_version", "git_commit")
 
 
+def publish(path: str | Path) -> Path:
+    """Give a file written via a temporary file the usual permissions (0666 minus the umask), so others can read it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+    return Path(path)
+
+
 def tidy(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Rows (dicts) as a DataFrame with exactly :data:`COLUMNS`, typed; absent fields are null."""
     df = pd.DataFrame(list(rows))
@@ -128,10 +136,11 @@ class ResultStore:
         for column in PROVENANCE_COLUMNS:
             df[column] = pd.Series([str(provenance.get(column, "unknown"))] * len(df), dtype="string")
         atomic_write(self.results_path, lambda tmp: df.to_parquet(tmp, index=False))
+        publish(self.results_path)
         return df
 
     def write_provenance(self, provenance: dict[str, Any]) -> Path:
-        return atomic_write_text(self.provenance_path, json.dumps(provenance, indent=2, default=_json_default))
+        return publish(atomic_write_text(self.provenance_path, json.dumps(provenance, indent=2, default=_json_default)))
 
     def read_results(self) -> pd.DataFrame:
         if not self.results_path.is_file():
@@ -187,4 +196,4 @@ def environment() -> dict[str, Any]:
             "packages": versions}
 
 
-__all__ = ["COLUMNS", "PROVENANCE_COLUMNS", "ResultStore", "environment", "git_commit", "tidy"]
+__all__ = ["COLUMNS", "PROVENANCE_COLUMNS", "ResultStore", "environment", "git_commit", "publish", "tidy"]
