@@ -120,3 +120,18 @@ def test_bad_parameters_name_the_fix():
         unicity(events, location_col="zone_id")
     with pytest.raises(PrivaggInputError, match="no rows"):
         unicity(events.iloc[:0])
+
+
+def test_pseudonymised_synthetic_city_is_unique_in_four_points_and_coarsening_helps():
+    from privagg.anonymisers.pseudonymised import Pseudonymised
+    from privagg.synth import generate_world
+
+    world = generate_world(n_users=600, n_cells=60, days=2, seed=3)
+    fine = unicity(Pseudonymised(level="cell", time_bin="1h", seed=0).release(world), p=4, seed=0)
+    zone = unicity(Pseudonymised(level="zone", time_bin="1h", seed=0).release(world), p=4, seed=0)
+    district = unicity(Pseudonymised(level="district", time_bin="3h", seed=0).release(world), p=4, seed=0)
+    # measured: 0.79 (cell, hour), 0.16 (zone, hour), 0.00 (district, 3 hours)
+    assert fine.risk >= 0.7 and fine.ci_low > 0.6
+    assert zone.risk < fine.risk - 0.3
+    assert district.risk <= zone.risk
+    assert "pseudonymised" in fine.target

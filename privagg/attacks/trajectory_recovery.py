@@ -83,11 +83,15 @@ class Footfall:
         Start of each time slot, in order.
     counts
         Non-negative integer counts, shape ``(len(slots), len(locations))``.
+    signed_totals
+        Per-slot sums of the rounded values *before* clipping at 0: with
+        zero-mean noise, an unbiased estimate of the number of people counted.
     """
 
     locations: np.ndarray
     slots: pd.DatetimeIndex
     counts: np.ndarray
+    signed_totals: np.ndarray
 
 
 def footfall_grid(
@@ -119,7 +123,8 @@ def footfall_grid(
             "Fix: pass location_col=, time_col= and value_col= naming them."
         )
     times = pd.to_datetime(table[time_col])
-    values = np.clip(np.rint(np.nan_to_num(table[value_col].to_numpy(dtype=float), nan=0.0)), 0, None)
+    signed = np.rint(np.nan_to_num(table[value_col].to_numpy(dtype=float), nan=0.0))
+    values = np.clip(signed, 0, None)
     if locations is None:
         locations = np.unique(table[location_col].to_numpy())
     locations = np.asarray(locations)
@@ -136,7 +141,9 @@ def footfall_grid(
     known = (l_index < len(locations)) & (locations[np.minimum(l_index, len(locations) - 1)] == table[location_col].to_numpy())
     counts = np.zeros((len(slots), len(locations)), dtype=np.int64)
     np.add.at(counts, (t_index[known], l_index[known]), values[known].astype(np.int64))
-    return Footfall(locations=locations, slots=slots, counts=counts)
+    signed_totals = np.zeros(len(slots))
+    np.add.at(signed_totals, t_index[known], signed[known])
+    return Footfall(locations=locations, slots=slots, counts=counts, signed_totals=signed_totals)
 
 
 def location_coordinates(cells: pd.DataFrame, level: str = "cell_id") -> pd.DataFrame:
@@ -390,7 +397,8 @@ def recover_trajectories(
     n_trajectories
         How many subscribers the adversary believes there are; used only to
         scale down slots with implausibly large totals. Default: the median
-        slot total.
+        over slots of the total of the rounded, *unclipped* values (noise
+        clipped at 0 would inflate it).
     max_total_ratio
         A slot total above this multiple of the number of trajectories is
         scaled down to it.
@@ -408,7 +416,7 @@ def recover_trajectories(
     coords = coords_table[["x", "y"]].to_numpy(dtype=float)
     coord_index = {(float(x), float(y)): i for i, (x, y) in enumerate(coords)}
     if n_trajectories is None:
-        n_trajectories = int(np.median(grid.counts.sum(axis=1)))
+        n_trajectories = max(1, int(np.median(grid.signed_totals)))
     night_set = set(int(h) for h in night_hours)
     night = np.array([ts.hour in night_set for ts in grid.slots])
     days = (grid.slots - pd.Timedelta(hours=day_start_hour)).normalize()

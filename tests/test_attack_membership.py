@@ -1,0 +1,103 @@
+"""Knock-Knock membership inference (Pyrgelis et al., NDSS 2018) on a hand-made population.
+
+Levels asserted (toy population: home at night, work by day, 15% random visits):
+raw footfall of groups of 10 over 30 cells, paper's statistical features: AUC >= 0.75;
+k=5 suppressed footfall of groups of 60 over 10 cells, raw features: AUC >= 0.8;
+DP at 0.1 per subscriber-day: the ROC stays under the DP bound (false-failure
+probability <= 5% per ROC point family, by the Clopper-Pearson margins; the
+AUC assertion fails with probability < 1e-3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _mobility_toy import toy_events
+
+from privagg.attacks.membership import (
+    DPAggregate,
+    RawAggregate,
+    SuppressedAggregate,
+    dp_auc_bound,
+    dp_tpr_bound,
+    hourly_presence,
+    membership_inference,
+    roc_curve,
+    time_series_features,
+)
+from privagg.errors import PrivaggInputError
+
+
+@pytest.fixture(scope="module")
+def city30():
+    return hourly_presence(toy_events(400, 30, 2), start="2026-01-05", n_hours=48, locations=range(30))
+
+
+@pytest.fixture(scope="module")
+def city10():
+    return hourly_presence(toy_events(300, 10, 2), start="2026-01-05", n_hours=48, locations=range(10))
+
+
+def test_hourly_presence_keeps_one_location_per_subscriber_hour():
+    ts = pd.to_datetime(["2026-01-05 00:10", "2026-01-05 00:20", "2026-01-05 00:30", "2026-01-05 01:00",
+                         "2026-01-04 23:00"])
+    events = pd.DataFrame({"user_id": [7, 7, 7, 7, 7], "cell_id": [2, 1, 1, 2, 2], "ts": ts})
+    p = hourly_presence(events, start="2026-01-05", n_hours=2, locations=[1, 2, 3])
+    dense = p.matrix.toarray().reshape(3, 2)
+    assert dense.tolist() == [[1, 0], [0, 1], [0, 0]]  # hour 0 -> cell 1 (2 events), hour 1 -> cell 2
+    assert p.aggregate(np.ones((1, 1))).shape == (1, 3, 2)
+
+
+def test_features_are_the_papers_statistics():
+    x = np.arange(6, dtype=float).reshape(1, 1, 6)
+    f = time_series_features(x)
+    assert f.tolist() == [[2.5, np.std(np.arange(6)), 0.0, 5.0, 2.5]]
+    assert time_series_features(np.full((1, 1, 3), np.nan)).tolist() == [[0, 0, 0, 0, 0]]
+
+
+def test_dp_tpr_bound_and_auc_bound():
+    assert dp_tpr_bound(0.01, 1.0) == pytest.approx(np.e * 0.01)
+    assert dp_tpr_bound(0.5, 0.0) == pytest.approx(0.5)
+    assert dp_tpr_bound(0.9, 5.0) == pytest.approx(1 - np.exp(-5) * 0.1)
+    assert dp_auc_bound(0.0) == pytest.approx(0.5)
+    assert 0.5 < dp_auc_bound(1.0) < dp_auc_bound(2.0) < 1
+
+
+def test_roc_curve_of_a_perfect_score():
+    fpr, tpr = roc_curve(np.array([3.0, 2.0, 1.0, 0.0]), np.array([1, 1, 0, 0]))
+    assert fpr.tolist() == [0, 0, 0, 0.5, 1] and tpr.tolist() == [0, 0.5, 1, 1, 1]
+
+
+def test_membership_succeeds_against_raw_footfall(city30):
+    r = membership_inference(city30, group_size=10, anonymiser=RawAggregate(), targets=4, n_train=200,
+                             n_test=100, n_bootstrap=100, seed=0)
+    assert r.attack == "membership_inference" and r.baseline == 0.5
+    assert r.risk >= 0.75 and r.ci_low > 0.7
+    assert r.metrics["tpr_at_0.01_fpr"] > 0.05
+
+
+def test_membership_is_deterministic_given_a_seed(city30):
+    kwargs = dict(group_size=10, targets=2, n_train=100, n_test=60, n_bootstrap=50, seed=3)
+    assert membership_inference(city30, **kwargs) == membership_inference(city30, **kwargs)
+
+
+def test_membership_succeeds_against_k_suppressed_footfall(city10):
+    r = membership_inference(city10, group_size=60, anonymiser=SuppressedAggregate(5), targets=3, n_train=200,
+                             n_test=100, n_bootstrap=100, features="raw", seed=0)
+    assert r.risk >= 0.8 and r.ci_low > 0.7
+
+
+@pytest.mark.statistical
+def test_membership_against_dp_stays_under_the_dp_bound(city10):
+    r = membership_inference(city10, group_size=30, anonymiser=DPAggregate(0.1), targets=2, n_train=200,
+                             n_test=60, n_bootstrap=100, features="raw", seed=0)
+    assert r.metrics["dp_epsilon"] == pytest.approx(0.2)  # 2 days at 0.1
+    assert r.metrics["bound_epsilon"] == pytest.approx(0.4)  # substitution game: 2 x epsilon
+    assert r.metrics["within_dp_bound"]
+    assert r.ci_low <= r.metrics["dp_auc_bound"]
+
+
+def test_membership_rejects_groups_larger_than_population(city10):
+    with pytest.raises(PrivaggInputError, match="group_size=500 needs a population of more than 500"):
+        membership_inference(city10, group_size=500)
