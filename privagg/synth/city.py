@@ -137,7 +137,7 @@ def _kmeans_labels(points: np.ndarray, k: int, rng: np.random.Generator) -> np.n
 def build_city(
     n_cells: int = 600,
     *,
-    city_size_m: float = 20_000.0,
+    city_size_m: float = 16_000.0,
     region_size_m: float = 120_000.0,
     core_share: float = 0.65,
     town_share: float = 0.25,

@@ -37,7 +37,7 @@ def generate_world(
     start: str = DEFAULT_START,
     opt_in_share: float = 0.9,
     stadium_event: StadiumEvent | None = None,
-    city_size_m: float = 20_000.0,
+    city_size_m: float = 16_000.0,
     region_size_m: float = 120_000.0,
     mobility: MobilityParams | None = None,
     **mobility_options: Any,

@@ -26,9 +26,9 @@ gyration its heavy tail.
 Travel between consecutive places takes the shortest-path travel time of the
 cell graph; a trip departs when one stay ends and arrives when the next
 starts, so a subscriber's stays and trips tile the whole window (nights are
-stays at home). Network events are drawn per stay and per trip as a Poisson
-process with a per-subscriber rate (log-normal across subscribers) modulated
-by a diurnal profile; events during a trip are placed on the cell of the
+stays at home). Network events are drawn per stay and per trip in sessions
+(a Poisson process with a per-subscriber rate, log-normal across subscribers,
+modulated by a diurnal profile; a few events per session); events during a trip are placed on the cell of the
 shortest path the subscriber is passing at that moment.
 """
 
@@ -113,12 +113,19 @@ class MobilityParams:
         (weekday with work, weekday without, weekend day).
     activity_sigma
         Log-normal spread of activity levels across subscribers.
-    explore_scale_m
-        ``d0`` of the exploration gravity model ``(1 + d / d0)^-2``.
+    explore_scale_m, explore_exponent
+        ``d0`` and ``alpha`` of the exploration gravity model ``(1 + d / d0)^-alpha``
+        (``alpha = 2.55`` gives jump lengths ``P(d) ~ d^-1.55`` on uniform
+        density, Song et al.'s ``beta = 0.55``).
     far_share, far_threshold_m
         Mean per-day probability of a day trip to a place at least
-        ``far_threshold_m`` from home (heterogeneous across subscribers;
-        doubled on weekends).
+        ``far_threshold_m`` from home (heterogeneous across subscribers:
+        propensity Beta(c, c (1 / far_share - 1)) with ``c = far_concentration``,
+        so that most subscribers rarely leave and a few often do; doubled on weekends).
+    overnight_share
+        Probability of starting an overnight trip (1-4 nights, at a far
+        place) relative to the day-trip propensity; tripled on Fridays and
+        Saturdays.
     lunch_share
         Probability that a worker goes out for lunch.
     weekend_work_share
@@ -129,6 +136,11 @@ class MobilityParams:
         Log-normal spread of event rates across subscribers.
     trip_event_factor
         Event rate on trips relative to stays (handovers, location updates).
+    events_per_session, session_gap_s
+        Events come in sessions (a call, a browsing session): sessions are a
+        Poisson process, each holds a geometric number of events (this mean)
+        separated by exponential gaps (this mean, seconds). Network events
+        are bursty, which makes traces sparser in time than their count suggests.
     """
 
     rho: float = 0.6
@@ -138,13 +150,18 @@ class MobilityParams:
     other_per_day: tuple[float, float, float] = (0.7, 1.6, 1.8)
     activity_sigma: float = 0.8
     explore_scale_m: float = 1500.0
-    far_share: float = 0.04
+    explore_exponent: float = 2.55
+    far_share: float = 0.05
     far_threshold_m: float = 20_000.0
+    far_concentration: float = 0.2
+    overnight_share: float = 0.3
     lunch_share: float = 0.3
     weekend_work_share: float = 0.08
     events_per_day: float = 24.0
     event_rate_sigma: float = 0.9
     trip_event_factor: float = 1.5
+    events_per_session: float = 3.0
+    session_gap_s: float = 90.0
 
 
 @dataclass
@@ -198,7 +215,7 @@ class _Explorer:
         self.n_places = np.zeros(n, dtype=np.int32)
         m = city.n_cells
         self.m = m
-        w = OTHER_WEIGHT[city.land_use][None, :] * (1.0 + city.distance_m / params.explore_scale_m) ** -2.0
+        w = OTHER_WEIGHT[city.land_use][None, :] * (1.0 + city.distance_m / params.explore_scale_m) ** -params.explore_exponent
         np.fill_diagonal(w, w.diagonal() * 0.2)
         self.explore_cdf = row_sampler(w)
         far = (city.distance_m >= params.far_threshold_m) * OTHER_WEIGHT[city.land_use][None, :]
@@ -262,7 +279,7 @@ def simulate_mobility(
     all_users = np.arange(n)
     explorer = _Explorer(city, pop, params, rng)
     activity = _lognormal_mean_one(params.activity_sigma, n, rng)
-    far_propensity = rng.beta(0.5, 0.5 / params.far_share - 0.5, n) if params.far_share > 0 else np.zeros(n)
+    far_propensity = rng.beta(params.far_concentration, params.far_concentration * (1 / params.far_share - 1), n) if params.far_share > 0 else np.zeros(n)
     lunch_cdf = explorer.explore_cdf
 
     attendees = np.zeros(0, dtype=np.int64)
@@ -275,24 +292,42 @@ def simulate_mobility(
     is_attendee[attendees] = True
 
     M = params.max_other
-    # Slot layout: 0 home, 1 work am, 2 lunch, 3 work pm, 4..4+M-1 other, 4+M stadium, 5+M home.
+    # Slot layout: 0 morning (where the night was spent), 1 work am, 2 lunch, 3 work pm,
+    # 4..4+M-1 other, 4+M stadium, 5+M night.
     n_slots = M + 6
     stays, trips = [], []
+    away_cell = np.full(n, -1, dtype=np.int64)  # where a subscriber on an overnight trip sleeps
+    nights_left = np.zeros(n, dtype=np.int64)
     for d in range(days):
         day0 = d * DAY
         weekday = d % 7 < 5
-        works = routine & ((rng.random(n) < 0.96) if weekday else (rng.random(n) < params.weekend_work_share))
+        # Overnight trips: start one (likelier on Fridays and Saturdays), continue or come home.
+        morning = np.where(away_cell >= 0, away_cell, home)
+        starting = (away_cell < 0) & (rng.random(n) < far_propensity * params.overnight_share * (3.0 if d % 7 in (4, 5) else 1.0))
+        if starting.any():
+            away_cell[starting] = sample_rows(explorer.far_cdf, city.n_cells, home[starting], rng)
+            nights_left[starting] = 1 + rng.geometric(0.6, int(starting.sum()))
+        staying = away_cell >= 0
+        night = np.where(staying & (nights_left > 0), away_cell, home)
+        nights_left = np.where(staying, nights_left - 1, 0)
+        away_cell = np.where(night == home, -1, away_cell)
+        normal = (morning == home) & (night == home)
+        anchor = np.where(night != home, night, morning)  # where the day's other visits happen
+
+        works = normal & routine & (
+            (rng.random(n) < 0.96) if weekday else (rng.random(n) < params.weekend_work_share)
+        )
         lunch = works & (rng.random(n) < params.lunch_share)
         base = params.other_per_day[0 if weekday else 2]
         mean_other = activity * np.where(works, base, params.other_per_day[1] if weekday else base)
         n_other = np.minimum(rng.poisson(mean_other), M)
-        go_far = rng.random(n) < far_propensity * (2.0 if not weekday else 1.0)
+        go_far = normal & (rng.random(n) < far_propensity * (2.0 if not weekday else 1.0))
         n_other = np.where(go_far & (n_other == 0), 1, n_other)
 
         cell = np.repeat(home[:, None], n_slots, axis=1)
         dur = np.zeros((n, n_slots))
         valid = np.zeros((n, n_slots), dtype=bool)
-        cell[:, 0] = home
+        cell[:, 0] = morning
         valid[:, 0] = True
         cell[:, 1] = work
         cell[:, 3] = work
@@ -304,15 +339,21 @@ def simulate_mobility(
         dur[:, 1] = np.where(lunch, 0.45, 1.0) * work_hours
         dur[:, 2] = np.clip(rng.lognormal(np.log(0.75), 0.3, n), 0.3, 1.5) * HOUR
         dur[:, 3] = 0.55 * work_hours
-        for k in range(M):
-            who = all_users[n_other > k]
-            if len(who) == 0:
-                break
-            cell[who, 4 + k] = explorer.visit(who, go_far[who] & (k == 0))
-            valid[who, 4 + k] = True
         dur[:, 4:4 + M] = np.clip(rng.lognormal(np.log(1.2 * HOUR), 0.7, (n, M)), 0.25 * HOUR, 6 * HOUR)
+        for k in range(M):
+            active = n_other > k
+            # At home: exploration and preferential return; away: places around where one stays.
+            who = all_users[active & normal]
+            if len(who):
+                cell[who, 4 + k] = explorer.visit(who, go_far[who] & (k == 0))
+            elsewhere = all_users[active & ~normal]
+            if len(elsewhere):
+                cell[elsewhere, 4 + k] = sample_rows(explorer.explore_cdf, city.n_cells, anchor[elsewhere], rng)
+            valid[active, 4 + k] = True
+        # Day trips far from home last longer than errands.
+        dur[go_far, 4] = np.clip(rng.lognormal(np.log(5 * HOUR), 0.4, int(go_far.sum())), 2 * HOUR, 10 * HOUR)
         cell[:, 4 + M] = city.stadium_cell
-        cell[:, 5 + M] = home
+        cell[:, 5 + M] = night
 
         # Departure from home in the morning.
         leave = np.where(works, rng.normal(7.8, 0.8, n), rng.normal(10.0, 1.5, n))
@@ -327,13 +368,13 @@ def simulate_mobility(
         start = np.zeros((n, n_slots))
         end = np.zeros((n, n_slots))
         end[:, 0] = leave
-        cur_cell = home.copy()
+        cur_cell = morning.copy()
         cur_end = leave.copy()
         last = np.zeros(n, dtype=np.int64)
         for s in range(1, n_slots - 1):
             c = cell[:, s]
             arrive = cur_end + tt[cur_cell, c]
-            limit = DAY - 0.5 * HOUR - tt[c, home]
+            limit = DAY - 0.5 * HOUR - tt[c, night]
             if event_today:
                 if s == 4 + M:
                     # The stadium: arrive for the start (waiting longer where one came early).
@@ -357,7 +398,7 @@ def simulate_mobility(
             last = np.where(ok, s, last)
         s = n_slots - 1
         valid[:, s] = True
-        start[:, s] = cur_end + tt[cur_cell, home]
+        start[:, s] = cur_end + tt[cur_cell, night]
         end[:, s] = DAY
 
         # Emit stays and the trips between consecutive stays in different cells.
@@ -413,14 +454,26 @@ def _sample_events(city, params, days, stays, trips, rng):
     per_profile_hour = params.events_per_day / DIURNAL_PROFILE.sum()
     rate = per_profile_hour * _lognormal_mean_one(params.event_rate_sigma, n_users, rng)
 
+    burst = max(float(params.events_per_session), 1.0)
+
     def draw(user, begin, finish, factor):
+        # Sessions (a call, a browsing session) arrive as a Poisson process...
         h0 = np.interp(begin, knots_t, knots_h)
         h1 = np.interp(finish, knots_t, knots_h)
-        lam = rate[user] * factor * (h1 - h0)
+        lam = rate[user] * factor * (h1 - h0) / burst
         k = rng.poisson(lam)
-        idx = np.repeat(np.arange(len(user)), k)
-        u = h0[idx] + rng.random(len(idx)) * (h1 - h0)[idx]
-        t = np.interp(u, knots_h, knots_t)
+        sess = np.repeat(np.arange(len(user)), k)
+        u = h0[sess] + rng.random(len(sess)) * (h1 - h0)[sess]
+        t_sess = np.interp(u, knots_h, knots_t)
+        # ... and each holds a geometric number of events a minute or two apart.
+        size = rng.geometric(1.0 / burst, len(sess)) if burst > 1 else np.ones(len(sess), dtype=np.int64)
+        idx = np.repeat(sess, size)
+        gaps = rng.exponential(params.session_gap_s, len(idx))
+        heads = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
+        gaps[heads] = 0.0
+        csum = np.cumsum(gaps)
+        offset = csum - np.repeat(csum[heads], size)
+        t = np.repeat(t_sess, size) + offset
         t = np.clip(np.floor(t).astype(np.int64), begin[idx], np.maximum(finish[idx] - 1, begin[idx]))
         return idx, t
 

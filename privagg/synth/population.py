@@ -7,7 +7,7 @@ Everything is drawn with array operations over all subscribers at once.
   higher for postpaid and working ages; ``device_tier`` from ARPU plus noise.
 - ``home_cell``: drawn with weights by land use (residential cells hold most
   homes) and region.
-- ``work_cell``: a gravity model from home, ``P(j | i) ∝ A_j (1 + t_ij / t0)^-2``
+- ``work_cell``: a gravity model from home, ``P(j | i) ∝ A_j (1 + t_ij / t0)^-a``
   with attractiveness ``A_j`` by land use (offices most) and shortest-path
   travel time ``t_ij``. Subscribers without a daily routine (part of the
   students, the retired, the unemployed) have ``work_cell == home_cell``.
@@ -133,7 +133,8 @@ def generate_population(
     n_users: int,
     *,
     opt_in_share: float = 0.9,
-    work_deterrence_s: float = 900.0,
+    work_deterrence_s: float = 600.0,
+    work_deterrence_exponent: float = 3.0,
     rng: np.random.Generator,
 ) -> Population:
     """Draw ``n_users`` subscribers living in ``city``.
@@ -146,8 +147,8 @@ def generate_population(
         Number of subscribers.
     opt_in_share
         Share of subscribers who consented (``opt_in == True``).
-    work_deterrence_s
-        ``t0`` of the gravity model's deterrence ``(1 + t / t0)^-2`` in seconds.
+    work_deterrence_s, work_deterrence_exponent
+        ``t0`` (seconds) and ``a`` of the gravity model's deterrence ``(1 + t / t0)^-a``.
     rng
         Random generator.
     """
@@ -168,7 +169,7 @@ def generate_population(
     home_w = HOME_WEIGHT[city.land_use] * HOME_REGION_WEIGHT[city.region]
     home = rng.choice(n_cells, size=n, p=home_w / home_w.sum()).astype(np.int64)
     attract = WORK_WEIGHT[city.land_use]
-    gravity = attract[None, :] * (1.0 + city.travel_time_s / work_deterrence_s) ** -2.0
+    gravity = attract[None, :] * (1.0 + city.travel_time_s / work_deterrence_s) ** -work_deterrence_exponent
     work_drawn = sample_rows(row_sampler(gravity), n_cells, home, rng)
     routine = rng.random(n) < ROUTINE_BY_AGE[age]
     work = np.where(routine, work_drawn, home).astype(np.int64)
