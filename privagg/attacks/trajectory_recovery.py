@@ -388,7 +388,8 @@ def recover_trajectories(
     Parameters
     ----------
     footfall
-        Release or DataFrame of counts by location and time slot.
+        Release or DataFrame of counts by location and time slot, or a
+        :class:`Footfall` grid over the coordinates' locations.
     coordinates
         Location id (``location_col``) with ``x`` and ``y`` (metres); see
         :func:`location_coordinates`.
@@ -409,10 +410,18 @@ def recover_trajectories(
         adversary). Uses ``seed``; the optimal attack is deterministic.
     """
     coords_table = coordinates.sort_values(location_col).reset_index(drop=True)
-    grid = footfall_grid(
-        footfall, locations=coords_table[location_col].to_numpy(), location_col=location_col,
-        time_col=time_col, value_col=value_col,
-    )
+    if isinstance(footfall, Footfall):
+        grid = footfall
+        if not np.array_equal(grid.locations, coords_table[location_col].to_numpy()):
+            raise PrivaggInputError(
+                "the Footfall grid's locations differ from the coordinates'. "
+                "Fix: build it with footfall_grid(..., locations=coordinates[location_col])."
+            )
+    else:
+        grid = footfall_grid(
+            footfall, locations=coords_table[location_col].to_numpy(), location_col=location_col,
+            time_col=time_col, value_col=value_col,
+        )
     coords = coords_table[["x", "y"]].to_numpy(dtype=float)
     coord_index = {(float(x), float(y)): i for i, (x, y) in enumerate(coords)}
     if n_trajectories is None:
@@ -427,7 +436,7 @@ def recover_trajectories(
         day_traj = _recover_day(
             grid.counts[sel], coords, coord_index, night[sel], n_trajectories, max_total_ratio, rng
         )
-        if chains is None:
+        if chains is None or len(chains) == 0:  # first day with anyone counted starts the chains
             chains = np.full((len(day_traj), len(grid.slots)), -1, dtype=np.int64)
             chains[:, sel] = day_traj
             continue
@@ -440,7 +449,8 @@ def recover_trajectories(
             )
             r, c = linear_sum_assignment(cost)
         chains[r[:, None], sel[None, :]] = day_traj[c]
-    assert chains is not None
+    if chains is None:
+        chains = np.zeros((0, len(grid.slots)), dtype=np.int64)
     return Recovery(locations=grid.locations, slots=grid.slots, trajectories=chains)
 
 
@@ -534,15 +544,14 @@ def trajectory_recovery(
     import time
 
     started = time.perf_counter()
-    recovery = recover_trajectories(
-        footfall, coordinates, location_col=location_col, time_col=time_col, value_col=value_col,
-        night_hours=night_hours, n_trajectories=n_trajectories, seed=seed,
+    grid = footfall_grid(
+        footfall, locations=np.sort(coordinates[location_col].to_numpy()), location_col=location_col,
+        time_col=time_col, value_col=value_col,
     )
+    common = dict(location_col=location_col, night_hours=night_hours, n_trajectories=n_trajectories, seed=seed)
+    recovery = recover_trajectories(grid, coordinates, **common)
     elapsed = time.perf_counter() - started
-    baseline_recovery = recover_trajectories(
-        footfall, coordinates, location_col=location_col, time_col=time_col, value_col=value_col,
-        night_hours=night_hours, n_trajectories=n_trajectories, random_assignment=True, seed=seed,
-    )
+    baseline_recovery = recover_trajectories(grid, coordinates, random_assignment=True, **common)
     truth = np.asarray(truth)
     if truth.ndim != 2 or truth.shape[1] != len(recovery.slots):
         raise PrivaggInputError(
@@ -565,16 +574,14 @@ def trajectory_recovery(
             metrics[key] = float(hit.mean())
             if name == "attack":
                 _, counts = np.unique(_top_sets(rec, k, len(locations)), axis=0, return_counts=True)
-                metrics[f"unique_top{k}"] = float((counts == 1).sum() / len(rec))
+                metrics[f"unique_top{k}"] = float((counts == 1).sum() / len(rec)) if len(rec) else float("nan")
                 lo, hi = wilson_interval(int(hit.sum()), len(hit), level)
                 metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = lo, hi
     accuracy = float(scores["attack"].mean())
     rng = np.random.default_rng(seed)
     boot = scores["attack"][rng.integers(0, len(truth), (n_bootstrap, len(truth)))].mean(axis=1)
     low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    grid_totals = footfall_grid(
-        footfall, locations=locations, location_col=location_col, time_col=time_col, value_col=value_col
-    ).counts.sum(axis=1)
+    grid_totals = grid.counts.sum(axis=1)
     metrics.update(
         n_users=float(len(truth)),
         n_recovered=float(len(recovery.trajectories)),

@@ -103,7 +103,9 @@ def trace_points(
     n_bins_total = int(bins.max()) + 1 if len(bins) else 1
     point = loc_index.astype(np.int64) * n_bins_total + bins.astype(np.int64)
     point_codes, point_index = np.unique(point, return_inverse=True)
-    pairs = np.unique(user_index.astype(np.int64) * len(point_codes) + point_index)
+    pairs = np.sort(user_index.astype(np.int64) * len(point_codes) + point_index)
+    # distinct pairs by sort-and-compare: numpy's hash-based unique is slower on millions of int64
+    pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))] if len(pairs) else pairs
     return pairs // len(point_codes), pairs % len(point_codes), len(user_codes), len(point_codes)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from privagg.audit.lower_bound import (
     AuditResult,
+    ReleaseMechanism,
     clopper_pearson,
     epsilon_lower_bound,
     naive_laplace_reachable,
@@ -37,6 +38,7 @@ __all__ = [
     "DiscreteLaplaceCounts",
     "MiscalibratedCounts",
     "NaiveLaplaceCounts",
+    "ReleaseMechanism",
     "bounded_counts",
     "clopper_pearson",
     "discrete_laplace_mechanism",

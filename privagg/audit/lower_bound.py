@@ -43,7 +43,7 @@ from scipy import stats
 
 from privagg.errors import PrivaggInputError
 
-__all__ = ["AuditResult", "clopper_pearson", "epsilon_lower_bound", "remove_most_active"]
+__all__ = ["AuditResult", "ReleaseMechanism", "clopper_pearson", "epsilon_lower_bound", "remove_most_active"]
 
 
 @dataclass(frozen=True)
@@ -127,14 +127,18 @@ def remove_most_active(dataset: Any) -> tuple[Any, str]:
     """D' = D without its most active subscriber (most rows, ties by smallest id).
 
     ``dataset`` is a DataFrame with a ``user_id`` column, or a
-    :class:`~privagg.world.World` (activity = rows in events, stays and trips).
+    :class:`~privagg.world.World` (activity = rows in events, stays and trips;
+    only subscribers who opted in, since releases exclude the others).
     """
     from privagg.world import World
 
     if isinstance(dataset, World):
+        # Subscribers who opted out never reach a release: removing one would change nothing.
+        consenting = dataset.users.loc[dataset.users["opt_in"].to_numpy(dtype=bool), "user_id"]
         activity = pd.concat(
             [dataset.events["user_id"], dataset.stays["user_id"], dataset.trips["user_id"]], ignore_index=True
         ).value_counts()
+        activity = activity.loc[activity.index.isin(consenting)]
         if activity.empty:
             raise PrivaggInputError("the World has no events, stays or trips; no subscriber to remove.")
         user = _top(activity)
@@ -172,17 +176,49 @@ def _as_vector(output: Any) -> np.ndarray:
     return np.asarray(output, dtype=float).ravel()
 
 
-def _draw(mechanism: Callable, dataset: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+def _draw(mechanism: Callable, dataset: Any, n: int, rng: np.random.Generator) -> tuple[np.ndarray, Any]:
+    """``n`` releases as an ``(n, k)`` array, and the privacy record of the first (if it is a Release)."""
     if hasattr(mechanism, "sample"):
         out = np.asarray(mechanism.sample(dataset, n, rng=rng), dtype=float)
-        return out.reshape(n, -1)
-    rows = [_as_vector(mechanism(dataset)) for _ in range(n)]
-    return np.vstack(rows)
+        return out.reshape(n, -1), None
+    outputs = [mechanism(dataset) for _ in range(n)]
+    return np.vstack([_as_vector(o) for o in outputs]), getattr(outputs[0], "privacy", None)
+
+
+class ReleaseMechanism:
+    """An :class:`~privagg.anonymisers.base.Anonymiser` answering one query, as a mechanism to audit.
+
+    ``ReleaseMechanism(anonymiser, query)(world)`` is ``anonymiser.release(world, query)``.
+    The claimed epsilon is the anonymiser's ``epsilon`` (nominal for
+    baselines such as the naive Laplace); the noise scale is read from the
+    releases' privacy records. Each release runs the whole pipeline, so
+    audits of World-level releases need small worlds or patience.
+    """
+
+    def __init__(self, anonymiser: Any, query: Any) -> None:
+        self.anonymiser = anonymiser
+        self.query = query
+        self.claimed_epsilon = getattr(anonymiser, "epsilon", None)
+        self.name = getattr(anonymiser, "name", type(anonymiser).__name__)
+
+    def __call__(self, world: Any) -> Any:
+        return self.anonymiser.release(world, self.query)
 
 
 # ----------------------------------------------------------------------------- Mironov's event
 
-_LOG = np.frompyfunc(math.log, 1, 1)  # libm's log, the one numpy's C sampler calls
+_LIBM_LOG = np.frompyfunc(math.log, 1, 1)  # libm's log, the one numpy's C sampler calls
+
+
+def _log(values: np.ndarray) -> np.ndarray:
+    """libm's log, bit for bit. numpy's vectorised log is used when it agrees with libm on a
+    sample of the inputs (SIMD builds of numpy may differ in the last bit)."""
+    flat = values.ravel()
+    sample = flat[:: max(1, flat.size // 512)]
+    fast = np.log(flat)
+    if np.array_equal(fast[:: max(1, flat.size // 512)], _LIBM_LOG(sample).astype(float)):
+        return fast.reshape(values.shape)
+    return _LIBM_LOG(flat).astype(float).reshape(values.shape)
 
 
 def naive_laplace_reachable(y: np.ndarray, x: np.ndarray, scale: float, radius: int = 4) -> np.ndarray:
@@ -196,8 +232,7 @@ def naive_laplace_reachable(y: np.ndarray, x: np.ndarray, scale: float, radius: 
     from another integer are not, because their low-order bits come from a
     different rounding (Mironov, CCS 2012).
     """
-    y = np.asarray(y, dtype=float)
-    x = np.broadcast_to(np.asarray(x, dtype=float), y.shape)
+    y, x = np.broadcast_arrays(np.asarray(y, dtype=float), np.asarray(x, dtype=float))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         t = (y - x) / scale
         ustar = np.where(t < 0, 0.5 * np.exp(np.minimum(t, 0)), 1.0 - 0.5 * np.exp(-np.maximum(t, 0)))
@@ -205,13 +240,52 @@ def naive_laplace_reachable(y: np.ndarray, x: np.ndarray, scale: float, radius: 
         valid = (k > 0) & (k < 2.0**53) & np.isfinite(y)[..., None]
         u = np.where(valid, k, 1.0) * 2.0**-53
         arg = np.where(u < 0.5, u + u, 2.0 - u - u)
-        log = _LOG(arg.ravel()).astype(float).reshape(arg.shape)
+        log = _log(arg)
         noise = scale * np.where(u < 0.5, log, -log)
         replay = x[..., None] + noise
     return ((replay == y[..., None]) & valid).any(axis=-1)
 
 
 # ----------------------------------------------------------------------------- event search
+
+
+def _mironov_candidates(a0: np.ndarray, a1: np.ndarray, partitions: np.ndarray, scale: float,
+                        half: int) -> list[_Candidate]:
+    """Events "the output in partition j is not a double the naive sampler can produce from count x".
+
+    Under the dataset whose true count is x this never happens; under the
+    other it happens for most outputs. x ranges over integers near the
+    median output, so the true counts need not be known.
+    """
+    out: list[_Candidate] = []
+    width = int(min(25, max(3, np.ceil(6 * scale / np.sqrt(half)))))
+    best: list[tuple[int, float, np.ndarray, np.ndarray]] = []
+    for j in partitions:
+        centre = np.rint(np.median(np.r_[a0[:, j], a1[:, j]]))
+        xs = np.arange(centre - width, centre + width + 1)
+        ex0 = ~naive_laplace_reachable(a0[:, j, None], xs[None, :], scale)
+        ex1 = ~naive_laplace_reachable(a1[:, j, None], xs[None, :], scale)
+        gap = np.abs(ex0.mean(axis=0) - ex1.mean(axis=0)) * (np.minimum(ex0.sum(axis=0), ex1.sum(axis=0)) == 0)
+        for i, x in enumerate(xs):
+            desc = (f"output in partition {j} is not a double numpy's float Laplace sampler can produce "
+                    f"from the count {x:g}")
+            ev = lambda y, j=j, x=x: ~naive_laplace_reachable(y[:, j], x, scale)  # noqa: E731
+            out.append(_Candidate(desc, ex0[:, i], ex1[:, i], ev))
+        i = int(np.argmax(gap))
+        if gap[i] > 0:
+            best.append((int(j), float(xs[i]), ex0[:, i], ex1[:, i]))
+    # Combine: some partition's output is not reachable from its chosen count, within one side's
+    # zero-frequency events (the side is chosen on the selection half like everything else).
+    for side in (0, 1):
+        chosen = [(j, x, e0, e1) for j, x, e0, e1 in best if (e0.sum() == 0 if side == 0 else e1.sum() == 0)]
+        if len(chosen) > 1:
+            js = np.array([c[0] for c in chosen])
+            xs = np.array([c[1] for c in chosen])
+            desc = (f"in one of partitions {js.tolist()} the output is not a double numpy's float Laplace "
+                    f"sampler can produce from the counts {xs.tolist()}")
+            ev = lambda y, js=js, xs=xs: (~naive_laplace_reachable(y[:, js], xs, scale)).any(axis=1)  # noqa: E731
+            out.append(_Candidate(desc, ev(a0), ev(a1), ev))
+    return out
 
 
 @dataclass
@@ -263,7 +337,8 @@ def epsilon_lower_bound(
     ----------
     mechanism
         Callable ``dataset -> release`` (a vector of released values, a
-        DataFrame with ``value``, or a :class:`~privagg.release.Release`). If
+        DataFrame with ``value``, or a :class:`~privagg.release.Release`;
+        wrap an anonymiser and a query with :class:`ReleaseMechanism`). If
         it has ``sample(dataset, n, rng=...)`` returning ``n`` releases at
         once, that is used instead (much faster).
     dataset
@@ -306,8 +381,12 @@ def epsilon_lower_bound(
         d1, how = neighbour, "given neighbouring dataset"
 
     rng = np.random.default_rng(seed)
-    y0 = _draw(mechanism, dataset, n_runs, rng)
-    y1 = _draw(mechanism, d1, n_runs, rng)
+    y0, record = _draw(mechanism, dataset, n_runs, rng)
+    y1, _ = _draw(mechanism, d1, n_runs, rng)
+    if record is not None:
+        noise_scale = noise_scale or record.noise_scale
+        if claimed_epsilon is None:
+            claimed_epsilon = record.epsilon if record.epsilon is not None else record.parameters.get("epsilon")
     if y0.shape != y1.shape:
         raise PrivaggInputError(
             f"the mechanism released {y0.shape[1]} values on D but {y1.shape[1]} on D': the set of released keys "
@@ -344,21 +423,12 @@ def epsilon_lower_bound(
 
     floats = not np.all(np.mod(np.concatenate([a0, a1]), 1.0) == 0)
     if floats and noise_scale:
-        x0, x1 = np.rint(np.median(a0, axis=0)), np.rint(np.median(a1, axis=0))
-        differ = np.flatnonzero(x0 != x1)
-        if differ.size:
-            scale = float(noise_scale)
-
-            def only(y: np.ndarray, mine: np.ndarray, other: np.ndarray) -> np.ndarray:
-                yy = y[:, differ]
-                return (naive_laplace_reachable(yy, mine[differ], scale)
-                        & ~naive_laplace_reachable(yy, other[differ], scale)).any(axis=1)
-
-            for label, mine, other in (("D'", x1, x0), ("D", x0, x1)):
-                desc = (f"output reachable by numpy's float Laplace sampler from the true counts under {label} "
-                        f"but not from the other dataset's, in one of {differ.size} partitions")
-                ev = lambda y, mine=mine, other=other: only(y, mine, other)  # noqa: E731
-                candidates.append(_Candidate(desc, ev(a0), ev(a1), ev))
+        # Every partition if affordable (the shift of one count is invisible in the means when the
+        # noise is wide, but not in the low-order bits); otherwise those whose means differ most.
+        width = int(min(25, max(3, np.ceil(6 * float(noise_scale) / np.sqrt(half)))))
+        affordable = max(1, int(4e6 // (half * (2 * width + 1) * 9)))
+        candidates += _mironov_candidates(a0, a1, np.argsort(-np.abs(z), kind="stable")[:affordable],
+                                          float(noise_scale), half)
 
     # Choose the event and its direction on the selection half.
     k0 = np.array([c.sel0.sum() for c in candidates])

@@ -33,7 +33,6 @@ to draw thousands of releases in one OpenDP call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -56,29 +55,23 @@ def _check_positive(name: str, value: float) -> None:
         raise PrivaggInputError(f"{name}={value!r} must be a positive finite number. Fix: pass e.g. {name}=1.")
 
 
-@lru_cache(maxsize=64)
-def _opendp_discrete_laplace(scale: float):
-    import opendp.prelude as dp
-
-    dp.enable_features("contrib")
-    return dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int), scale=float(scale))
-
-
-def discrete_laplace_mechanism(counts: np.ndarray, epsilon: float, sensitivity: float) -> np.ndarray:
+def discrete_laplace_mechanism(counts: np.ndarray, epsilon: float, sensitivity: int) -> np.ndarray:
     """Integer counts plus discrete Laplace noise of scale ``sensitivity / epsilon``, from OpenDP.
 
-    ``counts`` may have any shape; every entry gets independent noise. This is
-    epsilon-DP when ``sensitivity`` bounds the L1 change of ``counts`` caused
-    by one privacy unit.
+    Uses privagg's own mechanism (:func:`privagg.dp.mechanisms.laplace`, whose
+    scale OpenDP's privacy map certifies). ``counts`` may have any shape; every
+    entry gets independent noise. This is epsilon-DP when ``sensitivity``
+    bounds the L1 change of ``counts`` caused by one privacy unit.
     """
+    from privagg.dp.mechanisms import laplace
+
     _check_positive("epsilon", epsilon)
     _check_positive("sensitivity", sensitivity)
     counts = np.asarray(counts)
-    flat = counts.astype(np.int64).ravel().tolist()
-    if not flat:
-        return counts.astype(np.int64)
-    noisy = _opendp_discrete_laplace(float(sensitivity) / float(epsilon))(flat)
-    return np.asarray(noisy, dtype=np.int64).reshape(counts.shape)
+    flat = np.rint(counts).astype(np.int64).ravel()
+    if not flat.size:
+        return flat.reshape(counts.shape)
+    return laplace(float(epsilon), int(sensitivity)).sample(flat).reshape(counts.shape)
 
 
 def miscalibrated_mechanism(
