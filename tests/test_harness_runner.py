@@ -263,5 +263,15 @@ def test_coarse_release_is_spread_over_cells():
     out, note = project_to_truth(released, ["zone_id", "hour"], truth, ["cell_id", "hour"], cells)
     assert out.sort_values("cell_id")["value"].tolist() == [5.0, 5.0, 4.0]
     assert note == "zone_id values spread evenly over each zone's cells"
+    # a 2h release onto a 1h truth: presence repeated, additive counts divided
+    hours = pd.date_range("2026-01-05", periods=4, freq="1h")
+    truth_t = pd.DataFrame({"cell_id": [0] * 4 + [1] * 4, "time": list(hours) * 2, "value": np.arange(8.0)})
+    rel_t = pd.DataFrame({"zone_id": [0, 0], "time": hours[[0, 2]], "value": [8.0, 4.0]})
+    out, note = project_to_truth(rel_t, ["zone_id", "time"], truth_t, ["cell_id", "time"], cells)
+    assert out["value"].tolist() == [4.0, 4.0, 2.0, 2.0] * 2
+    assert note == ("zone_id values spread evenly over each zone's cells; "
+                    "0 days 02:00:00 values repeated for each 0 days 01:00:00 bin")
+    out, _ = project_to_truth(rel_t, ["zone_id", "time"], truth_t, ["cell_id", "time"], cells, additive_in_time=True)
+    assert out["value"].tolist() == [2.0, 2.0, 1.0, 1.0] * 2
     with pytest.raises(PrivaggError, match=r"the release has keys \['day'\] but the true table has"):
         project_to_truth(released.rename(columns={"zone_id": "day"}), ["day"], truth, ["cell_id", "hour"], cells)

@@ -94,7 +94,7 @@ def test_typo_in_anonymiser_parameter_names_file_line_key_and_fix(tmp_path):
     assert msg == (
         f"{path}, line {line}: [[anonymisers]] #3 (family 'dp'): unknown key 'epsilom'. "
         "Fix: did you mean 'epsilon'? Family 'dp' accepts epsilon, rho, delta, max_partitions, "
-        "max_per_partition, keys, postprocess."
+        "max_per_partition, lower, upper, public_keys, ci_level."
     )
 
 
@@ -114,7 +114,10 @@ def test_unknown_family_and_bad_values(tmp_path):
     msg, _ = error_for(tmp_path, GOOD.replace('level = "cell"', 'level = "cel"'))
     assert "[[statistics]] #1: level = 'cel' is not an area level. Fix: did you mean 'cell'?" in msg
     msg, _ = error_for(tmp_path, GOOD.replace('time_bin = "1h"', 'time_bin = "hourly"'))
-    assert "time_bin = 'hourly' is not a duration. Fix: write it like \"15min\", \"1h\" or \"1d\"." in msg
+    assert ("time_bin = 'hourly' is not a supported time bin. Fix: use a duration from 15 minutes to 1 day that "
+            "divides a day, like \"15min\", \"1h\" or \"1D\" (or \"none\").") in msg
+    msg, _ = error_for(tmp_path, GOOD.replace('time_bin = "1h"', 'time_bin = "7h"'))
+    assert "time_bin = '7h' is not a supported time bin" in msg
 
 
 def test_attack_metric_and_seed_mistakes(tmp_path):

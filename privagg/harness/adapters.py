@@ -6,19 +6,21 @@ Every function here is the default entry of a registry in
 library's calls. Each carries ``requires``: the ``module:attribute`` names it
 needs, checked before a run starts so that a missing piece fails early with
 a clear message.
-
-INTEGRATION: the names below are those agreed in the brief; where a branch
-lands with a different signature, adjust only this module.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from privagg.harness.registry import AttackContext, MissingComponentError, NotApplicable
+
+#: Spec statistic names -> library statistic names (the library's own names are accepted too).
+STATISTIC_ALIASES = {"dwell": "dwell_times", "od": "od_flows", "segments": "segment_counts"}
 
 
 def _load(entry: str) -> Any:
@@ -37,17 +39,6 @@ def _load(entry: str) -> Any:
         ) from None
 
 
-def _first(*entries: str) -> Any:
-    """The first of several candidate ``module:attribute`` names that exists."""
-    errors = []
-    for entry in entries:
-        try:
-            return _load(entry)
-        except MissingComponentError as exc:
-            errors.append(str(exc))
-    raise MissingComponentError(" / ".join(errors))
-
-
 def _requires(*entries: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def mark(func: Callable[..., Any]) -> Callable[..., Any]:
         func.requires = entries  # type: ignore[attr-defined]
@@ -56,90 +47,207 @@ def _requires(*entries: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     return mark
 
 
+def _none(value: Any) -> Any:
+    """TOML has no null: the strings "none" / "auto" stand for None / the library default."""
+    if isinstance(value, str) and value.lower() == "none":
+        return None
+    return value
+
+
 # --------------------------------------------------------------------------- query and truth
 
 
-@_requires("privagg.queries:Query")
+@_requires("privagg.queries:Query", "privagg.queries:public_keys")
 def build_query(world: Any, statistic: Any) -> Any:
-    """The library Query for a spec statistic (public key domain: all areas x all time bins)."""
-    Query = _load("privagg.queries:Query")
-    kwargs: dict[str, Any] = {"statistic": statistic.statistic, "level": statistic.level,
-                              "time_bin": statistic.time_bin}
+    """The library Query for a spec statistic, with the public key domain of the World's window.
+
+    Every key (all areas x all time bins, or all segments) is in the query,
+    so the true table lists empty keys too and every anonymiser answers the
+    same keys.
+    """
+    from privagg.queries import Query, public_keys
+
+    name = STATISTIC_ALIASES.get(statistic.statistic, statistic.statistic)
+    kwargs: dict[str, Any] = {"statistic": name, "level": _none(statistic.level)}
+    if statistic.time_bin is not None:
+        kwargs["time_bin"] = _none(statistic.time_bin)
     if statistic.by:
-        kwargs["by"] = list(statistic.by)
-    kwargs.update(statistic.options)
-    if hasattr(Query, "for_world"):
-        return Query.for_world(world, **kwargs)
-    return Query(**kwargs)
+        kwargs["by"] = tuple(statistic.by)
+    kwargs.update({k: _none(v) for k, v in statistic.options.items()})
+    if "dwell_edges" in kwargs:
+        kwargs["dwell_edges"] = tuple(kwargs["dwell_edges"])
+    query = Query(**kwargs)
+    start, end = world.start, world.end
+    keys = public_keys(query, world.cells, start=start, end=end, users_columns=list(world.users.columns))
+    timed = query.time_bin is not None
+    return replace(query, keys=keys, start=query.start if query.start is not None else (start if timed else None),
+                   end=query.end if query.end is not None else (end if timed else None))
 
 
 @_requires("privagg.exact:exact_aggregate")
 def exact_aggregate(world: Any, query: Any) -> pd.DataFrame:
-    """The exact (non-private) aggregate of ``query``: key columns and ``value``."""
-    table = _load("privagg.exact:exact_aggregate")(world, query)
-    return table.to_pandas() if hasattr(table, "to_pandas") else table
+    """The exact (non-private) aggregate of ``query``, every key of its domain included (0 where empty)."""
+    from privagg.exact import exact_aggregate as exact
+
+    return exact(world, query, include_empty=query.keys is not None)
 
 
 # --------------------------------------------------------------------------- anonymisers
 
 
-@_requires("privagg.anonymisers:DPAnonymiser")
+@_requires("privagg.anonymisers.dp:DPAnonymiser", "privagg.dp.bounds:Bounds")
 def dp_anonymiser(**params: Any) -> Any:
-    """``DPAnonymiser(epsilon=..., delta=..., bounds=Bounds(max_partitions, max_per_partition), ...)``."""
-    cls = _first("privagg.anonymisers:DPAnonymiser", "privagg.anonymisers.dp:DPAnonymiser")
+    """``DPAnonymiser(epsilon | rho, delta, bounds=Bounds(max_partitions, max_per_partition), public_keys)``."""
+    from privagg.anonymisers.dp import DPAnonymiser
+    from privagg.dp.bounds import Bounds
+
+    params = {k: _none(v) for k, v in params.items()}
+    bound_keys = {k: params.pop(k) for k in ("max_partitions", "max_per_partition", "lower", "upper") if k in params}
+    if bound_keys:
+        params["bounds"] = Bounds(**bound_keys)
+    return DPAnonymiser(**params)
+
+
+@_requires("privagg.anonymisers.raw:Raw")
+def raw_anonymiser(**params: Any) -> Any:
+    """Exact aggregates (``Raw``)."""
+    from privagg.anonymisers.raw import Raw
+
+    return Raw(**params)
+
+
+@_requires("privagg.anonymisers.suppression:Suppression")
+def suppression_anonymiser(**params: Any) -> Any:
+    """Counts below ``k`` suppressed (``Suppression(k, rounding)``)."""
+    from privagg.anonymisers.suppression import Suppression
+
+    return Suppression(**params)
+
+
+@_requires("privagg.anonymisers.coarsening:Coarsening")
+def coarsening_anonymiser(**params: Any) -> Any:
+    """Coarser level and/or time bin (``Coarsening``); the time bin is kept unless the spec sets one."""
+    from privagg.anonymisers.coarsening import Coarsening
+
+    params = {k: _none(v) for k, v in params.items()}
+    params.setdefault("time_bin", None)
+    return Coarsening(**params)
+
+
+@_requires("privagg.anonymisers.pseudonymised:Pseudonymised")
+def pseudonymised_anonymiser(seed: int | None = None, **params: Any) -> Any:
+    """Pseudonymised microdata (``Pseudonymised``), pseudonyms seeded by the cell's seed."""
+    from privagg.anonymisers.pseudonymised import Pseudonymised
+
+    params = {k: _none(v) for k, v in params.items()}
+    if "attributes" in params:
+        params["attributes"] = tuple(params["attributes"])
+    return Pseudonymised(seed=seed, **params)
+
+
+@_requires("privagg.anonymisers.naive_laplace:NaiveLaplace", "privagg.dp.bounds:Bounds")
+def naive_laplace_anonymiser(seed: int | None = None, **params: Any) -> Any:
+    """Textbook floating-point Laplace (insecure by construction), seeded by the cell's seed."""
+    from privagg.anonymisers.naive_laplace import NaiveLaplace
+    from privagg.dp.bounds import Bounds
+
     bound_keys = {k: params.pop(k) for k in ("max_partitions", "max_per_partition") if k in params}
     if bound_keys:
-        try:
-            Bounds = _first("privagg:Bounds", "privagg.dp:Bounds")
-            params["bounds"] = Bounds(**bound_keys)
-        except MissingComponentError:
-            params.update(bound_keys)
-    return cls(**params)
-
-
-def _baseline(family: str, *names: str) -> Callable[..., Any]:
-    candidates = [f"privagg.anonymisers:{n}" for n in names] + [f"privagg.anonymisers.{family}:{n}" for n in names]
-
-    @_requires(candidates[0])
-    def factory(**params: Any) -> Any:
-        return _first(*candidates)(**params)
-
-    factory.__name__ = f"{family}_anonymiser"
-    factory.__doc__ = f"The {family!r} baseline anonymiser (one of {', '.join(names)})."
-    factory.requires = ()  # type: ignore[attr-defined]  # found among several candidates: checked at first use
-    return factory
-
-
-raw_anonymiser = _baseline("raw", "RawAnonymiser", "Raw")
-suppression_anonymiser = _baseline("suppression", "SuppressionAnonymiser", "Suppression")
-coarsening_anonymiser = _baseline("coarsening", "CoarseningAnonymiser", "Coarsening")
-pseudonymised_anonymiser = _baseline("pseudonymised", "PseudonymisedAnonymiser", "Pseudonymised")
-naive_laplace_anonymiser = _baseline("naive_laplace", "NaiveLaplaceAnonymiser", "NaiveLaplace")
+        params["bounds"] = Bounds(**bound_keys)
+    return NaiveLaplace(seed=seed, **params)
 
 
 # --------------------------------------------------------------------------- attacks
 
 
-def _attack(name: str, entry: str) -> Callable[[AttackContext], Any]:
-    @_requires(entry)
-    def run(ctx: AttackContext) -> Any:
-        func = _load(entry)
-        return func(ctx.release, world=ctx.world, anonymiser=ctx.anonymiser, query=ctx.query,
-                    seed=ctx.seed, **ctx.attack_params)
-
-    run.__name__ = f"run_{name}"
-    run.__doc__ = f"Run the {name!r} attack ({entry}) on the cell's release."
-    return run
+def _target(ctx: AttackContext) -> str:
+    params = " ".join(f"{k}={v}" for k, v in ctx.params.items())
+    return f"{ctx.family} {params}".strip()
 
 
-run_unicity = _attack("unicity", "privagg.attacks.unicity:attack")
-run_trajectory_recovery = _attack("trajectory_recovery", "privagg.attacks.trajectory_recovery:attack")
-run_membership = _attack("membership", "privagg.attacks.membership:attack")
-run_reconstruction = _attack("reconstruction", "privagg.attacks.reconstruction:attack")
-run_differencing = _attack("differencing", "privagg.attacks.differencing:attack")
+@_requires("privagg.attacks.unicity:unicity")
+def run_unicity(ctx: AttackContext) -> Any:
+    """Unicity (de Montjoye et al. 2013) on pseudonymised microdata; ``points`` known points (default 4)."""
+    from privagg.attacks.unicity import unicity
+
+    if not hasattr(ctx.release, "table") or "value" in getattr(ctx.release, "table", pd.DataFrame()).columns:
+        raise NotApplicable("unicity needs microdata (a pseudonymised release), not an aggregate table")
+    params = dict(ctx.attack_params)
+    p = int(params.pop("points", params.pop("p", 4)))
+    return unicity(ctx.release, p, seed=ctx.seed, target=_target(ctx), **params)
+
+
+@_requires("privagg.attacks.trajectory_recovery:trajectory_recovery")
+def run_trajectory_recovery(ctx: AttackContext) -> Any:
+    """Trajectory recovery (Xu et al. 2017) from a footfall release.
+
+    Attack parameters: ``days`` limits the days attacked (from the first);
+    ``n_trajectories`` defaults to the number of opted-in subscribers (the
+    adversary knows how many subscribers there are); the rest go to
+    :func:`privagg.attacks.trajectory_recovery.trajectory_recovery`.
+    """
+    from privagg.attacks.trajectory_recovery import (
+        footfall_grid, location_coordinates, trajectory_recovery, true_locations,
+    )
+
+    query = ctx.query
+    if getattr(query, "statistic", None) != "footfall" or not hasattr(ctx.release, "to_pandas"):
+        raise NotApplicable("trajectory recovery needs a footfall release (counts per area and time bin)")
+    table = ctx.release.to_pandas()
+    location_col = next((c for c in ("cell_id", "zone_id", "district_id") if c in table.columns), None)
+    if location_col is None or "time" not in table.columns:
+        raise NotApplicable("trajectory recovery needs area and time keys in the release")
+    params = dict(ctx.attack_params)
+    days = params.pop("days", None)
+    if days is not None:
+        first = pd.to_datetime(table["time"]).min().floor("D")
+        table = table.loc[pd.to_datetime(table["time"]) < first + pd.Timedelta(days=int(days))]
+    world = ctx.world.opted_in()
+    # The adversary knows roughly how many subscribers there are (operators publish it); without this,
+    # noisy DP counts would make it chase thousands of phantom trajectories.
+    params.setdefault("n_trajectories", int(len(world.users)))
+    cells = world.cells
+    grid = footfall_grid(table, location_col=location_col)
+    stays = world.stays
+    if location_col != "cell_id":
+        stays = stays.merge(cells[["cell_id", location_col]], on="cell_id", how="left")
+    _, truth = true_locations(stays, grid.slots, location_col=location_col)
+    return trajectory_recovery(table, location_coordinates(cells, location_col), truth,
+                               location_col=location_col, seed=ctx.seed, target=_target(ctx), **params)
+
+
+@_requires("privagg.attacks.membership:membership_inference")
+def run_membership(ctx: AttackContext) -> Any:
+    """Membership inference on aggregates (Pyrgelis et al. 2018)."""
+    from privagg.attacks.membership import membership_inference
+
+    if not hasattr(ctx.release, "to_pandas") or "value" not in ctx.release.to_pandas().columns:
+        raise NotApplicable("membership inference on aggregates needs an aggregate release")
+    return membership_inference(ctx.world, ctx.query, ctx.anonymiser, seed=ctx.seed, target=_target(ctx),
+                                **ctx.attack_params)
+
+
+@_requires("privagg.attacks.differencing:differencing")
+def run_differencing(ctx: AttackContext) -> Any:
+    """Differencing game: two releases differing by one subscriber."""
+    from privagg.attacks.differencing import differencing
+
+    if not hasattr(ctx.release, "to_pandas") or "value" not in ctx.release.to_pandas().columns:
+        raise NotApplicable("differencing needs an aggregate release")
+    return differencing(ctx.world, ctx.query, ctx.anonymiser, seed=ctx.seed, target=_target(ctx), **ctx.attack_params)
+
+
+@_requires("privagg.attacks.reconstruction:reconstruction")
+def run_reconstruction(ctx: AttackContext) -> Any:
+    """Reconstruction of crossbreak tables (Dinur-Nissim; the 2010 US Census)."""
+    from privagg.attacks.reconstruction import reconstruction
+
+    return reconstruction(ctx.world, ctx.query, ctx.anonymiser, seed=ctx.seed, target=_target(ctx), **ctx.attack_params)
+
 
 __all__ = [
-    "NotApplicable", "build_query", "coarsening_anonymiser", "dp_anonymiser", "exact_aggregate",
-    "naive_laplace_anonymiser", "pseudonymised_anonymiser", "raw_anonymiser", "run_differencing",
-    "run_membership", "run_reconstruction", "run_trajectory_recovery", "run_unicity", "suppression_anonymiser",
+    "NotApplicable", "STATISTIC_ALIASES", "build_query", "coarsening_anonymiser", "dp_anonymiser",
+    "exact_aggregate", "naive_laplace_anonymiser", "pseudonymised_anonymiser", "raw_anonymiser",
+    "run_differencing", "run_membership", "run_reconstruction", "run_trajectory_recovery", "run_unicity",
+    "suppression_anonymiser",
 ]

@@ -119,7 +119,12 @@ def frontier_table(results: pd.DataFrame, attack: str, utility_metric: str,
         risk=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
         baseline=("baseline", "mean"), epsilon=("epsilon", "first"), n=("value", "size"),
     ).reset_index()
-    return u.merge(r, on=keys, how="inner")
+    out = u.merge(r, on=keys, how="right")
+    # Microdata releases (e.g. pseudonymised records) have no aggregate error: every aggregate can be
+    # computed exactly from them, so they sit at zero utility loss.
+    out["microdata"] = out["utility"].isna()
+    out["utility"] = out["utility"].fillna(0.0)
+    return out
 
 
 def frontier_figure(results: pd.DataFrame, attack: str, utility_metric: str = "mean_relative_error",
@@ -146,8 +151,9 @@ def frontier_figure(results: pd.DataFrame, attack: str, utility_metric: str = "m
             yerr = np.array([[y[0] - lo[0]], [hi[0] - y[0]]]) if has_ci else None
             ax.errorbar(x, y, yerr=yerr, color=st["color"], marker=st["marker"], ms=8, capsize=4,
                         ls="none", label=st["label"])
-        for xi, yi, params in zip(x, y, g["params"]):
-            ax.annotate(_param_label(str(family), params), (xi, yi), textcoords="offset points", xytext=(5, 5),
+        for xi, yi, params, micro in zip(x, y, g["params"], g["microdata"]):
+            label = _param_label(str(family), params) + (" (microdata: exact aggregates)" if micro else "")
+            ax.annotate(label.strip(), (xi, yi), textcoords="offset points", xytext=(5, 5),
                         fontsize=8, color=st["color"])
     baseline = table["baseline"].dropna()
     if len(baseline):
@@ -378,13 +384,15 @@ def plot_experiment(directory: str | Path) -> dict[str, list[Path]]:
                 tables = {"true values": truth}
                 for rel in _pick_sample_releases(index, stat_name):
                     tables[rel["config"]] = pd.read_parquet(store.samples_dir / rel["file"])
-                if info["statistic"] in ("footfall", "visits") and any(c in truth.columns for c in AREA_KEYS):
-                    name = "footfall-heatmap" if info["statistic"] == "footfall" else "visits-heatmap"
+                kind = {"od": "od_flows", "dwell": "dwell_times", "segments": "segment_counts"}.get(
+                    info["statistic"], info["statistic"])
+                if kind in ("footfall", "visits", "segment_counts") and any(c in truth.columns for c in AREA_KEYS):
+                    name = f"{kind.split('_')[0]}-heatmap"
                     if name in out:
                         name = f"{name}-{len(out)}"
                     fig = footfall_map_figure(cells, tables, title=f"{stat_name}: total over the period")
                     out[name] = save_figure(fig, figures_dir, name)
-                elif info["statistic"] == "od":
+                elif kind == "od_flows":
                     for label, table in list(tables.items())[:2]:
                         name = "od-flow-map" if label == "true values" else "od-flow-map-release"
                         fig = od_flow_map_figure(cells, table, title=f"OD flows, {label}")

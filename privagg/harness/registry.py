@@ -157,7 +157,7 @@ def hook(name: str) -> Callable[..., Any]:
 
 
 def make_anonymiser(family: str, params: dict[str, Any], seed: int | None = None) -> Any:
-    """Build an anonymiser; ``seed`` is passed only when the factory accepts it."""
+    """Build an anonymiser; ``seed`` is passed only when the factory names a ``seed`` parameter."""
     factory = anonymiser_factory(family)
     kwargs = dict(params)
     if seed is not None and _accepts(factory, "seed"):
@@ -170,7 +170,7 @@ def _accepts(func: Callable[..., Any], name: str) -> bool:
         sig = inspect.signature(func)
     except (TypeError, ValueError):
         return False
-    return name in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    return name in sig.parameters
 
 
 def register_anonymiser(family: str, factory: Entry, parameters: tuple[str, ...] | list[str] = ()) -> None:

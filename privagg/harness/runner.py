@@ -232,37 +232,59 @@ def _table_of(release: Any) -> tuple[pd.DataFrame, list[str]]:
     return df, keys
 
 
-def project_to_truth(released: pd.DataFrame, keys: list[str], truth: pd.DataFrame,
-                     truth_keys: list[str], cells: pd.DataFrame | None) -> tuple[pd.DataFrame, str]:
-    """Bring a release onto the truth's keys when it was made at a coarser area level.
+def _time_step(values: pd.Series) -> pd.Timedelta | None:
+    times = np.unique(pd.to_datetime(values).to_numpy("datetime64[ns]"))
+    if len(times) < 2:
+        return None
+    return pd.Timedelta(np.diff(times).min())
 
-    A zone (district) value is spread evenly over the zone's (district's)
-    cells, which is what a user of the coarse release would assume. Returns
-    the projected table and a note ("" when nothing was projected).
+
+def project_to_truth(released: pd.DataFrame, keys: list[str], truth: pd.DataFrame,
+                     truth_keys: list[str], cells: pd.DataFrame | None,
+                     *, additive_in_time: bool = False) -> tuple[pd.DataFrame, str]:
+    """Bring a release made at a coarser area level or time bin onto the truth's keys.
+
+    This is what a user of the coarse release would assume: a zone (district)
+    value is spread evenly over the zone's (district's) cells; a value for a
+    long time bin holds for each of its short bins (presence counts) or is
+    divided among them (``additive_in_time``: visits, trips). Returns the
+    projected table and a note ("" when nothing was projected).
     """
-    if keys == truth_keys:
-        return released, ""
-    rel_area = next((c for c in keys if c in AREA_KEYS), None)
+    notes = []
+    rel = released
+    rkeys = list(keys)
+    rel_area = next((c for c in rkeys if c in AREA_KEYS), None)
     truth_area = next((c for c in truth_keys if c in AREA_KEYS), None)
-    other_rel = [c for c in keys if c != rel_area]
-    other_truth = [c for c in truth_keys if c != truth_area]
-    if (rel_area and truth_area and rel_area != truth_area and cells is not None
-            and sorted(other_rel) == sorted(other_truth)):
-        fine = AREA_KEYS.index(truth_area)
-        coarse = AREA_KEYS.index(rel_area)
-        if coarse > fine:
-            mapping = cells[[truth_area, rel_area]].drop_duplicates()
-            sizes = mapping.groupby(rel_area)[truth_area].transform("count")
-            mapping = mapping.assign(_share=1.0 / sizes.to_numpy())
-            merged = released.merge(mapping, on=rel_area, how="left")
-            merged["value"] = merged["value"] * merged["_share"]
-            out = merged.loc[:, [*truth_keys, "value"]]
-            return out, f"{rel_area} values spread evenly over each {rel_area.removesuffix('_id')}'s {truth_area.removesuffix('_id')}s"
-    shared = [c for c in truth_keys if c in keys]
-    raise PrivaggError(
-        f"the release has keys {keys} but the true table has {truth_keys}; shared keys {shared}. "
-        "Fix: make the anonymiser release the query's keys, or extend privagg.harness.runner.project_to_truth."
-    )
+    if rel_area and truth_area and rel_area != truth_area and cells is not None \
+            and AREA_KEYS.index(rel_area) > AREA_KEYS.index(truth_area):
+        mapping = cells[[truth_area, rel_area]].drop_duplicates()
+        sizes = mapping.groupby(rel_area)[truth_area].transform("count")
+        mapping = mapping.assign(_share=1.0 / sizes.to_numpy())
+        rel = rel.merge(mapping, on=rel_area, how="left")
+        rel["value"] = rel["value"] * rel["_share"]
+        rel = rel.drop(columns=["_share", rel_area])
+        rkeys = [truth_area if c == rel_area else c for c in rkeys]
+        notes.append(f"{rel_area} values spread evenly over each {rel_area.removesuffix('_id')}'s "
+                     f"{truth_area.removesuffix('_id')}s")
+    if "time" in rkeys and "time" in truth_keys and len(rel) and len(truth):
+        rstep, tstep = _time_step(rel["time"]), _time_step(truth["time"])
+        if rstep is not None and tstep is not None and rstep > tstep:
+            origin = pd.to_datetime(truth["time"]).min().floor("D")
+            fine = pd.DataFrame({"time": pd.to_datetime(truth["time"]).unique()})
+            fine["_coarse"] = origin + ((fine["time"] - origin) // rstep) * rstep
+            rel = rel.rename(columns={"time": "_coarse"}).merge(fine, on="_coarse", how="inner").drop(columns="_coarse")
+            if additive_in_time:
+                rel["value"] = rel["value"] / (rstep / tstep)
+            notes.append(f"{rstep} values {'divided among' if additive_in_time else 'repeated for'} each {tstep} bin")
+    if sorted(rkeys) != sorted(truth_keys):
+        shared = [c for c in truth_keys if c in keys]
+        raise PrivaggError(
+            f"the release has keys {list(keys)} but the true table has {truth_keys}; shared keys {shared}. "
+            "Fix: make the anonymiser release the query's keys, or extend privagg.harness.runner.project_to_truth."
+        )
+    if notes:
+        rel = rel.groupby(truth_keys, as_index=False, dropna=False)["value"].sum(min_count=1)
+    return rel.loc[:, [*truth_keys, "value"]], "; ".join(notes)
 
 
 def _utility_rows(cell: Cell, out: Path, world_obj: Any, release: Any, truth: pd.DataFrame) -> list[dict[str, Any]]:
@@ -272,7 +294,9 @@ def _utility_rows(cell: Cell, out: Path, world_obj: Any, release: Any, truth: pd
         return [{**_base_row(cell), "metric": name, "status": "not_applicable",
                  "detail": "the release is microdata, not an aggregate table"} for name in cell.metrics]
     truth_keys = [c for c in truth.columns if c not in ("value", "ci_low", "ci_high")]
-    projected, note = project_to_truth(released, keys, truth, truth_keys, getattr(world_obj, "cells", None))
+    projected, note = project_to_truth(
+        released, keys, truth, truth_keys, getattr(world_obj, "cells", None),
+        additive_in_time=cell.statistic.statistic not in ("footfall", "segment_counts", "segments"))
     values = compute_metrics(truth, projected, cell.metrics, key_columns=truth_keys, options=cell.metric_options)
     base = _base_row(cell)
     rows = [{**base, "metric": name, "value": value, "status": "ok", "detail": note} for name, value in values.items()]

@@ -67,17 +67,23 @@ from typing import Any, Iterable
 
 from privagg.errors import PrivaggInputError
 
-STATISTICS = ("footfall", "visits", "dwell", "od", "segments")
+#: Statistics a spec may release: the library's names (privagg.queries.STATISTICS) and short aliases.
+STATISTICS = (
+    "footfall", "visits", "dwell_times", "dwell_mean", "od_flows", "segment_counts", "segment_mean",
+    "micro_segments", "dwell", "od", "segments",
+)
 LEVELS = ("cell", "zone", "district")
 
-#: Parameters each anonymiser family accepts in a spec (besides ``family`` and ``label``).
+#: Parameters each anonymiser family accepts in a spec (besides ``family`` and ``label``):
+#: the constructor arguments of privagg.anonymisers (DP bounds flattened).
 #: Extend with :func:`register_family` when adding an anonymiser.
 FAMILY_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "raw": (),
-    "suppression": ("k", "rounding"),
-    "coarsening": ("level", "time_bin"),
-    "pseudonymised": (),
-    "dp": ("epsilon", "rho", "delta", "max_partitions", "max_per_partition", "keys", "postprocess"),
+    "raw": ("include_empty",),
+    "suppression": ("k", "rounding", "include_empty"),
+    "coarsening": ("level", "time_bin", "k"),
+    "pseudonymised": ("source", "level", "time_bin", "attributes"),
+    "dp": ("epsilon", "rho", "delta", "max_partitions", "max_per_partition", "lower", "upper",
+           "public_keys", "ci_level"),
     "naive_laplace": ("epsilon", "max_partitions", "max_per_partition"),
 }
 
@@ -91,7 +97,7 @@ TOP_KEYS = (
     "metric_options", "store_samples", "world", "statistics", "anonymisers", "attacks",
 )
 WORLD_KEYS = ("n_users", "n_cells", "days", "seed", "data", "options")
-STATISTIC_KEYS = ("statistic", "level", "time_bin", "by", "label", "options")
+STATISTIC_KEYS = ("statistic", "level", "time_bin", "by", "label", "column", "source", "dwell_edges", "options")
 ATTACK_KEYS = ("name", "params", "applies_to", "label")
 
 
@@ -142,7 +148,7 @@ class StatisticSpec:
 
     statistic: str
     level: str = "cell"
-    time_bin: str = "1h"
+    time_bin: str | None = None
     by: tuple[str, ...] = ()
     label: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
@@ -157,7 +163,8 @@ class StatisticSpec:
         if self.label:
             return self.label
         by = f" by {'+'.join(self.by)}" if self.by else ""
-        return f"{self.statistic} {self.level} x {self.time_bin}{by}"
+        time = f" x {self.time_bin}" if self.time_bin not in (None, "none") else ""
+        return f"{self.statistic} {self.level}{time}{by}"
 
 
 @dataclass(frozen=True)
@@ -329,14 +336,22 @@ def _positive_int(ctx: _Ctx, value: Any, where: str, key: str, header: str | Non
 
 
 def _time_bin_ok(value: Any) -> bool:
+    """A duration from 15 minutes to 1 day that divides a day (as privagg.queries requires), or "none"."""
     if not isinstance(value, str):
         return False
+    if value.lower() == "none":
+        return True
     try:
         import pandas as pd
 
-        return pd.to_timedelta(value) > pd.Timedelta(0)
+        delta = pd.Timedelta(value)
     except (ValueError, TypeError):
         return False
+    day = pd.Timedelta(days=1)
+    return pd.Timedelta(minutes=15) <= delta <= day and day.value % delta.value == 0
+
+
+TIME_BIN_FIX = "use a duration from 15 minutes to 1 day that divides a day, like \"15min\", \"1h\" or \"1D\" (or \"none\")."
 
 
 def _validate_param(ctx: _Ctx, family: str, key: str, value: Any, where: str, index: int) -> None:
@@ -351,13 +366,13 @@ def _validate_param(ctx: _Ctx, family: str, key: str, value: Any, where: str, in
     elif key in ("k", "max_partitions", "max_per_partition", "rounding"):
         _positive_int(ctx, value, where, key, h, index)
     elif key == "level":
-        if value not in LEVELS:
+        if value not in LEVELS and value != "none":
             raise ctx.error(where, f"level = {value!r} is not an area level",
                             f"use one of {', '.join(map(repr, LEVELS))}.", header=h, key=key, index=index)
     elif key == "time_bin":
         if not _time_bin_ok(value):
-            raise ctx.error(where, f"time_bin = {value!r} is not a duration",
-                            "write it like \"15min\", \"1h\" or \"1d\".", header=h, key=key, index=index)
+            raise ctx.error(where, f"time_bin = {value!r} is not a supported time bin",
+                            TIME_BIN_FIX, header=h, key=key, index=index)
 
 
 def _parse_anonymiser(ctx: _Ctx, table: Any, i: int) -> AnonymiserSpec:
@@ -427,14 +442,14 @@ def _parse_statistic(ctx: _Ctx, table: Any, i: int) -> StatisticSpec:
                         _fix(str(stat), STATISTICS, f"use one of {', '.join(map(repr, STATISTICS))}."),
                         header=h, index=i, key="statistic")
     level = table.get("level", "cell")
-    if level not in LEVELS:
+    if level not in LEVELS and level != "none":
         raise ctx.error(where, f"level = {level!r} is not an area level",
                         _fix(str(level), LEVELS, f"use one of {', '.join(map(repr, LEVELS))}."),
                         header=h, index=i, key="level")
-    time_bin = table.get("time_bin", "1h")
-    if not _time_bin_ok(time_bin):
-        raise ctx.error(where, f"time_bin = {time_bin!r} is not a duration",
-                        "write it like \"15min\", \"1h\" or \"1d\".", header=h, index=i, key="time_bin")
+    time_bin = table.get("time_bin")
+    if time_bin is not None and not _time_bin_ok(time_bin):
+        raise ctx.error(where, f"time_bin = {time_bin!r} is not a supported time bin",
+                        TIME_BIN_FIX, header=h, index=i, key="time_bin")
     by = table.get("by", [])
     if isinstance(by, str):
         by = [by]
@@ -445,8 +460,12 @@ def _parse_statistic(ctx: _Ctx, table: Any, i: int) -> StatisticSpec:
     if not isinstance(options, dict):
         raise ctx.error(where, "'options' is not a table", "write [statistics.options] with key = value lines.",
                         header=h, index=i, key="options")
+    options = dict(options)
+    for key in ("column", "source", "dwell_edges"):
+        if key in table:
+            options[key] = table[key]
     return StatisticSpec(statistic=stat, level=level, time_bin=time_bin, by=tuple(by),
-                         label=table.get("label"), options=dict(options))
+                         label=table.get("label"), options=options)
 
 
 def _parse_attack(ctx: _Ctx, table: Any, i: int) -> AttackSpec:
