@@ -69,10 +69,10 @@ METHOD_KEYS: dict[str, tuple[str, ...]] = {
 #: on a 2-core machine for the example worlds (2,000 subscribers, 100 cells, 7 days).
 ATTACK_DEFAULTS: dict[str, dict[str, tuple[int, int]]] = {
     "unicity": {"points": (4, 1), "targets": (1000, 10)},
-    "trajectory_recovery": {"days": (7, 1), "bootstrap": (200, 50)},
+    "trajectory_recovery": {"days": (3, 1), "bootstrap": (200, 50)},
     "membership": {"group_size": (100, 2), "targets": (3, 1), "n_train": (200, 10), "n_test": (40, 10),
                    "days": (1, 1)},
-    "reconstruction": {"targets": (200, 10)},
+    "reconstruction": {"bootstrap": (200, 50)},
     "differencing": {"trials": (40, 5), "days": (1, 1)},
 }
 COMPARISON_KEYS = ("epsilons", "metric_floor", "enabled")

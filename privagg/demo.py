@@ -33,7 +33,7 @@ import pandas as pd
 from privagg.queries import Query
 
 #: The demo city: small enough for about a minute of CPU, big enough for the attacks to mean something.
-DEFAULTS = {"n_users": 2000, "n_cells": 100, "days": 3, "seed": 1}
+DEFAULTS = {"n_users": 1000, "n_cells": 80, "days": 2, "seed": 1}
 #: Privacy levels, epsilon per subscriber-day for the three products together.
 EPSILONS = (0.5, 4.0)
 #: Share of each level spent on each product (binary fractions, so the ledger sums exactly).
@@ -52,7 +52,7 @@ def _products() -> dict[str, Query]:
 def run_demo(out_dir: str | Path = "privagg-demo", *, n_users: int = DEFAULTS["n_users"],
              n_cells: int = DEFAULTS["n_cells"], days: int = DEFAULTS["days"], seed: int = DEFAULTS["seed"],
              epsilons: tuple[float, ...] = EPSILONS, k: int = K, trajectory_days: int | None = None,
-             differencing_trials: int = 30, membership_targets: int = 2,
+             differencing_trials: int = 20, membership_targets: int = 2,
              progress: Callable[[str], None] | None = print) -> Path:
     """Run the demo and return the path of ``report.html``.
 

@@ -371,14 +371,48 @@ def run_differencing(world: Any, target: Target, settings: dict[str, int], seed:
     return result
 
 
-def run_reconstruction(world: Any, target: Target, crossbreaks: list[Release], settings: dict[str, int],
-                       seed: int) -> dict[str, Any] | None:
-    """Reconstruction of records from the published crossbreaks (needs ``privagg.attacks.reconstruction``)."""
-    from privagg.attacks import reconstruction as r  # ImportError: not in this build
+RECORD_COLUMNS = ("age_band", "gender", "contract")
 
-    result = r.reconstruction(crossbreaks, world=world, n_targets=settings["targets"], seed=seed,
-                              target=target.label)
-    return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+
+def _reconstruction_tables(target: Target) -> Any:
+    from privagg.attacks import reconstruction as r
+
+    p, name = target.method.params, target.method.name
+    if name == "raw" or (name == "coarsening" and not p.get("k")):
+        return r.RawTables()
+    if name in ("suppression", "coarsening"):
+        return r.SuppressedTables(p["k"])
+    if name == "dp" and p.get("epsilon") is not None:
+        return r.DPTables(p["epsilon"])
+    return None
+
+
+def run_reconstruction(world: Any, target: Target, crossbreaks: list[tuple[str, ...]], level: str,
+                       settings: dict[str, int], seed: int) -> dict[str, Any] | None:
+    """Dinur-Nissim reconstruction of subscriber records from the claim's crossbreaks.
+
+    The adversary sees each crossbreak as a table of subscribers per home area
+    (at ``level``) x the crossbreak's columns, published with the target's
+    method, and solves for records (home area, age band, gender, contract,
+    one tag) consistent with all tables (:mod:`privagg.attacks.reconstruction`).
+    Crossbreaks over other user columns are left out.
+    """
+    from privagg.attacks import reconstruction as r
+
+    tables = _reconstruction_tables(target)
+    if tables is None:
+        return None
+    tag = next((c for cb in crossbreaks for c in cb if c.startswith("tag_")), None)
+    usable = [cb for cb in crossbreaks if all(c in RECORD_COLUMNS or c == tag for c in cb)]
+    if not usable:
+        return None
+    records = r.records_from_users(world.users, area=LEVELS[level], tag=tag, cells=world.cells)
+    published = [("area", *("tag" if c == tag else c for c in cb)) for cb in usable]
+    result = r.reconstruction_attack(records, anonymiser=tables, crossbreaks=published, seed=seed,
+                                     n_bootstrap=settings["bootstrap"]).to_dict()
+    shown = "; ".join(" x ".join(("home " + level, *cb)) for cb in usable)
+    result["target"] = f"{target.label}: crossbreaks {shown}"
+    return result
 
 
 def unicity_of_traces(world: Any, query: Query, settings: dict[str, int], seed: int) -> dict[str, Any]:
@@ -609,17 +643,15 @@ def _audit(claim: Claim, staging: Path, say: Progress, world: Any) -> AuditOutco
         utility_text = (f"mean relative error {equivalent.metrics['mean_relative_error']:.3g} vs "
                         f"{metrics['mean_relative_error']:.3g}" if equivalent is not None else "")
 
+        breaks = [q.by for q in crossbreak_queries(claim)]
+        break_level = published.level if claim.release.by else (claim.release.crossbreak_level or published.level)
         for name in ("trajectory_recovery", "membership", "reconstruction", "differencing"):
             if name not in attacks:
                 continue
             t = time.perf_counter()
             try:
                 if name == "reconstruction":
-                    if not crossbreaks and not claim.release.by:
-                        continue
-                    tables = [release] if claim.release.by else []
-                    tables += [rel for _, rel in crossbreaks]
-                    res = run_reconstruction(world, claimed, tables, attacks[name], seed)
+                    res = run_reconstruction(world, claimed, breaks, break_level, attacks[name], seed)
                 else:
                     res = ATTACK_FUNCS[name](world, claimed, attacks[name], seed)
             except ImportError:
@@ -632,8 +664,7 @@ def _audit(claim: Claim, staging: Path, say: Progress, world: Any) -> AuditOutco
                 f"[{res['ci_low']:.3f}, {res['ci_high']:.3f}], guessing {res['baseline']:.3f}")
             if dp_target is not None:
                 if name == "reconstruction":
-                    dp_tables = [dp_anonymiser(equivalent.epsilon).release(world, q) for q in crossbreak_queries(claim)]
-                    dp_res = run_reconstruction(world, dp_target, dp_tables, attacks[name], seed)
+                    dp_res = run_reconstruction(world, dp_target, breaks, break_level, attacks[name], seed)
                 else:
                     dp_res = ATTACK_FUNCS[name](world, dp_target, attacks[name], seed)
                 if dp_res is not None:
