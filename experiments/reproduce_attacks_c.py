@@ -9,7 +9,7 @@ On a synthetic city (``privagg.synth.generate_world``):
   per subscriber-day: each day is a separate release);
 * the differencing game against the same methods.
 
-Writes ``<out>/attacks_c.csv`` and ``<out>/attacks_c.md`` (one row per
+Writes ``<out>/<name>.csv`` and ``<out>/<name>.md`` (one row per
 attack x method: risk, 95% CI, baseline, n, seconds) and prints them.
 
 Usage::
@@ -89,16 +89,18 @@ def run_unicity(args, rows: list) -> None:
     settings = [("cell", "1h", p) for p in (1, 2, 3, 4, 5)] + [
         ("zone", "1h", 4), ("district", "1h", 4), ("cell", "3h", 4), ("zone", "3h", 4), ("district", "6h", 4),
     ]
+    releases = {}
     for level, time_bin, p in settings:
-        micro = Pseudonymised(source="events", level=level, time_bin=time_bin, seed=args.seed).release(world)
+        if level not in releases:  # one pseudonymised release per level; unicity bins its times itself
+            releases[level] = Pseudonymised(source="events", level=level, time_bin="1h", seed=args.seed).release(world)
         t = time.perf_counter()
-        result = unicity(micro, p=p, n_targets=None, seed=args.seed)
+        result = unicity(releases[level], p=p, time_bin=time_bin, n_targets=None, seed=args.seed)
         seconds = time.perf_counter() - t
         rows.append(row(result, f"pseudonymised events ({level}, {time_bin})", seconds, p=p,
                         n_users=int(result.metrics["n_users"]),
                         mean_reidentification_probability=result.metrics["mean_reidentification_probability"]))
         print(f"  unicity p={p} {level}/{time_bin}: {result.risk:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}] "
-              f"n={result.n_trials} in {seconds:.2f} s")
+              f"n={result.n_trials} in {seconds:.2f} s", flush=True)
 
 
 def run_recovery(args, rows: list) -> None:
@@ -111,7 +113,7 @@ def run_recovery(args, rows: list) -> None:
     coords = location_coordinates(world.cells)
     methods = [("raw", Raw()), ("suppression k=5", Suppression(k=5)), ("suppression k=10", Suppression(k=10)),
                ("suppression k=20", Suppression(k=20)), ("suppression k=5, rounded to 5", Suppression(k=5, rounding=5))]
-    methods += [(f"dp epsilon={e:g} per subscriber-day", DPAnonymiser(epsilon=e)) for e in EPSILONS]
+    methods += [(f"dp epsilon={e:g} per subscriber-day", DPAnonymiser(epsilon=e)) for e in sorted(EPSILONS, reverse=True)]
     for name, anonymiser in methods:
         t0 = time.perf_counter()
         footfall = daily_release(world, anonymiser)
@@ -124,7 +126,7 @@ def run_recovery(args, rows: list) -> None:
         }))
         print(f"  recovery {name}: {result.risk:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}] baseline "
               f"{result.baseline:.3f}; top-2 unique {result.metrics['unique_top2']:.2f}, re-identified "
-              f"{result.metrics['reidentified_top2']:.3f}; {seconds:.1f} s")
+              f"{result.metrics['reidentified_top2']:.3f}; {seconds:.1f} s", flush=True)
     # coarsened release: zone-level footfall, scored against zone-level truth
     zone_of = world.cells.set_index("cell_id")["zone_id"]
     zone_truth = zone_of.reindex(truth.ravel()).to_numpy().reshape(truth.shape)
@@ -153,7 +155,8 @@ def run_differencing(args, rows: list) -> None:
         rows.append(row(result, name, seconds, dp_bound=result.metrics.get("dp_bound", np.nan),
                         share_coin_flips=result.metrics["share_coin_flips"]))
         bound = f" (DP bound {result.metrics['dp_bound']:.3f})" if "dp_bound" in result.metrics else ""
-        print(f"  differencing {name}: {result.risk:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}]{bound}; {seconds:.1f} s")
+        print(f"  differencing {name}: {result.risk:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}]{bound}; {seconds:.1f} s",
+              flush=True)
 
 
 def main() -> None:
@@ -168,6 +171,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", nargs="*", default=(), choices=("unicity", "recovery", "differencing"))
     parser.add_argument("--out", type=Path, default=Path("experiments/results"))
+    parser.add_argument("--name", default="attacks_c", help="file name stem of the results")
     args = parser.parse_args()
     rows: list = []
     started = time.perf_counter()
@@ -182,20 +186,22 @@ def main() -> None:
     if "p" in table.columns:
         table["p"] = table["p"].astype("Int64")
     args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "attacks_c.csv", index=False)
+    table.to_csv(args.out / f"{args.name}.csv", index=False)
     shown = table[["attack", "method", "p", "risk", "ci_low", "ci_high", "baseline", "n_trials", "seconds"]
                   if "p" in table.columns else ["attack", "method", "risk", "ci_low", "ci_high", "baseline", "n_trials", "seconds"]]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    flags = " ".join("--" + k.replace("_", "-") + " " + str(v) for k, v in settings.items() if k not in ("skip", "out"))
+    flags = " ".join("--" + k.replace("_", "-") + " " + str(v) for k, v in settings.items() if k != "skip")
+    if args.skip:
+        flags += " --skip " + " ".join(args.skip)
     header = (
         f"# Attacks C: reproduced results\n\nCommand: `python experiments/reproduce_attacks_c.py {flags}`\n\n"
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"total {total:.0f} s.\n\n"
     )
-    (args.out / "attacks_c.md").write_text(header + markdown(shown) + "\n")
-    (args.out / "attacks_c.json").write_text(json.dumps({"settings": settings, "total_seconds": total}, indent=2))
+    (args.out / f"{args.name}.md").write_text(header + markdown(shown) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps({"settings": settings, "total_seconds": total}, indent=2))
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"total {total:.0f} s; wrote {args.out / 'attacks_c.csv'} and {args.out / 'attacks_c.md'}")
+    print(f"total {total:.0f} s; wrote {args.out / (args.name + '.csv')} and {args.out / (args.name + '.md')}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from privagg.exact import exact_aggregate
 from privagg.dp.budget import Budget, Loss
 from privagg.engines import Engine, LocalEngine
 from privagg.releases import dwell_mean, dwell_times, footfall, od_flows, release_query, segment_stats, visits
+from privagg.postprocess import clip_nonnegative, make_consistent, round_to_integers
+from privagg.compare import compare
 
 __version__ = "0.1.0"
 
@@ -25,6 +27,10 @@ __all__ = [
     "Engine",
     "LocalEngine",
     "Loss",
+    "clip_nonnegative",
+    "compare",
+    "make_consistent",
+    "round_to_integers",
     "dwell_mean",
     "dwell_times",
     "footfall",

@@ -117,9 +117,9 @@ class ReleaseSpec:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"statistic": self.statistic, "level": self.level, "time_bin": self.time_bin}
         if self.by:
-            out["by"] = list(self.by)
+            out["by"] = " x ".join(self.by)
         if self.crossbreaks:
-            out["crossbreaks"] = [list(c) for c in self.crossbreaks]
+            out["crossbreaks"] = [" x ".join(c) for c in self.crossbreaks]
             out["crossbreak_level"] = self.crossbreak_level or self.level
             out["crossbreak_time_bin"] = self.crossbreak_time_bin or self.time_bin
         if self.source != "stays":

@@ -373,6 +373,11 @@ def compare(
     elif model_a is None or model_b is None:
         notes.append("One release carries no noise; its values are taken as exact.")
     notes.append("Intervals cover the release noise only, not the bias of contribution bounding.")
+    if any("threshold" in (r.privacy.mechanism or "").lower() for r in (a, b)):
+        notes.append(
+            "Keys were selected privately (threshold): released values near the threshold are biased upward, "
+            "and the intervals describe the noise before selection."
+        )
     if n_only_a or n_only_b:
         notes.append(f"{n_only_a} key(s) of a and {n_only_b} of b have no counterpart and are left out.")
     if a.privacy.parameters.get("level") != b.privacy.parameters.get("level") and "level" in a.privacy.parameters:

@@ -365,9 +365,14 @@ class KeySet:
             if code is None:
                 code = idx
             else:
-                bad = (code < 0) | (idx < 0)
-                code = code * len(factor) + idx
-                code[bad] = -1
+                clean = code.min(initial=0) >= 0 and idx.min(initial=0) >= 0
+                if clean:
+                    code *= len(factor)
+                    code += idx
+                else:
+                    bad = (code < 0) | (idx < 0)
+                    code = code * len(factor) + idx
+                    code[bad] = -1
         assert code is not None
         return code
 
@@ -381,6 +386,30 @@ class KeySet:
             rest = rest // len(factor)
             parts.append(factor.iloc[idx].reset_index(drop=True))
         return pd.concat(list(reversed(parts)), axis=1)
+
+
+class BinIndex:
+    """Time bins as absolute integer indices (``start = index * width``): a compact, fast
+    stand-in for a datetime column when encoding keys; ``np.asarray`` gives the datetimes."""
+
+    __slots__ = ("index", "width_ns")
+
+    def __init__(self, index: np.ndarray, width_ns: int) -> None:
+        self.index = np.asarray(index, dtype=np.int64)
+        self.width_ns = int(width_ns)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: Any) -> BinIndex:
+        return BinIndex(self.index[item], self.width_ns)
+
+    def to_datetime(self) -> np.ndarray:
+        return (self.index * self.width_ns).view("datetime64[ns]")
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.to_datetime()
+        return out if dtype is None else out.astype(dtype)
 
 
 def as_int64(values: Any) -> np.ndarray | None:
@@ -399,7 +428,13 @@ _MAX_LUT = 1 << 26
 def _lookup(factor_values: pd.Series, data: Any) -> np.ndarray:
     """Index of each data value in ``factor_values`` (distinct), -1 when absent."""
     keys = as_int64(factor_values)
-    vals = as_int64(data)
+    if isinstance(data, BinIndex):
+        if keys is not None and len(keys) and not np.any(keys % data.width_ns):
+            keys, vals = keys // data.width_ns, data.index
+        else:
+            vals = as_int64(data.to_datetime())
+    else:
+        vals = as_int64(data)
     if keys is not None and vals is not None and len(keys):
         lo = int(keys.min())
         span = int(keys.max()) - lo
@@ -409,11 +444,16 @@ def _lookup(factor_values: pd.Series, data: Any) -> np.ndarray:
             lut = np.full(span // step + 1, -1, dtype=np.int64)
             lut[(keys - lo) // step] = np.arange(len(keys), dtype=np.int64)
             off = vals - lo
-            ok = (off >= 0) & (off <= span)
             if step > 1:
-                ok &= off % step == 0
+                q, r = np.divmod(off, step)
+                ok = (r == 0) & (off >= 0) & (off <= span)
+            else:
+                q = off
+                ok = (off >= 0) & (off <= span)
+            if ok.all():
+                return lut[q]
             out = np.full(len(vals), -1, dtype=np.int64)
-            out[ok] = lut[off[ok] // step]
+            out[ok] = lut[q[ok]]
             return out
         return np.asarray(pd.Index(keys).get_indexer(vals), dtype=np.int64)
     data_index = data if isinstance(data, pd.Index) else pd.Index(np.asarray(data))
@@ -590,4 +630,20 @@ def public_keys(query: Query, cells: pd.DataFrame | None, *, start: Any, end: An
     out = factors[0]
     for f in factors[1:]:
         out = out * f
+    check_domain_size(out, query)
     return out
+
+
+MAX_PUBLIC_KEYS = 50_000_000
+
+
+def check_domain_size(keys: KeySet, query: Query | None = None) -> None:
+    """Refuse public key domains too large to release densely (every key gets a noisy value)."""
+    if len(keys) > MAX_PUBLIC_KEYS:
+        what = f"{query.statistic} " if query is not None else ""
+        sizes = " x ".join(str(len(f)) for f in keys._factors) if len(keys._factors) <= 6 else f"{len(keys._factors)} factors"
+        raise PrivaggInputError(
+            f"the public key domain of this {what}release has {len(keys):,} keys ({sizes}), "
+            f"more than {MAX_PUBLIC_KEYS:,} can be released. Fix: group by fewer columns (e.g. by=[a few tags]), "
+            "a coarser level or time bin, or keys=None with delta > 0 to select keys privately."
+        )

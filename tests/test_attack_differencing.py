@@ -46,6 +46,14 @@ def test_suppression_only_helps_below_the_threshold(world):
     assert hidden.ci_low <= 0.5 <= hidden.ci_high
 
 
+def test_coarsened_release_is_attacked_at_its_own_level(world):
+    from privagg.anonymisers.coarsening import Coarsening
+
+    fine = Query("footfall", level="cell", time_bin="1h")
+    result = differencing(world, fine, Coarsening("zone", "3h"), n_trials=10, seed=1)
+    assert result.risk == 1.0  # coarse counts are still exact
+
+
 def test_same_seed_same_result(world):
     a = differencing(world, FOOTFALL, Suppression(k=5), n_trials=10, seed=7)
     b = differencing(world, FOOTFALL, Suppression(k=5), n_trials=10, seed=7)
@@ -89,3 +97,12 @@ def test_dp_release_stays_within_the_dp_bound(world):
     assert result.metrics["epsilon"] == 0.5
     assert result.ci_low <= bound
     assert "DP bound" in result.interpretation
+
+
+def test_wilson_interval_contains_the_rate_even_at_the_extremes():
+    from privagg.attacks.result import wilson_interval
+
+    for n in (1, 3, 7, 20, 100, 1000):
+        for successes in (0, n):
+            low, high = wilson_interval(successes, n)
+            assert low <= successes / n <= high

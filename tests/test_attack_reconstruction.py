@@ -2,9 +2,9 @@
 
 Levels asserted on hand-made records (20 areas x 15 subscribers, 48 record
 types, tables area x age x gender, area x contract x tag, area x age x contract):
-raw tables: >= 45% of records rebuilt exactly, >= 10 points above the
-product-of-marginals baseline; k=5 suppression: >= 25%, above that baseline;
-DP at epsilon 0.1: below that baseline. Raw and suppressed runs are
+raw tables: >= 60% of records rebuilt exactly, >= 20 points above the
+product-of-marginals baseline; k=5 suppression: >= 30%, above that baseline;
+DP at epsilon 0.1: at most that baseline + 0.1, precision under 20%. Raw and suppressed runs are
 deterministic (HiGHS is); the DP assertion fails with probability < 1e-3.
 """
 
@@ -57,14 +57,14 @@ def test_an_ambiguous_area_is_reported_not_unique():
 def test_reconstruction_succeeds_against_raw_tables():
     r = reconstruction_attack(RECORDS, anonymiser=RawTables(), seed=0)
     assert r.attack == "reconstruction"
-    assert r.risk >= 0.45
-    assert r.risk >= r.baseline + 0.10
+    assert r.risk >= 0.60
+    assert r.risk >= r.baseline + 0.20
     assert r.ci_low <= r.risk <= r.ci_high
 
 
 def test_reconstruction_succeeds_against_k5_suppressed_tables():
     r = reconstruction_attack(RECORDS, anonymiser=SuppressedTables(5), seed=0)
-    assert r.risk >= 0.25 and r.risk > r.baseline
+    assert r.risk >= 0.30 and r.risk > r.baseline
     assert r.metrics["n_reconstructed"] > 0.8 * len(RECORDS)  # suppressed cells are filled, not left empty
 
 
@@ -75,9 +75,11 @@ def test_reconstruction_is_deterministic_given_a_seed():
 
 
 @pytest.mark.statistical
-def test_reconstruction_against_dp_falls_below_the_baseline():
+def test_reconstruction_against_dp_falls_to_the_baseline():
+    # Stated level at epsilon 0.1: no better than guessing from the marginals (+0.1 margin for the
+    # noise of 12 areas; observed -0.03 to -0.07) and under 20% of reconstructed records are real.
     r = reconstruction_attack(RECORDS.loc[RECORDS["area"] < 12], anonymiser=DPTables(0.1), seed=0)
-    assert r.risk < r.baseline
+    assert r.risk <= r.baseline + 0.1
     assert r.metrics["precision"] < 0.2
 
 

@@ -135,3 +135,11 @@ def test_pseudonymised_synthetic_city_is_unique_in_four_points_and_coarsening_he
     assert zone.risk < fine.risk - 0.3
     assert district.risk <= zone.risk
     assert "pseudonymised" in fine.target
+
+
+def test_time_bins_are_aligned_to_midnight_not_to_the_first_record():
+    # 00:50 and 01:10 fall in different hours; 01:10 and 01:50 in the same one
+    ts = pd.to_datetime(["2026-01-05 00:50", "2026-01-05 01:10", "2026-01-05 01:50"])
+    events = pd.DataFrame({"user_id": [1, 1, 1], "cell_id": [4, 4, 4], "ts": ts})
+    _, points, _, n_points = trace_points(events)
+    assert n_points == 2

@@ -19,7 +19,7 @@ from privagg.audit import (
     MiscalibratedCounts,
     NaiveLaplaceCounts,
     bounded_counts,
-    clopper_pearson,
+    one_sided_clopper_pearson,
     discrete_laplace_mechanism,
     epsilon_lower_bound,
     example_contributions,
@@ -53,7 +53,7 @@ def test_remove_most_active_drops_the_heaviest_subscriber():
 
 
 def test_clopper_pearson_matches_known_values():
-    lo, hi = clopper_pearson(np.array([0, 10]), 10, 0.025)
+    lo, hi = one_sided_clopper_pearson(np.array([0, 10]), 10, 0.025)
     assert lo[0] == 0 and hi[1] == 1
     assert hi[0] == pytest.approx(1 - 0.025 ** (1 / 10))
     assert lo[1] == pytest.approx(0.025 ** (1 / 10))
@@ -85,8 +85,8 @@ def test_audit_of_naive_laplace_is_deterministic_given_a_seed():
 
 @pytest.mark.statistical
 def test_audit_flags_mechanism_whose_sensitivity_ignores_l0():
-    # True loss 10 * epsilon; the bound reaches ~5 at 4000 runs. P(miss) < 1e-6.
-    result = epsilon_lower_bound(MiscalibratedCounts(1.0, 20, max_partitions=10), DATA, n_runs=4000, seed=2)
+    # True loss 10 * epsilon; the bound reaches ~5 at 3000 runs. P(miss) < 1e-6.
+    result = epsilon_lower_bound(MiscalibratedCounts(1.0, 20, max_partitions=10), DATA, n_runs=3000, seed=2)
     assert result.flagged
     assert result.epsilon_lb > 2.5
 
@@ -101,8 +101,8 @@ class _TooLittleNoise(DiscreteLaplaceCounts):
 
 @pytest.mark.statistical
 def test_audit_is_able_to_fail_a_mechanism_with_a_third_of_the_noise():
-    # True epsilon 3 against a claim of 1: expected bound ~2.5 at 4000 runs. P(miss) < 1e-4.
-    result = epsilon_lower_bound(_TooLittleNoise(1.0, 20, max_partitions=10), DATA, n_runs=4000, seed=3)
+    # True epsilon 3 against a claim of 1: expected bound ~2.5 at 3000 runs. P(miss) < 1e-4.
+    result = epsilon_lower_bound(_TooLittleNoise(1.0, 20, max_partitions=10), DATA, n_runs=3000, seed=3)
     assert result.flagged
 
 
@@ -111,7 +111,7 @@ def test_audit_is_able_to_fail_a_mechanism_with_a_third_of_the_noise():
 def test_audit_clears_privagg_discrete_laplace(epsilon):
     # False-failure probability <= alpha = 0.01 per case (the bound's confidence).
     result = epsilon_lower_bound(
-        DiscreteLaplaceCounts(epsilon, 20, max_partitions=10), DATA, n_runs=4000, alpha=0.01, seed=4
+        DiscreteLaplaceCounts(epsilon, 20, max_partitions=10), DATA, n_runs=3000, alpha=0.01, seed=4
     )
     assert not result.flagged
     assert result.epsilon_lb <= epsilon
@@ -148,3 +148,38 @@ def test_cli_audit_mechanism_help(capsys):
     with pytest.raises(SystemExit):
         main(["audit-mechanism", "--help"])
     assert "--mechanism {dp,naive_laplace,miscalibrated}" in capsys.readouterr().out
+
+
+class _ReleasingNaive:
+    """An anonymiser-like object whose releases carry the noise scale only in their privacy record."""
+
+    epsilon = 1.0
+    name = "naive via Release"
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(9)
+        self.counts = {}
+
+    def release(self, data, query):
+        from privagg.release import PrivacyRecord, Release
+
+        if id(data) not in self.counts:
+            self.counts[id(data)] = bounded_counts(data, 20, max_partitions=10, max_per_partition=1)
+        counts = self.counts[id(data)]
+        values = naive_laplace_mechanism(counts, 1.0, 10, rng=self.rng)
+        record = PrivacyRecord("footfall", "naive_laplace", "one subscriber", noise_scale=10.0,
+                               parameters={"epsilon": 1.0})
+        return Release(pd.DataFrame({"partition": np.arange(20), "value": values}), ["partition"], record)
+
+
+def test_audit_reads_scale_and_claim_from_releases_of_an_anonymiser():
+    from privagg.audit import ReleaseMechanism
+
+    result = epsilon_lower_bound(ReleaseMechanism(_ReleasingNaive(), query=None), DATA, n_runs=200, seed=0)
+    assert result.claimed_epsilon == 1.0
+    assert result.flagged and "float Laplace sampler" in result.event
+
+
+def test_cli_world_release_refuses_the_count_only_mechanism(capsys):
+    assert main(["audit-mechanism", "--mechanism", "miscalibrated", "--release", "world", "--runs", "200"]) == 2
+    assert "exists only as a count mechanism" in capsys.readouterr().err

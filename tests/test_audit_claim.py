@@ -154,3 +154,26 @@ def test_missing_data_directory_is_an_input_error(tmp_path):
     text = TINY.replace("n_users = 300\nn_cells = 30\ndays = 2\n", 'path = "tables"\n')
     with pytest.raises(PrivaggInputError, match="data directory .*tables' does not exist"):
         parse_claim(text, tmp_path / "c.toml")
+
+
+@pytest.mark.parametrize("level", ["cell", "zone"])
+def test_reconstruction_from_crossbreaks_by_home_area(world, level):
+    from privagg.claims import MethodSpec
+    from privagg.queries import Query
+
+    q = Query("footfall", level="cell", time_bin="1h")
+    target = ra.Target("raw", None, q, q, None, MethodSpec("raw", {}))
+    res = ra.run_reconstruction(world, target, [("age_band", "gender"), ("age_band", "contract")], level,
+                                {"bootstrap": 50}, seed=0)
+    assert res["attack"] == "reconstruction" and f"home {level} x age_band x gender" in res["target"]
+    assert 0.0 <= res["ci_low"] <= res["risk"] <= res["ci_high"] <= 1.0
+    assert ra.run_reconstruction(world, target, [("device_tier",)], level, {"bootstrap": 50}, seed=0) is None
+
+
+def test_pseudonymised_microdata_is_attacked_by_unicity(tmp_path, world):
+    text = TINY.replace('name = "suppression"\nk = 5', 'name = "pseudonymised"')
+    outcome = ra.audit_claim(parse_claim(text, tmp_path / "p.toml"), tmp_path / "p", progress=None, world=world)
+    doc = json.loads(outcome.json.read_text())
+    assert [a["attack"] for a in doc["attacks"]] == ["unicity"]
+    assert doc["attacks"][0]["risk"] > 0.5 and doc["verdict"]["severity"] == "high"
+    assert any("no aggregate counterpart" in n for n in doc["notes"])

@@ -227,3 +227,26 @@ def test_missing_data_directory(capsys, tmp_path):
     code, _, err = run(capsys, "footfall", "--data", tmp_path / "nowhere", "--epsilon", 1, "--out", tmp_path / "x.csv")
     assert code == 2 and err.count("\n") == 1
     assert "data directory" in err and "does not exist" in err
+
+
+def test_window_and_ci_level_options(capsys, world_dir, tmp_path):
+    out = tmp_path / "morning.csv"
+    code, _, err = run(capsys, "footfall", "--data", world_dir, "--epsilon", 1, "--start", "2026-01-05 06:00",
+                       "--end", "2026-01-05 12:00", "--ci-level", 0.9, "--out", out)
+    assert code == 0, err
+    table = pd.read_csv(out, parse_dates=["time"])
+    assert len(table) == 6 * 6 and table["time"].min() == pd.Timestamp("2026-01-05 06:00")
+    record = json.loads((tmp_path / "morning.csv.privacy.json").read_text())
+    assert record["parameters"]["ci_level"] == 0.9
+    assert "2026-01-05T06:00 to 2026-01-05T12:00" in record["privacy_unit"]
+
+
+def test_a_ledger_with_another_total_is_refused(capsys, world_dir, tmp_path):
+    ledger = tmp_path / "l.json"
+    assert run(capsys, "od", "--data", world_dir, "--epsilon", 1, "--budget", ledger, "--budget-epsilon", 2,
+               "--out", tmp_path / "a.csv")[0] == 0
+    before = ledger.read_bytes()
+    code, _, err = run(capsys, "od", "--data", world_dir, "--epsilon", 1, "--budget", ledger, "--budget-epsilon", 3,
+                       "--out", tmp_path / "b.csv")
+    assert code == 2 and err.count("\n") == 1 and "records the budget" in err
+    assert ledger.read_bytes() == before and not (tmp_path / "b.csv").exists()

@@ -58,19 +58,19 @@ def test_help(command, capsys):
     assert f"usage: privagg {command}" in capsys.readouterr().out
 
 
-def test_demo_prints_a_summary_and_writes_a_heat_map(tmp_path, capsys):
+TINY_DEMO = ["--users", "250", "--cells", "25", "--days", "1"]
+
+
+def test_demo_writes_the_report_and_says_where(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out), *TINY_DEMO]) == 0
     printed = capsys.readouterr().out
-    assert "users      2,000" in printed
-    assert "cells      200" in printed
-    png = out / "footfall_heatmap.png"
-    assert png.exists() and png.stat().st_size > 10_000
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert str(png.resolve()) in printed
+    report = out / "report.html"
+    assert report.exists() and (out / "report.json").exists()
+    assert str(report.resolve()) in printed
 
 
 def test_demo_default_output_is_privagg_demo_in_the_working_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["demo"]) == 0
-    assert (tmp_path / "privagg-demo" / "footfall_heatmap.png").exists()
+    assert main(["demo", *TINY_DEMO]) == 0
+    assert (tmp_path / "privagg-demo" / "report.html").exists()

@@ -239,3 +239,27 @@ def test_significance_flag_false_positive_rate_under_no_change():
     p0 = exact_coverage(3.0, 3.0)
     _, _, rate = coverage_run(3.0, 3.0, seed=2, equal=True)
     assert abs(rate - (1 - p0)) < Z * math.sqrt(p0 * (1 - p0) / N_KEYS), (rate, 1 - p0)
+
+
+# --------------------------------------------------------------------------- with privagg's own releases
+def test_compare_two_areas_of_a_real_footfall_release():
+    from privagg.queries import KeySet
+
+    rng = np.random.default_rng(11)
+    cells = pd.DataFrame({"cell_id": [1, 2], "zone_id": [1, 2], "district_id": [1, 1], "x": [0.0, 1.0],
+                          "y": [0.0, 0.0], "land_use": ["retail", "office"]})
+    users = pd.DataFrame({"user_id": np.arange(300, dtype="int64"), "age_band": "25-34", "gender": "male",
+                          "contract": "prepaid", "arpu": 10.0, "home_cell": 1, "work_cell": 2, "opt_in": True})
+    # Cell 1 is busy all day; cell 2 sees a tenth of the people.
+    uid = np.r_[np.arange(300), np.arange(30)]
+    events = pd.DataFrame({"user_id": uid.astype("int64"), "cell_id": np.r_[np.ones(300), np.full(30, 2)].astype("int64"),
+                           "ts": pd.Timestamp("2026-01-05 10:00") + pd.to_timedelta(rng.integers(0, 3600, 330), unit="s")})
+    keys = KeySet.areas_by_time(cells, level="cell", start="2026-01-05", end="2026-01-06", time_bin="1D")
+    rel = privagg.footfall(events, users=users, cells=cells, epsilon=2.0, keys=keys, time_bin="1D",
+                           bounds=privagg.Bounds(max_partitions=2))
+    cmp = compare(select(rel, cell_id=1), select(rel, cell_id=2), on=["time"])
+    t = cmp.to_pandas()
+    assert len(t) == 1 and bool(t["significant"][0])
+    # Noise scale L0 / epsilon = 1: |noise| > 10 has probability < 1e-4 per value.
+    assert 5 < t["ratio"][0] < 20 and 250 < t["difference"][0] < 290
+    assert cmp.method == "noise distribution"

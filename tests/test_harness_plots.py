@@ -42,7 +42,7 @@ def test_dp_bounds():
     e = math.e
     assert auc(1.0, 0.0) == pytest.approx(0.5 + (e - 1) / (2 * (e + 1)), abs=1e-4)
     assert plots.DP_BOUNDS[("differencing", "risk")](1.0, 0.0) == pytest.approx(e / (1 + e))
-    assert plots.DP_BOUNDS[("membership", "tpr_at_1pct_fpr")](1.0, 1e-6) == pytest.approx(0.01 * e + 1e-6)
+    assert plots.DP_BOUNDS[("membership", "tpr_at_0.01_fpr")](1.0, 1e-6) == pytest.approx(0.01 * e + 1e-6)
 
 
 def test_frontier_table_and_figure():

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +74,8 @@ class FakeAnonymiser:
         self.scale, self.fail, self.seed = scale, fail, seed
 
     def release(self, world, query):
+        if os.environ.get("PRIVAGG_TEST_SLOW"):
+            time.sleep(float(os.environ["PRIVAGG_TEST_SLOW"]))
         if CALLS["path"]:
             with open(CALLS["path"], "a") as fh:
                 fh.write(f"{os.getpid()} {self.scale}\n")
@@ -275,3 +281,48 @@ def test_coarse_release_is_spread_over_cells():
     assert out["value"].tolist() == [2.0, 2.0, 1.0, 1.0] * 2
     with pytest.raises(PrivaggError, match=r"the release has keys \['day'\] but the true table has"):
         project_to_truth(released.rename(columns={"zone_id": "day"}), ["day"], truth, ["cell_id", "hour"], cells)
+
+
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import test_harness_runner as t
+from privagg.harness import registry
+from privagg.harness.runner import run_experiment
+from privagg.harness.spec import FAMILY_PARAMETERS, parse_spec
+registry.HOOKS.update(world=t.tiny_world, query=t.fake_query, truth=t.fake_truth)
+registry.ANONYMISERS["fake"] = t.FakeAnonymiser
+FAMILY_PARAMETERS["fake"] = ("scale", "fail")
+registry.register_attack("fake_attack", t.fake_attack)
+registry.register_attack("picky_attack", t.picky_attack)
+t.CALLS["path"] = {calls!r}
+run_experiment(parse_spec(t.SPEC, {spec!r}), {out!r}, max_workers=2, progress=False)
+"""
+
+
+def test_run_killed_mid_way_resumes(fakes):
+    """Kill a real run (SIGKILL to its process group) after a few cells, then finish it."""
+    out = fakes / "exp"
+    script = fakes / "run.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent), calls=str(fakes / "calls.txt"),
+                                         spec=str(fakes / "fake.toml"), out=str(out)))
+    env = {**os.environ, "PRIVAGG_TEST_SLOW": "0.4", "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    def finished_cells() -> set[str]:
+        return {p.stem for p in (out / "cells").glob("*.parquet") if not p.name.startswith(".")}
+
+    while time.monotonic() < deadline and len(finished_cells()) < 4 and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = finished_cells()
+    assert 4 <= len(done) < 18, "the run finished before it could be killed"
+    assert not (out / "results.parquet").exists()
+    started_before = len(calls(fakes))
+    summary = run_experiment(parse_spec(SPEC, fakes / "fake.toml"), out, max_workers=2, progress=False)
+    assert summary.n_reused >= len(done) and summary.n_run == 18 - summary.n_reused
+    # only the missing cells were computed again
+    assert len(calls(fakes)) - started_before == summary.n_run
+    assert len(pd.read_parquet(out / "results.parquet")["cell"].unique()) == 18
+    assert not list((out / "cells").glob(".*"))

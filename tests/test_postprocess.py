@@ -251,6 +251,10 @@ def test_make_consistent_error_messages():
     day = Release(truth["zone"].assign(value=1.0).iloc[:0], KEYS["zone"], record(2.0, level="zone"))
     with pytest.raises(PrivaggInputError, match="has 0 keys"):
         make_consistent({"cell": rels["cell"], "zone": day}, cells)
+    with pytest.raises(PrivaggInputError, match=r"ci_level=1\.2 must be strictly between 0 and 1\. Fix: e\.g\. ci_level=0\.95\."):
+        make_consistent(rels, cells, ci_level=1.2)
+    with pytest.raises(PrivaggInputError, match=r"draws=10 must be a whole number >= 100"):
+        make_consistent(rels, cells, draws=10)
     no_time = Release(truth["district"].groupby("district_id", as_index=False)["value"].sum(), ["district_id"], record(2.0))
     with pytest.raises(PrivaggInputError, match=r"has non-area keys \[\]"):
         make_consistent({"cell": rels["cell"], "district": no_time}, cells)
@@ -336,3 +340,38 @@ def test_the_error_check_fails_when_the_stated_noise_is_wrong():
     )
     assert z_score(gains["cell"]) < -4.75
     assert coverage < 0.9
+
+
+# --------------------------------------------------------------------------- with privagg's own releases
+def test_make_consistent_on_footfall_released_at_three_levels():
+    import privagg as pa
+    from privagg.queries import KeySet
+
+    cells = city()
+    rng = np.random.default_rng(5)
+    n_users = 400
+    users = pd.DataFrame({
+        "user_id": np.arange(n_users, dtype="int64"), "age_band": "25-34", "gender": "female",
+        "contract": "prepaid", "arpu": 20.0, "home_cell": cells["cell_id"].iloc[0],
+        "work_cell": cells["cell_id"].iloc[1], "opt_in": True,
+    })
+    n = 4000
+    events = pd.DataFrame({
+        "user_id": rng.integers(0, n_users, n).astype("int64"),
+        "cell_id": rng.choice(cells["cell_id"].to_numpy(), n),
+        "ts": pd.Timestamp("2026-01-05") + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s"),
+    })
+    rels = {}
+    for lvl in ("cell", "zone", "district"):
+        keys = KeySet.areas_by_time(cells, level=lvl, start="2026-01-05", end="2026-01-06", time_bin="6h")
+        rels[lvl] = pa.footfall(events, users=users, cells=cells, epsilon=1.0, level=lvl, time_bin="6h", keys=keys,
+                                bounds=pa.Bounds(max_partitions=4))
+    out = make_consistent(rels, cells)
+    cell = out["cell"].to_pandas().merge(cells[["cell_id", "district_id"]], on="cell_id")
+    district = out["district"].to_pandas().set_index(["district_id", "time"])["value"]
+    np.testing.assert_allclose(cell.groupby(["district_id", "time"])["value"].sum().loc[district.index], district)
+    assert out["zone"].privacy.noise_scale == rels["zone"].privacy.noise_scale == 4.0
+    # Post-processing afterwards keeps the record and adds notes.
+    final = round_to_integers(clip_nonnegative(out["cell"]))
+    assert final.privacy.parameters["postprocessing"] == [
+        "make_consistent(cell, zone, district)", "clip_nonnegative", "round_to_integers"]

@@ -144,3 +144,10 @@ def test_realism_report_collects_the_figures(world):
     for key in ("unicity", "zipf_exponent", "rg_p90_over_median", "office_peak_hour", "residential_peak_hour", "stadium"):
         assert key in report
     assert report["rg_p90_over_median"] >= 5
+
+
+def test_realism_command_prints_the_figures(capsys):
+    assert R.main(["--users", "1500", "--cells", "100", "--days", "7", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    for phrase in ("unicity", "zeta =", "p90/median", "office cells", "stadium event"):
+        assert phrase in out

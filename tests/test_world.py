@@ -82,3 +82,15 @@ def test_load_from_csv_directory(tmp_path):
         df.to_csv(tmp_path / f"{name}.csv", index=False)
     world = World.load(tmp_path)
     assert len(world.trips) == 2 and world.graph.number_of_edges() == 0
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from privagg.release import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "x.json", "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

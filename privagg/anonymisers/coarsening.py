@@ -95,8 +95,12 @@ class Coarsening(Anonymiser):
     def params(self) -> dict[str, Any]:
         return {"level": self.level, "time_bin": self.time_bin, "k": self.k}
 
+    def published_query(self, world: World, query: Query) -> Query:
+        """The query actually answered (public: the release's keys are at its level and bin)."""
+        return coarsen_query(world, query, self.level, self.time_bin)
+
     def release(self, world: World, query: Query) -> Release:
-        coarse = coarsen_query(world, query, self.level, self.time_bin)
+        coarse = self.published_query(world, query)
         table, keys = exact_release(world, coarse)
         notes = [f"Released as '{coarse.describe()}' instead of '{query.describe()}'."]
         if self.k is not None:

@@ -124,6 +124,8 @@ def differencing(
     exact
         Function ``(world, query)`` giving exact aggregates, used to find the
         keys a target contributes to (default :func:`privagg.exact.exact_aggregate`).
+        When the anonymiser answers a different query than asked (coarsening),
+        its ``published_query(world, query)`` gives the keys' query.
     """
     if n_trials < 1:
         raise PrivaggInputError(f"n_trials={n_trials}: must be at least 1.")
@@ -134,7 +136,10 @@ def differencing(
     world = world.opted_in() if hasattr(world, "opted_in") else world
     rng = np.random.default_rng(seed)
     pool = np.asarray(world.users["user_id"].to_numpy() if candidates is None else candidates)
-    full = _as_series(exact(world, query))
+    # keys are looked up in the query the release actually answers (e.g. coarsened), which is public
+    published = getattr(anonymiser, "published_query", None)
+    key_query = published(world, query) if callable(published) else query
+    full = _as_series(exact(world, key_query))
     full = full[full > 0]
     successes = 0
     tp = fp = positives = negatives = coin_flips = 0
@@ -150,7 +155,7 @@ def differencing(
             )
         user = pool[rng.integers(len(pool))]
         rest = without_user(world, user)
-        diff = full.sub(_as_series(exact(rest, query)).reindex(full.index, fill_value=0.0), fill_value=0.0)
+        diff = full.sub(_as_series(exact(rest, key_query)).reindex(full.index, fill_value=0.0), fill_value=0.0)
         diff = diff[diff > 0]
         if diff.empty:
             continue

@@ -187,9 +187,9 @@ class SuppressedAggregate:
     epsilon = None
 
     def __call__(self, aggregate: np.ndarray) -> np.ndarray:
-        out = np.asarray(aggregate, dtype=float).copy()
-        out[out < self.k] = np.nan
-        return out
+        from privagg.anonymisers.suppression import suppress_table
+
+        return suppress_table(aggregate, self.k, None)
 
 
 @dataclass(frozen=True)
@@ -219,12 +219,11 @@ class DPAggregate:
         return self.epsilon_per_day * int(np.ceil(n_hours / 24))
 
     def __call__(self, aggregate: np.ndarray) -> np.ndarray:
-        from privagg.audit.mechanisms import discrete_laplace_mechanism
+        from privagg.dp.mechanisms import laplace
 
-        aggregate = np.asarray(aggregate)
-        return discrete_laplace_mechanism(
-            np.rint(aggregate).astype(np.int64), self.epsilon_per_day, self.max_partitions_per_day
-        ).astype(float)
+        counts = np.rint(np.asarray(aggregate)).astype(np.int64)
+        noisy = laplace(self.epsilon_per_day, self.max_partitions_per_day).sample(counts.ravel())
+        return noisy.reshape(counts.shape).astype(float)
 
     def simulate(self, aggregate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The adversary's own simulation of releases, for training: same distribution, numpy noise.
@@ -352,7 +351,7 @@ def _roc_exceeds_bound(scores, labels, epsilon, delta, alpha=0.05) -> float:
     At each threshold, the one-sided Clopper-Pearson lower bound on TPR is
     compared with the bound evaluated at the upper bound on FPR.
     """
-    from privagg.audit.lower_bound import clopper_pearson as one_sided
+    from privagg.audit.lower_bound import one_sided_clopper_pearson as one_sided
 
     labels = np.asarray(labels).astype(bool)
     n1, n0 = int(labels.sum()), int((~labels).sum())

@@ -13,7 +13,13 @@ each suppressed cell (value NaN, "below k") says ``0 <= sum <= k - 1``. We
 minimise the L1 deviation from the published values with auxiliary
 variables, which is exactly feasibility for exact tables and the natural
 estimate for noisy (DP) ones, and solve with HiGHS (``scipy.optimize.milp``).
-Areas are independent, so the programs stay small.
+Areas are independent, so the programs stay small. Two refinements make the
+solution a good guess rather than any consistent one: suppressed cells get
+a weak pull towards their share of the estimated area total (otherwise the
+cheapest solution leaves them empty), and ties between consistent solutions
+are broken towards the maximum-entropy table fitted to the published cells
+(iterative proportional fitting), so no association is invented that the
+tables do not show.
 
 Success is the share of true records exactly reconstructed: reconstructed
 and true records are matched one-to-one within each area, and a record
@@ -214,15 +220,20 @@ def _solve_area(a_pub, v_pub, w_pub, a_sup, s_sup, k, n_types, *, avoid: np.ndar
                 deviation: float | None = None, soft_weight: float = 0.05, prior: np.ndarray | None = None):
     """Minimise the weighted L1 deviation from the targets (published cells weigh 1, suppressed ones
     ``soft_weight``), suppressed cells held to 0..k-1; with ``avoid``, find the solution at the same
-    deviation that overlaps least with ``avoid``. ``prior`` (log-probabilities of the record types)
-    breaks ties between equally good solutions towards likelier records, with a weight too small to
-    trade against any deviation.
+    deviation that overlaps least with ``avoid``. ``prior`` (expected count of each record type, e.g.
+    the maximum-entropy fit of the tables) breaks ties between equally good solutions: an L1 pull
+    towards it, with a weight too small to trade against any deviation from the tables.
     """
     s = a_sup.shape[0]
     soft = k is not None and s > 0
     a_fit = sparse.vstack([a_pub, a_sup]).tocsr() if soft else a_pub
     v_fit = np.r_[v_pub, s_sup] if soft else v_pub
     w_fit = np.r_[w_pub, np.full(s, soft_weight)] if soft else w_pub
+    n_fit = a_fit.shape[0]
+    if prior is not None and avoid is None:
+        a_fit = sparse.vstack([a_fit, sparse.identity(n_types, format="csr")]).tocsr()
+        v_fit = np.r_[v_fit, prior]
+        w_fit = np.r_[w_fit, np.full(n_types, 0.01)]
     p = a_fit.shape[0]
     eye = sparse.identity(p, format="csr")
     blocks = [
@@ -236,8 +247,7 @@ def _solve_area(a_pub, v_pub, w_pub, a_sup, s_sup, k, n_types, *, avoid: np.ndar
         lb.append(np.zeros(s))
         ub.append(np.full(s, np.inf if k is None else k - 1.0))
     n_vars = n_types + p
-    tie_break = np.zeros(n_types) if prior is None else -1e-4 * (prior - prior.max())
-    c = np.r_[tie_break, w_fit]
+    c = np.r_[np.zeros(n_types), w_fit]
     integrality = np.r_[np.ones(n_types), np.zeros(p)]
     upper = np.full(n_vars, np.inf)
     if avoid is not None:
@@ -263,26 +273,30 @@ def _solve_area(a_pub, v_pub, w_pub, a_sup, s_sup, k, n_types, *, avoid: np.ndar
         n_vars = len(c)
     constraints = optimize.LinearConstraint(sparse.vstack(blocks).tocsr(), np.concatenate(lb), np.concatenate(ub))
     res = optimize.milp(c, constraints=constraints, integrality=integrality,
-                        bounds=optimize.Bounds(np.zeros(n_vars), upper), options={"time_limit": 30})
+                        bounds=optimize.Bounds(np.zeros(n_vars), upper), options={"time_limit": 10})
     if res.x is None:
         return None, None
     if avoid is not None:
         return np.rint(res.x[:n_types]).astype(np.int64), float(res.fun)
-    return np.rint(res.x[:n_types]).astype(np.int64), float(w_fit @ res.x[n_types:n_types + p])
+    return np.rint(res.x[:n_types]).astype(np.int64), float(w_fit[:n_fit] @ res.x[n_types:n_types + n_fit])
 
 
-def _log_prior(types: pd.DataFrame, published: list[tuple[list[str], pd.DataFrame]], k: int | None) -> np.ndarray:
-    """log P(type) under independent attributes, from the area's published tables (suppressed cells
-    imputed at (k-1)/2, half a count of smoothing)."""
-    logp = np.zeros(len(types))
-    for attr in types.columns:
-        table = next((t for attrs, t in published if attr in attrs), None)
-        if table is None:
-            continue
-        filled = table["value"].fillna(0.0 if k is None else (k - 1) / 2).clip(lower=0)
-        marg = filled.groupby(table[attr].to_numpy()).sum() + 0.5
-        logp += np.log((marg / marg.sum()).reindex(types[attr].to_numpy()).fillna(1e-6).to_numpy())
-    return logp
+def _max_entropy_fit(a_pub, v_pub, a_sup, s_sup, n_types: int, iterations: int = 40) -> np.ndarray:
+    """Expected count per record type: the maximum-entropy table consistent with the published cells
+    (suppressed ones at their soft targets), by iterative proportional fitting (row-action form)."""
+    rows = sparse.vstack([a_pub, a_sup]).tocsr()
+    targets = np.clip(np.r_[v_pub, s_sup], 0.0, None)
+    members = [rows.indices[rows.indptr[i]:rows.indptr[i + 1]] for i in range(rows.shape[0])]
+    total = max(float(targets[: a_pub.shape[0]].max(initial=0.0)), 1.0)
+    mu = np.full(n_types, total / n_types)
+    for _ in range(iterations):
+        for cols, target in zip(members, targets):
+            current = mu[cols].sum()
+            if cols.size and current > 0:
+                mu[cols] *= target / current
+            elif cols.size:
+                mu[cols] = target / cols.size
+    return mu
 
 
 def reconstruct(
@@ -351,7 +365,7 @@ def reconstruct(
                 published_a.append(([c for c in keys if c != area], sub))
         a_pub, v_pub, w_pub, a_sup, s_sup = _area_program(types, published_a, k)
         x, dev = _solve_area(a_pub, v_pub, w_pub, a_sup, s_sup, k, len(types),
-                             prior=_log_prior(types, published_a, k) if tie_break else None)
+                             prior=_max_entropy_fit(a_pub, v_pub, a_sup, s_sup, len(types)) if tie_break else None)
         if x is None:
             continue
         out = types.copy()

@@ -84,14 +84,15 @@ def trace_points(
         raise PrivaggInputError(f"time_bin={time_bin!r}: must be a positive duration such as '1h'.")
     users = table[user_col].to_numpy()
     locations = table[location_col].to_numpy()
-    start = pd.to_datetime(table[time_col]).to_numpy("datetime64[ns]")
-    origin = start.min() if len(start) else np.datetime64(0, "ns")
+    # bins are aligned to the epoch (so to midnight for bins dividing a day), not to the first record
+    start = pd.to_datetime(table[time_col]).to_numpy("datetime64[ns]").astype(np.int64)
     step_ns = step.value
-    first_bin = (start - origin).astype("int64") // step_ns
+    origin = (start.min() // step_ns) * step_ns if len(start) else 0
+    first_bin = (start - origin) // step_ns
     if "end" in table.columns and time_col == "start":
-        end = pd.to_datetime(table["end"]).to_numpy("datetime64[ns]")
+        end = pd.to_datetime(table["end"]).to_numpy("datetime64[ns]").astype(np.int64)
         # a stay ending exactly on a bin edge does not reach into the next bin
-        last_bin = np.maximum(((end - origin).astype("int64") - 1) // step_ns, first_bin)
+        last_bin = np.maximum((end - origin - 1) // step_ns, first_bin)
         n_bins = np.minimum(last_bin - first_bin + 1, max_bins_per_stay)
         repeat = np.repeat(np.arange(len(n_bins)), n_bins)
         offsets = np.arange(len(repeat)) - np.repeat(np.cumsum(n_bins) - n_bins, n_bins)

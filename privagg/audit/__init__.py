@@ -18,7 +18,7 @@ import pandas as pd
 from privagg.audit.lower_bound import (
     AuditResult,
     ReleaseMechanism,
-    clopper_pearson,
+    one_sided_clopper_pearson,
     epsilon_lower_bound,
     naive_laplace_reachable,
     remove_most_active,
@@ -40,7 +40,7 @@ __all__ = [
     "NaiveLaplaceCounts",
     "ReleaseMechanism",
     "bounded_counts",
-    "clopper_pearson",
+    "one_sided_clopper_pearson",
     "discrete_laplace_mechanism",
     "epsilon_lower_bound",
     "example_contributions",

@@ -19,13 +19,15 @@ Events tried (both directions each):
   ``sum_i sign(d_i) * clip(y_i - mid_i, -|d_i|/2, |d_i|/2)`` over the
   partitions whose mean output differs between D and D' (d and mid are
   estimated on the selection half), and on its unclipped projection;
-* for floating-point outputs, Mironov's event (CCS 2012): the output is a
-  double that numpy's textbook Laplace sampler can produce from the true
-  count under D' in some partition, but not from the true count under D.
-  The true counts are the rounded medians of the selection half; the noise
-  scale comes from the mechanism's ``noise_scale``. Correct mechanisms never
-  make this event likelier under one dataset, so it only ever helps against
-  broken ones.
+* for floating-point outputs, Mironov's events (CCS 2012): "the output in
+  partition j is not a double that numpy's textbook Laplace sampler can
+  produce from the count x", for integers x near the median output, and the
+  union of the best such events over partitions. Under the dataset whose
+  true count is x it never happens; under the neighbour it mostly does. The
+  noise scale comes from the mechanism's ``noise_scale`` or the releases'
+  privacy record. Against a correct mechanism these events are no likelier
+  under one dataset than the other, so they only ever help against broken
+  ones.
 
 The bound holds with confidence ``1 - alpha`` whatever the mechanism: a
 correct mechanism is flagged with probability at most ``alpha``.
@@ -43,7 +45,14 @@ from scipy import stats
 
 from privagg.errors import PrivaggInputError
 
-__all__ = ["AuditResult", "ReleaseMechanism", "clopper_pearson", "epsilon_lower_bound", "remove_most_active"]
+__all__ = [
+    "AuditResult",
+    "ReleaseMechanism",
+    "epsilon_lower_bound",
+    "naive_laplace_reachable",
+    "one_sided_clopper_pearson",
+    "remove_most_active",
+]
 
 
 @dataclass(frozen=True)
@@ -110,11 +119,14 @@ class AuditResult:
         return out
 
 
-def clopper_pearson(successes: np.ndarray | int, trials: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """One-sided Clopper-Pearson bounds at level ``alpha`` each: (lower, upper).
+def one_sided_clopper_pearson(
+    successes: np.ndarray | int, trials: int, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided Clopper-Pearson bounds, each at level ``alpha``: (lower, upper).
 
-    ``lower`` is exceeded by the true proportion with probability >= 1 - alpha,
-    and ``upper`` bounds it from above with probability >= 1 - alpha.
+    The true proportion is >= ``lower`` with probability >= 1 - alpha, and
+    <= ``upper`` with probability >= 1 - alpha (vectorised over ``successes``;
+    :func:`privagg.attacks.clopper_pearson` is the two-sided interval).
     """
     k = np.asarray(successes, dtype=float)
     with np.errstate(invalid="ignore"):
@@ -298,8 +310,8 @@ class _Candidate:
 
 
 def _log_ratio(k_hi: np.ndarray, k_lo: np.ndarray, n: int, alpha: float, delta: float) -> np.ndarray:
-    hi_lo, _ = clopper_pearson(k_hi, n, alpha / 2)
-    _, lo_hi = clopper_pearson(k_lo, n, alpha / 2)
+    hi_lo, _ = one_sided_clopper_pearson(k_hi, n, alpha / 2)
+    _, lo_hi = one_sided_clopper_pearson(k_lo, n, alpha / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         value = np.log(np.maximum(hi_lo - delta, 0.0) / lo_hi)
     return np.where(np.isfinite(value), value, -np.inf)
@@ -444,8 +456,8 @@ def epsilon_lower_bound(
     e0 = int(chosen.evaluate(b0).sum())
     e1 = int(chosen.evaluate(b1).sum())
     k_hi, k_lo = (e1, e0) if forward else (e0, e1)
-    hi_lo, _ = clopper_pearson(k_hi, n_eval, alpha / 2)
-    _, lo_hi = clopper_pearson(k_lo, n_eval, alpha / 2)
+    hi_lo, _ = one_sided_clopper_pearson(k_hi, n_eval, alpha / 2)
+    _, lo_hi = one_sided_clopper_pearson(k_lo, n_eval, alpha / 2)
     lb = float(_log_ratio(np.array([k_hi]), np.array([k_lo]), n_eval, alpha, delta)[0])
     lb = max(lb, 0.0)
     flagged = claimed_epsilon is not None and lb > float(claimed_epsilon)

@@ -1,7 +1,8 @@
 """``privagg demo``: the main job in one command.
 
-For now: generate a small synthetic city, print its summary and write a
-footfall heat map. Later steps of the pipeline extend :func:`run_demo`.
+Builds a small synthetic city, releases footfall, OD flows and a segment
+crossbreak with small-count suppression and at two DP levels, runs attacks
+against each, and writes a self-contained report (see :mod:`privagg.demo`).
 """
 
 from __future__ import annotations
@@ -9,36 +10,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEMO_WORLD = {"n_users": 2_000, "n_cells": 200, "days": 2, "seed": 0}
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from privagg.demo import DEFAULTS
+
     parser = subparsers.add_parser(
-        "demo", help="generate a small city and show what privagg does",
-        description="Generate a small synthetic city (2,000 subscribers, 200 cells, 2 days), print its summary "
-                    "and write a footfall heat map.",
+        "demo", help="build a small city, release and attack its data, write a report",
+        description="Build a small synthetic city, release footfall, OD flows and an age x gender crossbreak "
+                    "with k-suppression and with user-level DP at two privacy levels, run attacks against "
+                    "each, and write report.html (plus the releases and budget ledgers) into --out.",
     )
     parser.add_argument("--out", default="privagg-demo", metavar="DIR",
                         help="output directory (default ./privagg-demo)")
-    parser.add_argument("--seed", type=int, default=DEMO_WORLD["seed"], metavar="S", help="random seed (default 0)")
+    parser.add_argument("--users", type=int, default=DEFAULTS["n_users"], metavar="N",
+                        help=f"subscribers in the city (default {DEFAULTS['n_users']:,})")
+    parser.add_argument("--cells", type=int, default=DEFAULTS["n_cells"], metavar="C",
+                        help=f"cells in the city (default {DEFAULTS['n_cells']})")
+    parser.add_argument("--days", type=int, default=DEFAULTS["days"], metavar="D",
+                        help=f"days of movement (default {DEFAULTS['days']})")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], metavar="S",
+                        help=f"seed of the synthetic city (default {DEFAULTS['seed']})")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    run_demo(Path(args.out), seed=args.seed)
+    from privagg.demo import run_demo
+
+    run_demo(Path(args.out), n_users=args.users, n_cells=args.cells, days=args.days, seed=args.seed)
     return 0
-
-
-def run_demo(out: Path, *, seed: int = 0) -> dict[str, Path]:
-    """Generate the demo world, print its summary, write the heat map; return the files written."""
-    from privagg.commands.synth import format_summary
-    from privagg.synth import generate_world
-    from privagg.synth.plot import footfall_heatmap
-
-    world = generate_world(**(DEMO_WORLD | {"seed": seed}))
-    print("A synthetic city:")
-    print(format_summary(world.summary()))
-    out.mkdir(parents=True, exist_ok=True)
-    heatmap = footfall_heatmap(world, out / "footfall_heatmap.png")
-    print(f"\nFootfall heat map: {heatmap.resolve()}")
-    return {"heatmap": heatmap}

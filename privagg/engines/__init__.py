@@ -8,4 +8,4 @@ __all__ = ["Contributions", "Engine", "LocalEngine", "PartitionTotals", "UserPar
 
 def default_engine() -> Engine:
     """The engine releases use unless given one: :class:`LocalEngine`."""
-    return LocalEngine()
+    return LocalEngine(consume=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from privagg.engines.base import Contributions
-from privagg.queries import TIME_COLUMN, KeySet, as_int64
+from privagg.queries import TIME_COLUMN, BinIndex, KeySet, as_int64
 
 AreaMap = Callable[[np.ndarray], np.ndarray]
 
@@ -51,15 +51,42 @@ def area_map(cells: pd.DataFrame | None, level: str) -> AreaMap:
 
 
 def ns(series: pd.Series | np.ndarray) -> np.ndarray:
-    """Datetimes as int64 nanoseconds since the epoch."""
-    out = as_int64(series)
+    """Datetimes as int64 nanoseconds since the epoch (no copy when already datetime64[ns])."""
+    arr = series.to_numpy() if isinstance(series, pd.Series) else np.asarray(series)
+    if arr.dtype == np.dtype("datetime64[ns]"):
+        return arr.view(np.int64)
+    out = as_int64(arr)
     assert out is not None
     return out
 
 
-def bin_starts(bin_index: np.ndarray, bin_ns: int) -> np.ndarray:
-    """datetime64[ns] start of absolute bin indices."""
-    return (np.asarray(bin_index, dtype=np.int64) * bin_ns).view("datetime64[ns]")
+def bin_starts(bin_index: np.ndarray, bin_ns: int) -> BinIndex:
+    """The time key column of absolute bin indices (datetimes of the bins' starts, lazily)."""
+    return BinIndex(bin_index, bin_ns)
+
+
+def sorted_unique(values: Any) -> np.ndarray:
+    """Sorted distinct values; a bincount pass for compact integers, a sort otherwise (never a hash of every row)."""
+    if isinstance(values, BinIndex):
+        return BinIndex(sorted_unique(values.index), values.width_ns).to_datetime()
+    arr = np.asarray(values)
+    if len(arr) == 0:
+        return arr
+    if arr.dtype.kind in "iu":
+        lo, hi = int(arr.min()), int(arr.max())
+        if hi - lo < max(4 * len(arr), 1 << 20):
+            return (np.flatnonzero(np.bincount(arr - lo, minlength=hi - lo + 1)) + lo).astype(arr.dtype)
+    if arr.dtype.kind in "iufMmb":
+        s = np.sort(arr)
+        keep = np.empty(len(s), dtype=bool)
+        keep[0] = True
+        np.not_equal(s[1:], s[:-1], out=keep[1:])
+        return s[keep]
+    uniq = pd.unique(pd.Series(arr)).astype(object) if arr.dtype == object else pd.unique(arr)
+    try:
+        return np.sort(np.asarray(uniq))
+    except TypeError:
+        return np.asarray(uniq)
 
 
 def encode(
@@ -78,14 +105,8 @@ def encode(
     else:
         factors = {}
         for name in order:
-            col = columns[name]
-            arr = col if isinstance(col, np.ndarray) else np.asarray(col)
-            uniq = pd.unique(arr) if arr.dtype.kind not in "iuMb" else np.unique(arr)
-            try:
-                uniq = np.sort(uniq)
-            except TypeError:
-                pass
-            factors[name] = uniq if len(uniq) else arr[:0]
+            uniq = sorted_unique(columns[name])
+            factors[name] = uniq
         domain, public = KeySet([pd.DataFrame({n: v}) for n, v in factors.items()]) if all(
             len(v) for v in factors.values()
         ) else None, False
@@ -109,19 +130,29 @@ def presence_rows(
     bin_ns: int | None,
     start_ns: int,
     end_ns: int,
+    row_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(user, area, absolute bin index or None) for every presence of a subscriber in an area and bin."""
+    """(user, area, absolute bin index or None) for every presence of a subscriber in an area and bin.
+
+    ``row_mask`` (consent) is applied together with the window, in one pass.
+    """
     users = table["user_id"].to_numpy(dtype=np.int64)
     cells = table["cell_id"].to_numpy(dtype=np.int64)
     if source == "events":
         ts = ns(table["ts"])
         inside = (ts >= start_ns) & (ts < end_ns)
+        if row_mask is not None:
+            inside &= row_mask
         if not inside.all():
             users, cells, ts = users[inside], cells[inside], ts[inside]
+        del inside
         bins = None if bin_ns is None else ts // bin_ns
+        del ts
         return users, area_of(cells), bins
     s, e = ns(table["start"]), ns(table["end"])
     inside = (e > start_ns) & (s < end_ns) | ((s == e) & (s >= start_ns) & (s < end_ns))
+    if row_mask is not None:
+        inside &= row_mask
     if not inside.all():
         users, cells, s, e = users[inside], cells[inside], s[inside], e[inside]
     areas = area_of(cells)

@@ -2,9 +2,11 @@
 
 Everything is sort- or bincount-based on int64 composite keys; no Python
 loop runs over rows. The only randomness is the choice of which partitions a
-subscriber over the L0 bound keeps: a uniformly random subset, drawn from a
-generator seeded from the operating system's CSPRNG on every call (it is not
-release noise, which always comes from OpenDP).
+subscriber over the L0 bound keeps: a uniformly random subset, ranked by a
+keyed hash (splitmix64) under a secret drawn from the operating system's
+CSPRNG on every call. Each subscriber's choice depends only on their own
+partitions, which is what the sensitivity argument needs (it is not release
+noise, which always comes from OpenDP).
 """
 
 from __future__ import annotations
@@ -17,21 +19,53 @@ from privagg.dp.bounds import Bounds
 from privagg.engines.base import Contributions, Engine, PartitionTotals, UserPartitions
 
 _LIMIT = 1 << 62
+CHUNK_ROWS = 1 << 22  # rows per block of subscribers ranked at once by L0 bounding
+
+
+def _pack_bits(n_partitions: int) -> int:
+    """Bits holding a partition code: keys are ``id << bits | partition``."""
+    return max(int(max(n_partitions, 1) - 1).bit_length(), 1)
 
 
 def _compact_ids(ids: np.ndarray, n_partitions: int) -> np.ndarray:
     """Privacy ids as non-negative int64 small enough that ``id * n_partitions`` fits in int64."""
+    return _compact_ids_bits(ids, _pack_bits(n_partitions))
+
+
+def _compact_ids_bits(ids: np.ndarray, bits: int) -> np.ndarray:
+    """Privacy ids as non-negative int64 small enough that ``id << bits`` fits in int64."""
     if len(ids) == 0:
         return ids.astype(np.int64)
     lo, hi = int(ids.min()), int(ids.max())
-    if lo >= 0 and (hi + 1) * max(n_partitions, 1) < _LIMIT:
+    if lo >= 0 and hi < (_LIMIT >> bits):
         return ids.astype(np.int64, copy=False)
+    codes = sorted_codes(ids)
+    if int(codes.max()) >= (_LIMIT >> bits):
+        raise OverflowError("too many (subscriber, partition) combinations to encode in 64 bits")
+    return codes
+
+
+def sorted_codes(ids: np.ndarray) -> np.ndarray:
+    """Dense codes 0..k-1 of ``ids`` preserving order (sort-based, no hashing)."""
     import pandas as pd
 
     codes, _ = pd.factorize(ids, sort=True)
-    if (int(codes.max()) + 1) * max(n_partitions, 1) >= _LIMIT:
-        raise OverflowError("too many (subscriber, partition) combinations to encode in 64 bits")
     return codes.astype(np.int64)
+
+
+def ones(n: int) -> np.ndarray:
+    """A read-only array of n int64 ones that takes no memory (zero stride)."""
+    return np.broadcast_to(np.int64(1), (n,))
+
+
+def is_ones(counts: np.ndarray) -> bool:
+    """Whether ``counts`` is an :func:`ones` array (every subscriber counts once)."""
+    return counts.ndim == 1 and (len(counts) == 0 or (counts.strides == (0,) and int(counts[0]) == 1))
+
+
+def take(counts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``counts[rows]``, staying zero-stride for :func:`ones`."""
+    return ones(len(rows)) if is_ones(counts) else counts[rows]
 
 
 def _group_starts(sorted_ids: np.ndarray) -> np.ndarray:
@@ -42,39 +76,97 @@ def _group_starts(sorted_ids: np.ndarray) -> np.ndarray:
     return np.concatenate(([0], change)).astype(np.int64)
 
 
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser (a bijection of uint64 with full avalanche)."""
+    x ^= x >> np.uint64(30)
+    x *= _M1
+    x ^= x >> np.uint64(27)
+    x *= _M2
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def keyed_hash(ids: np.ndarray, parts: np.ndarray, secret: int) -> np.ndarray:
+    """Pseudo-random uint64 rank of each (id, partition) pair under a 64-bit secret.
+
+    ``splitmix64(splitmix64(id * golden + secret) ^ partition)``. A pair's rank
+    depends only on that pair and the secret, never on the rest of the data,
+    which is what the sensitivity argument needs: for a fixed secret, adding
+    one subscriber leaves every other subscriber's kept partitions unchanged.
+    For one subscriber the map from partition to rank is a bijection, so two
+    partitions of the same subscriber never tie.
+    """
+    k = np.uint64(secret & 0xFFFFFFFFFFFFFFFF)
+    with np.errstate(over="ignore"):
+        x = ids.astype(np.uint64)
+        x *= _GOLDEN
+        x += k
+        x = _mix(x)
+        x ^= parts.view(np.uint64) if parts.dtype == np.int64 else parts.astype(np.uint64)
+        return _mix(x)
+
+
 class LocalEngine(Engine):
     """Single-machine engine on numpy arrays.
 
     Parameters
     ----------
     rng
-        Generator for the L0 subset choice. Leave ``None`` (the default): a
-        fresh generator seeded with 128 bits from :mod:`secrets` is used for
-        every bounding. Tests may pass one to make bounding reproducible.
+        Source of the secret behind the L0 subset choice. Leave ``None`` (the
+        default): a fresh 64-bit secret from :mod:`secrets` is drawn for every
+        bounding. Tests may pass a seeded generator to make bounding reproducible.
+    consume
+        Let :meth:`per_user_partition` empty the Contributions it reduces, to
+        free memory early (releases do; exact aggregates and tests need not).
     """
 
     name = "local"
 
-    def __init__(self, rng: np.random.Generator | None = None) -> None:
+    def __init__(self, rng: np.random.Generator | None = None, *, consume: bool = False) -> None:
         self._rng = rng
+        self.consume = consume
 
-    def _generator(self) -> np.random.Generator:
-        return self._rng if self._rng is not None else np.random.default_rng(secrets.randbits(128))
+    def _secret(self) -> int:
+        """A fresh 64-bit key for the bounding hash (from ``secrets`` unless a test generator was given)."""
+        if self._rng is not None:
+            return int(self._rng.integers(0, 2**63, dtype=np.int64))
+        return secrets.randbits(64)
 
     # -- reduce ----------------------------------------------------------------
     def per_user_partition(self, contributions: Contributions) -> UserPartitions:
-        n = max(contributions.n_partitions, 1)
-        ids = _compact_ids(np.asarray(contributions.privacy_ids), n)
+        bits = _pack_bits(contributions.n_partitions)
+        mask = (1 << bits) - 1
+        ids = _compact_ids_bits(np.asarray(contributions.privacy_ids), bits)
         parts = np.asarray(contributions.partitions, dtype=np.int64)
-        key = ids * n + parts
+        key = ids << bits  # a fresh array: sorted in place below
+        key |= parts
+        if contributions.values is None and self.consume:
+            # The per-row arrays are no longer needed: let them go before sorting.
+            contributions.privacy_ids = contributions.partitions = np.zeros(0, dtype=np.int64)
         if contributions.values is None:
+            del ids, parts
+            key.sort()
+            first = np.empty(len(key), dtype=bool)
+            if len(key):
+                first[0] = True
+                np.not_equal(key[1:], key[:-1], out=first[1:])
             if contributions.distinct:
-                uniq = np.unique(key)
-                counts = np.ones(len(uniq), dtype=np.int64)
+                uniq = key[first]
+                del key, first
+                counts = ones(len(uniq))
             else:
-                uniq, counts = np.unique(key, return_counts=True)
-                counts = counts.astype(np.int64)
-            return UserPartitions(uniq // n, uniq % n, counts)
+                starts = np.flatnonzero(first)
+                uniq = key[starts]
+                counts = np.diff(np.append(starts, len(key))).astype(np.int64)
+                del key, first, starts
+            parts_out = uniq & mask
+            uniq >>= bits
+            return UserPartitions(uniq, parts_out, counts)
         order = np.argsort(key, kind="stable")
         skey = key[order]
         starts = _group_starts(skey)
@@ -85,8 +177,8 @@ class LocalEngine(Engine):
         if contributions.distinct:
             # One contribution per (subscriber, partition): the subscriber's mean value there.
             sums = sums / counts
-            counts = np.ones(len(uniq), dtype=np.int64)
-        return UserPartitions(uniq // n, uniq % n, counts, sums)
+            counts = ones(len(uniq))
+        return UserPartitions(uniq >> bits, uniq & mask, counts, sums)
 
     # -- bound -----------------------------------------------------------------
     def bound_contributions(self, pairs: UserPartitions, bounds: Bounds) -> UserPartitions:
@@ -94,50 +186,118 @@ class LocalEngine(Engine):
         ids, parts, counts, sums = pairs.privacy_ids, pairs.partitions, pairs.counts, pairs.sums
         starts = _group_starts(ids)
         sizes = np.diff(np.append(starts, len(ids)))
-        heavy_groups = np.flatnonzero(sizes > l0)
-        if len(heavy_groups):
-            keep = np.ones(len(ids), dtype=bool)
-            # Rows of subscribers over the L0 bound, and each row's group (0..n_heavy_groups-1).
-            heavy_sizes = sizes[heavy_groups]
-            heavy_rows = np.repeat(starts[heavy_groups], heavy_sizes) + (
-                np.arange(heavy_sizes.sum()) - np.repeat(np.cumsum(heavy_sizes) - heavy_sizes, heavy_sizes)
-            )
-            group = np.repeat(np.arange(len(heavy_groups), dtype=np.int64), heavy_sizes)
-            m = len(heavy_rows)
-            # A random permutation gives every row a distinct random rank: sorting by
-            # (group, rank) orders each subscriber's partitions uniformly at random.
-            perm = self._generator().permutation(m).astype(np.int64)
-            bits = max(int(m).bit_length(), 1)
-            order = np.sort((group << bits) | perm)
-            rank_value = order & ((1 << bits) - 1)
-            row_of_rank = np.empty(m, dtype=np.int64)
-            row_of_rank[perm] = np.arange(m, dtype=np.int64)
-            sorted_rows = row_of_rank[rank_value]
-            sorted_group = order >> bits
-            first = np.repeat(np.cumsum(heavy_sizes) - heavy_sizes, heavy_sizes)
-            position = np.arange(m) - first  # rank of the row within its subscriber
-            assert np.array_equal(sorted_group, group)
-            dropped = heavy_rows[sorted_rows[position >= l0]]
-            keep[dropped] = False
-            ids, parts, counts = ids[keep], parts[keep], counts[keep]
-            sums = sums[keep] if sums is not None else None
+        heavy = sizes > l0
+        if heavy.any():
+            heavy_rows_total = int(sizes[heavy].sum())
+            secret = self._secret()
+            if heavy_rows_total > len(ids) // 2:
+                # Most rows belong to subscribers over the bound: rank everyone (a subscriber
+                # within the bound keeps all rows anyway), avoiding gathers and scatters.
+                rows = self._l0_rows_chunked(ids, parts, starts, sizes, l0, secret)
+            else:
+                heavy_mask = np.repeat(heavy, sizes)
+                heavy_rows = np.flatnonzero(heavy_mask)
+                h_sizes = sizes[heavy]
+                h_starts = np.cumsum(h_sizes) - h_sizes
+                kept = heavy_rows[self._l0_rows_chunked(ids[heavy_rows], parts[heavy_rows], h_starts, h_sizes, l0, secret)]
+                heavy_mask[kept] = False  # now marks the dropped rows
+                rows = np.flatnonzero(~heavy_mask)
+            ids, parts, counts = ids[rows], parts[rows], take(counts, rows)
+            sums = sums[rows] if sums is not None else None
         if sums is not None:
             factor = np.minimum(1.0, linf / np.maximum(counts, 1))
             sums = sums * factor
-        counts = np.minimum(counts, linf)
+        if not is_ones(counts) and counts.max(initial=0) > linf:
+            counts = np.minimum(counts, linf)
         return UserPartitions(ids, parts, counts, sums)
+
+    def _l0_rows_chunked(self, ids: np.ndarray, parts: np.ndarray, starts: np.ndarray, sizes: np.ndarray, l0: int,
+                         secret: int) -> np.ndarray:
+        """:meth:`_l0_rows` over blocks of whole subscribers of about ``CHUNK_ROWS`` rows each,
+        so its temporaries stay small (bounding is per subscriber, so blocks are independent)."""
+        m = len(ids)
+        if m <= 2 * CHUNK_ROWS:
+            return self._l0_rows(ids, parts, starts, sizes, l0, secret)
+        # Split at subscriber boundaries: the first block start at or after each multiple of CHUNK_ROWS.
+        cuts = np.unique(np.concatenate((
+            [0], np.searchsorted(starts, np.arange(CHUNK_ROWS, m, CHUNK_ROWS)), [len(starts)],
+        )).astype(np.int64))
+        out = []
+        for g0, g1 in zip(cuts[:-1], cuts[1:]):
+            if g1 <= g0:
+                continue
+            r0 = int(starts[g0])
+            r1 = int(starts[g1]) if g1 < len(starts) else m
+            local = self._l0_rows(ids[r0:r1], parts[r0:r1], starts[g0:g1] - r0, sizes[g0:g1], l0, secret)
+            local += r0
+            out.append(local)
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def _l0_rows(self, ids: np.ndarray, parts: np.ndarray, starts: np.ndarray, sizes: np.ndarray, l0: int,
+                 secret: int) -> np.ndarray:
+        """Rows kept by L0 bounding, for rows grouped by subscriber (blocks ``starts``/``sizes``).
+
+        Each (subscriber, partition) gets a random rank, a keyed hash under a
+        fresh secret, so a subscriber's kept subset depends only on their own
+        partitions; the ``l0`` lowest ranks of each block are kept. Block,
+        rank and position are packed into one int64 and sorted once (no
+        argsort). Ranks are truncated to the bits left over (>= 24); two ranks
+        of one subscriber tie with probability below ``size^2 / 2^25``, and a
+        tie is broken by partition order.
+        """
+        m = len(ids)
+        n_groups = len(sizes)
+        position = np.arange(m, dtype=np.int64)
+        position -= np.repeat(starts, sizes)  # each row's position in its block
+        rank = keyed_hash(ids, parts, secret)
+        gbits = max(int(n_groups).bit_length(), 1)
+        pbits = max(int(sizes.max()).bit_length(), 1)
+        rbits = 63 - gbits - pbits
+        if rbits >= 24:
+            packed = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
+            packed <<= rbits + pbits
+            rank >>= np.uint64(64 - rbits)
+            rank <<= np.uint64(pbits)
+            packed |= rank.view(np.int64)
+            del rank
+            packed |= position
+            packed.sort()
+            packed &= (1 << pbits) - 1  # the sorted rows' positions in their block
+            sorted_position = packed
+        else:  # pragma: no cover - astronomically many subscribers or partitions
+            group = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
+            sorted_position = position[np.lexsort((rank, group))]
+            del rank, group
+        # Sorting keeps each block in place; within it, entries are now in rank order. The row
+        # at sorted index i is (block start) + sorted_position[i], block start = i - position[i].
+        keep = position < l0
+        rows = np.arange(m, dtype=np.int64)
+        rows -= position
+        del position
+        rows += sorted_position
+        return rows[keep]
 
     # -- aggregate -------------------------------------------------------------
     def aggregate(self, pairs: UserPartitions, n_partitions: int, *, dense: bool) -> PartitionTotals:
         parts = pairs.partitions
         if dense:
-            if np.all(pairs.counts == 1):
+            if is_ones(pairs.counts):
                 counts = np.bincount(parts, minlength=n_partitions).astype(np.int64)
             else:
                 counts = np.rint(np.bincount(parts, weights=pairs.counts, minlength=n_partitions)).astype(np.int64)
             sums = None if pairs.sums is None else np.bincount(parts, weights=pairs.sums, minlength=n_partitions)
             return PartitionTotals(counts, sums, None)
-        codes, inverse = np.unique(parts, return_inverse=True)
-        counts = np.rint(np.bincount(inverse, weights=pairs.counts, minlength=len(codes))).astype(np.int64)
-        sums = None if pairs.sums is None else np.bincount(inverse, weights=pairs.sums, minlength=len(codes))
+        if n_partitions <= max(4 * len(parts), 1 << 24):
+            dense_totals = self.aggregate(pairs, n_partitions, dense=True)
+            codes = np.flatnonzero(np.bincount(parts, minlength=n_partitions))
+            sums = None if dense_totals.sums is None else dense_totals.sums[codes]
+            return PartitionTotals(dense_totals.counts[codes], sums, codes)
+        order = np.argsort(parts, kind="stable")
+        sparts = parts[order]
+        starts = _group_starts(sparts)
+        codes = sparts[starts]
+        counts = np.add.reduceat(pairs.counts[order], starts).astype(np.int64) if len(parts) else np.zeros(0, np.int64)
+        sums = None
+        if pairs.sums is not None:
+            sums = np.add.reduceat(pairs.sums[order], starts) if len(parts) else np.zeros(0)
         return PartitionTotals(counts, sums, codes)

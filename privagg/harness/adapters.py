@@ -216,15 +216,101 @@ def run_trajectory_recovery(ctx: AttackContext) -> Any:
                                location_col=location_col, seed=ctx.seed, target=_target(ctx), **params)
 
 
-@_requires("privagg.attacks.membership:membership_inference")
-def run_membership(ctx: AttackContext) -> Any:
-    """Membership inference on aggregates (Pyrgelis et al. 2018)."""
-    from privagg.attacks.membership import membership_inference
+def _window_days(world: Any) -> int:
+    return max(1, int(round((world.end - world.start) / pd.Timedelta(days=1))))
 
-    if not hasattr(ctx.release, "to_pandas") or "value" not in ctx.release.to_pandas().columns:
-        raise NotApplicable("membership inference on aggregates needs an aggregate release")
-    return membership_inference(ctx.world, ctx.query, ctx.anonymiser, seed=ctx.seed, target=_target(ctx),
-                                **ctx.attack_params)
+
+def _dp_scale_per_day(params: dict[str, Any], days: int) -> tuple[float, int]:
+    """(epsilon per subscriber-day, max partitions per day) with the same noise scale as the cell's DP release.
+
+    The DP release spends ``epsilon`` per subscriber over the World's window
+    with L0 = ``max_partitions`` (default one partition per hour of the
+    window), so its noise scale is ``max_partitions / epsilon``; an
+    aggregate-level DP publication with 24 partitions per day gets the same
+    scale at ``24 * epsilon / max_partitions`` per subscriber-day.
+    """
+    epsilon = float(params["epsilon"])
+    max_partitions = int(params.get("max_partitions", 24 * days))
+    return 24.0 * epsilon / max_partitions, 24
+
+
+@_requires("privagg.attacks.membership:membership_inference", "privagg.attacks.membership:hourly_presence")
+def run_membership(ctx: AttackContext) -> Any:
+    """Membership inference on aggregate location time series (Pyrgelis et al. 2018).
+
+    The attack plays its own game (groups of ``group_size`` subscribers,
+    releases of their hourly footfall), so the cell's anonymiser is mapped to
+    the attack's aggregate-level publication with the same parameters: raw,
+    suppression (``k``), coarsening (presence at the coarser ``level``) or DP
+    (discrete Laplace at the DP release's noise scale). Attack parameters:
+    ``days`` (window attacked, from the first day; default 1), ``group_size``
+    (default 100) and the rest of
+    :func:`privagg.attacks.membership.membership_inference`'s options.
+    """
+    from privagg.attacks.membership import (
+        DPAggregate, RawAggregate, SuppressedAggregate, hourly_presence, membership_inference,
+    )
+
+    params = dict(ctx.attack_params)
+    days = int(params.pop("days", 1))
+    group_size = int(params.pop("group_size", 100))
+    world = ctx.world.opted_in()
+    level = {"cell": "cell_id", "zone": "zone_id", "district": "district_id"}.get(
+        getattr(ctx.query, "level", None) or "cell", "cell_id")
+    family_params = dict(ctx.params)
+    if ctx.family == "raw":
+        publish = RawAggregate()
+    elif ctx.family == "suppression":
+        publish = SuppressedAggregate(int(family_params.get("k", 10)))
+    elif ctx.family == "coarsening":
+        level = {"cell": "cell_id", "zone": "zone_id", "district": "district_id"}[_none(family_params.get("level", "zone")) or "cell"]
+        publish = RawAggregate() if family_params.get("k") is None else SuppressedAggregate(int(family_params["k"]))
+    elif ctx.family == "dp" and family_params.get("epsilon") is not None:
+        per_day, per_day_partitions = _dp_scale_per_day(family_params, _window_days(world))
+        publish = DPAggregate(per_day, per_day_partitions)
+    else:
+        raise NotApplicable(f"membership inference has no aggregate-level model of {ctx.family!r} releases")
+    cells = world.cells
+    location_map = None if level == "cell_id" else cells.set_index("cell_id")[level]
+    presence = hourly_presence(world.events, start=world.start, n_hours=24 * days,
+                               locations=np.unique(cells[level].to_numpy()),
+                               location_map=location_map, user_ids=world.users["user_id"].to_numpy())
+    result = membership_inference(presence, group_size=group_size, anonymiser=publish, seed=ctx.seed, **params)
+    return replace(result, target=_target(ctx)) if hasattr(result, "__dataclass_fields__") else result
+
+
+@_requires("privagg.attacks.reconstruction:reconstruction_attack",
+           "privagg.attacks.reconstruction:records_from_users")
+def run_reconstruction(ctx: AttackContext) -> Any:
+    """Reconstruction of subscriber records from published crossbreaks (Dinur-Nissim; 2010 US Census).
+
+    The cell's anonymiser is mapped to the attack's table-level publication:
+    raw, suppression (``k``) or DP (``epsilon`` for all tables together).
+    Attack parameters: ``area`` (default ``home_cell``; or ``zone_id`` /
+    ``district_id``), ``tag`` and the options of
+    :func:`privagg.attacks.reconstruction.reconstruction_attack`.
+    """
+    from privagg.attacks.reconstruction import (
+        DPTables, RawTables, SuppressedTables, reconstruction_attack, records_from_users,
+    )
+
+    params = dict(ctx.attack_params)
+    area = params.pop("area", "home_cell")
+    tag = params.pop("tag", None)
+    family_params = dict(ctx.params)
+    if ctx.family == "raw":
+        publish = RawTables()
+    elif ctx.family == "suppression":
+        publish = SuppressedTables(int(family_params.get("k", 10)))
+    elif ctx.family == "dp" and family_params.get("epsilon") is not None:
+        publish = DPTables(float(family_params["epsilon"]))
+    else:
+        raise NotApplicable(f"reconstruction has no table-level model of {ctx.family!r} releases")
+    if "crossbreaks" in params:
+        params["crossbreaks"] = [tuple(c) for c in params["crossbreaks"]]
+    records = records_from_users(ctx.world.users, area=area, tag=tag, cells=ctx.world.cells)
+    result = reconstruction_attack(records, anonymiser=publish, seed=ctx.seed, **params)
+    return replace(result, target=_target(ctx)) if hasattr(result, "__dataclass_fields__") else result
 
 
 @_requires("privagg.attacks.differencing:differencing")
@@ -235,14 +321,6 @@ def run_differencing(ctx: AttackContext) -> Any:
     if not hasattr(ctx.release, "to_pandas") or "value" not in ctx.release.to_pandas().columns:
         raise NotApplicable("differencing needs an aggregate release")
     return differencing(ctx.world, ctx.query, ctx.anonymiser, seed=ctx.seed, target=_target(ctx), **ctx.attack_params)
-
-
-@_requires("privagg.attacks.reconstruction:reconstruction")
-def run_reconstruction(ctx: AttackContext) -> Any:
-    """Reconstruction of crossbreak tables (Dinur-Nissim; the 2010 US Census)."""
-    from privagg.attacks.reconstruction import reconstruction
-
-    return reconstruction(ctx.world, ctx.query, ctx.anonymiser, seed=ctx.seed, target=_target(ctx), **ctx.attack_params)
 
 
 __all__ = [

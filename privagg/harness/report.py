@@ -202,7 +202,9 @@ def _comparison_sentence(result: Mapping[str, Any]) -> str | None:
         return None
     eps = _num(comp.get("epsilon"))
     target = comp.get("target") or (f"DP at ε = {eps:g}" if eps is not None else "a DP release")
-    s = (f"A differentially private release of similar accuracy ({target}) brings the same attack to "
+    lead = (f"A differentially private release of similar accuracy ({target})" if comp.get("similar", True)
+            else f"The most accurate differentially private release tried ({target}, less accurate than this one)")
+    s = (f"{lead} brings the same attack to "
          f"{_pct(comp.get('risk'))} ({_pct(comp.get('ci_low'))} to {_pct(comp.get('ci_high'))}), "
          f"against a baseline of {_pct(comp.get('baseline', result.get('baseline')))}.")
     if comp.get("utility") is not None:
@@ -528,10 +530,12 @@ def experiment_results(results: Any) -> tuple[list[dict[str, Any]], dict[str, An
             item: dict[str, Any] = {
                 "attack": attack, "target": row.config, "risk": row.risk, "ci_low": row.ci_low,
                 "ci_high": row.ci_high, "baseline": row.baseline, "n_trials": None,
-                "metrics": {primary: row.utility}, "statistic": row.statistic,
+                "metrics": {} if row.microdata else {primary: row.utility}, "statistic": row.statistic,
             }
             bound = DP_BOUNDS.get((attack, "risk"))
-            if row.family == "dp" and bound is not None and pd.notna(row.epsilon):
+            if row.family == "dp" and pd.notna(row.bound):
+                item["dp_bound"] = float(row.bound)
+            elif row.family == "dp" and bound is not None and pd.notna(row.epsilon):
                 item["dp_bound"] = bound(float(row.epsilon), 0.0)
             if row.family != "dp" and len(dp):
                 better = dp[dp["utility"] <= row.utility]
@@ -539,7 +543,7 @@ def experiment_results(results: Any) -> tuple[list[dict[str, Any]], dict[str, An
                         else dp.sort_values("utility")).iloc[0]
                 item["dp_comparison"] = {"target": pick["config"], "risk": pick["risk"], "ci_low": pick["ci_low"],
                                          "ci_high": pick["ci_high"], "baseline": pick["baseline"],
-                                         "epsilon": pick["epsilon"],
+                                         "epsilon": pick["epsilon"], "similar": bool(len(better)),
                                          "utility": f"{primary.replace('_', ' ')} {pick['utility']:.3g} vs {row.utility:.3g}"}
             bk = df[(df["attack"] == attack) & (df["config"] == row.config) & (df["metric"] == "risk")]["detail"]
             try:

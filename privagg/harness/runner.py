@@ -343,9 +343,9 @@ def _risk_rows(cell: Cell, result: Any) -> list[dict[str, Any]]:
                      "ci_high": r.get("ci_high"), "baseline": r.get("baseline"), "n_trials": r.get("n_trials"),
                      "status": "ok", "detail": detail})
         for name, value in (r.get("metrics") or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) or value is None:
-                rows.append({**base, "metric": str(name), "value": value, "status": "ok",
-                             "n_trials": r.get("n_trials")})
+            if isinstance(value, (int, float)) or value is None:  # lists (e.g. per-target figures) stay in detail
+                rows.append({**base, "metric": str(name), "value": None if value is None else float(value),
+                             "status": "ok", "n_trials": r.get("n_trials")})
     return rows
 
 

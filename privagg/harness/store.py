@@ -112,8 +112,11 @@ class ResultStore:
         self.provenance_path = self.dir / "provenance.json"
 
     def prepare(self) -> None:
+        """Create the directories; remove temporary files a killed run left behind."""
         for d in (self.dir, self.cells_dir, self.samples_dir, self.worlds_dir):
             d.mkdir(parents=True, exist_ok=True)
+        for stale in self.cells_dir.glob(".*.parquet"):
+            stale.unlink(missing_ok=True)
 
     def cell_path(self, cell_hash: str) -> Path:
         return self.cells_dir / f"{cell_hash}.parquet"

@@ -174,7 +174,7 @@ def make_consistent(
     releases: Mapping[str, Release] | Sequence[Release],
     cells: pd.DataFrame,
     *,
-    level: float | None = None,
+    ci_level: float | None = None,
     draws: int = 4000,
     seed: int = 0,
 ) -> dict[str, Release]:
@@ -191,7 +191,7 @@ def make_consistent(
         value.
     cells
         The public cells table (``world.cells``), which gives the hierarchy.
-    level
+    ci_level
         Confidence level of the recomputed intervals; default: the level
         stated in the finest release's parameters (``ci_level``), else 0.95.
     draws
@@ -217,6 +217,8 @@ def make_consistent(
     >>> rels = {lvl: pa.footfall(world.stays, epsilon=1, level=lvl, ...) for lvl in ("cell", "zone", "district")}  # doctest: +SKIP
     >>> fixed = make_consistent(rels, world.cells)  # doctest: +SKIP
     """
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 100:
+        raise PrivaggInputError(f"draws={draws!r} must be a whole number >= 100. Fix: keep the default draws=4000.")
     by_level: dict[str, Release] = {}
     items = releases.items() if isinstance(releases, Mapping) else [(None, r) for r in releases]
     columns: dict[str, str] = {}
@@ -314,11 +316,11 @@ def make_consistent(
         shape = (len(areas[lvl]), draws)
         noise.append(np.zeros(shape) if model is None else model.sample(shape, rng))
     errors = consistent_estimates(noise, variances, parent_list)
-    if level is None:
-        level = float(finest.privacy.parameters.get("ci_level", 0.95))
-    if not 0 < level < 1:
-        raise PrivaggInputError(f"level={level!r} must be strictly between 0 and 1. Fix: e.g. level=0.95.")
-    alpha = (1 - level) / 2
+    if ci_level is None:
+        ci_level = float(finest.privacy.parameters.get("ci_level", 0.95))
+    if isinstance(ci_level, bool) or not isinstance(ci_level, (int, float)) or not 0 < ci_level < 1:
+        raise PrivaggInputError(f"ci_level={ci_level!r} must be strictly between 0 and 1. Fix: e.g. ci_level=0.95.")
+    alpha = (1 - ci_level) / 2
 
     out: dict[str, Release] = {}
     names = ", ".join(levels)
@@ -334,11 +336,11 @@ def make_consistent(
         table["ci_high"] = table["value"].to_numpy() - q_lo[a]
         parameters = dict(rel.privacy.parameters)
         parameters["postprocessing"] = [*parameters.get("postprocessing", []), f"make_consistent({names})"]
-        parameters["ci_level"] = level
+        parameters["ci_level"] = ci_level
         note = (
             f"post-processed: made consistent across {names} by weighted least squares (Hay et al. 2010); "
             f"these values combine the releases at {names}, whose joint loss is {total} (already spent, "
-            f"nothing new drawn); intervals at {level:g} are Monte Carlo ({draws} draws) quantiles of the "
+            f"nothing new drawn); intervals at {ci_level:g} are Monte Carlo ({draws} draws) quantiles of the "
             "known noise through the estimator and do not cover bounding bias."
         )
         privacy = dataclasses.replace(rel.privacy, parameters=parameters, notes=(*rel.privacy.notes, note))

@@ -8,6 +8,9 @@ always answer the same question.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,11 @@ class Inputs:
     cells: pd.DataFrame | None
     start: pd.Timestamp
     end: pd.Timestamp
+    row_mask: np.ndarray | None = None  # rows of ``table`` whose subscriber consented (None: all)
+
+    def rows(self, mask: np.ndarray) -> np.ndarray:
+        """``mask`` restricted to consenting rows."""
+        return mask if self.row_mask is None else mask & self.row_mask
 
 
 def dwell_range(query: Query, bounds: Bounds) -> tuple[float, float]:
@@ -82,8 +90,63 @@ def key_columns(query: Query, users: pd.DataFrame) -> tuple[str, ...]:
     return query.key_columns()
 
 
+CHUNK_ROWS = 1 << 21
+
+
+@functools.lru_cache(maxsize=1)
+def limit_heap_growth() -> bool:
+    """Keep glibc from holding freed chunk buffers on its heap; return whether it applied.
+
+    After a large block is freed, glibc raises its mmap threshold (up to 32 MiB),
+    so the many ~16 MiB per-chunk temporaries of a large release then come from
+    the heap and fragment it, adding about half the input's size to peak memory.
+    Pinning the threshold at glibc's own default (128 KiB) returns them to the
+    system as soon as they are freed. Elsewhere than glibc this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024))
+    except (OSError, AttributeError):
+        return False
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
 def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bounds | None) -> Contributions:
-    """Raw contributions of the consenting subscribers for ``query``; values clamped when ``bounds`` is given."""
+    """Raw contributions of the consenting subscribers for ``query``; values clamped when ``bounds`` is given.
+
+    Count statistics over a public key domain are built in chunks of rows, so
+    the full-length temporaries never exist at once: only the output arrays
+    (privacy id and partition code per row) grow to the table's length.
+    """
+    table = inputs.table
+    chunked = (
+        keys is not None and table is not None and len(table) > 2 * CHUNK_ROWS
+        and query.statistic in ("footfall", "visits", "dwell_times", "od_flows")
+    )
+    if not chunked:
+        return _contributions(query, inputs, keys, bounds)
+    limit_heap_growth()
+    ids_parts: list[np.ndarray] = []
+    code_parts: list[np.ndarray] = []
+    out: Contributions | None = None
+    for lo in range(0, len(table), CHUNK_ROWS):
+        hi = min(lo + CHUNK_ROWS, len(table))
+        sub = Inputs(table.iloc[lo:hi], inputs.users, inputs.cells, inputs.start, inputs.end,
+                     None if inputs.row_mask is None else inputs.row_mask[lo:hi])
+        out = _contributions(query, sub, keys, bounds)
+        ids_parts.append(out.privacy_ids)
+        code_parts.append(out.partitions)
+    assert out is not None
+    ids = np.concatenate(ids_parts)
+    del ids_parts
+    codes = np.concatenate(code_parts)
+    del code_parts
+    return Contributions(ids, codes, out.domain, out.public, out.distinct, None)
+
+
+def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bounds | None) -> Contributions:
     stat = query.statistic
     level = query.level
     bin_ns = None if query.time_bin is None else parse_time_bin(query.time_bin).value
@@ -94,7 +157,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bou
     if stat in ("footfall", "segment_counts"):
         users, areas, bins = presence_rows(
             table, query.source, area_of=area_map(inputs.cells, level), bin_ns=bin_ns,
-            start_ns=start_ns, end_ns=end_ns,
+            start_ns=start_ns, end_ns=end_ns, row_mask=inputs.row_mask,
         )
         ok = areas >= 0
         if not ok.all():
@@ -120,7 +183,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bou
     if stat in ("visits", "dwell_times", "dwell_mean"):
         users = table["user_id"].to_numpy(dtype=np.int64)
         s, e = ns(table["start"]), ns(table["end"])
-        inside = (s >= start_ns) & (s < end_ns)
+        inside = inputs.rows((s >= start_ns) & (s < end_ns))
         users, s, e = users[inside], s[inside], np.minimum(e[inside], end_ns)
         areas = area_map(inputs.cells, level)(table["cell_id"].to_numpy(dtype=np.int64)[inside])
         ok = areas >= 0
@@ -145,7 +208,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bou
     if stat == "od_flows":
         users = table["user_id"].to_numpy(dtype=np.int64)
         dep = ns(table["depart"])
-        inside = (dep >= start_ns) & (dep < end_ns)
+        inside = inputs.rows((dep >= start_ns) & (dep < end_ns))
         mapper = area_map(inputs.cells, level)
         origin = mapper(table["origin_cell"].to_numpy(dtype=np.int64)[inside])
         dest = mapper(table["destination_cell"].to_numpy(dtype=np.int64)[inside])

@@ -40,7 +40,7 @@ from privagg.dp.partition_selection import ThresholdMechanism, calibrate
 from privagg.engines import default_engine
 from privagg.engines.base import Engine
 from privagg.errors import PrivaggInputError
-from privagg.queries import LEVELS, PER_USER_STATISTICS, TIME_COLUMN, KeySet, Query, _kind
+from privagg.queries import LEVELS, PER_USER_STATISTICS, TIME_COLUMN, KeySet, Query, _kind, check_domain_size
 from privagg.release import PrivacyRecord, Release
 from privagg.releases.build import Inputs, clamp_range, contributions, dwell_range, key_columns
 from privagg.releases.inputs import resolve
@@ -225,6 +225,7 @@ def release_query(
     columns = list(key_columns(query, inputs.users))
     if keys is not None:
         keys.check_columns(columns, _data_kinds(query, inputs, columns))
+        check_domain_size(keys, query)
     eff = effective_bounds(query, bounds)
 
     # 3. Mechanisms and loss; refuse now if the budget cannot pay.
@@ -235,10 +236,14 @@ def release_query(
 
     # 4. Bounded aggregate (no noise yet).
     contrib = contributions(query, inputs, keys, eff)
-    pairs = engine.bound_contributions(engine.per_user_partition(contrib), eff)
+    domain, n_partitions = contrib.domain, contrib.n_partitions
+    pairs = engine.per_user_partition(contrib)
+    del contrib  # free the per-row arrays before bounding
+    pairs = engine.bound_contributions(pairs, eff)
     if pairs.sums is not None:
         pairs.sums = np.rint(pairs.sums / p.unit)
-    totals = engine.aggregate(pairs, contrib.n_partitions, dense=public)
+    totals = engine.aggregate(pairs, n_partitions, dense=public)
+    del pairs
 
     # 5. Charge the budget: from here on noise may exist.
     if budget is not None:
@@ -249,7 +254,7 @@ def release_query(
     alpha = 1 - ci_level
     count_level = 1 - alpha / 2 if is_mean else ci_level
     if public:
-        codes = np.arange(contrib.n_partitions, dtype=np.int64)
+        codes = np.arange(n_partitions, dtype=np.int64)
         assert isinstance(p.count, NoiseMechanism)
         noisy_counts = p.count.sample(totals.counts)
         true_sums = totals.sums
@@ -260,7 +265,7 @@ def release_query(
         if totals.sums is not None:
             true_sums = totals.sums[np.searchsorted(totals.codes, codes)] if len(codes) else np.zeros(0)
     t_count = noise_half_width(p.count.kind, p.count.scale, count_level)
-    table = contrib.domain.decode(codes)[columns] if len(codes) else contrib.domain.decode(codes[:0])[columns]
+    table = domain.decode(codes)[columns]
     if not is_mean:
         table["value"] = noisy_counts
         table["ci_low"] = (noisy_counts - t_count).astype(float)

@@ -44,6 +44,8 @@ def consent_mask(user_ids: np.ndarray, consenting: np.ndarray) -> np.ndarray:
         lut[consenting - lo] = True
         off = user_ids - lo
         ok = (off >= 0) & (off <= hi - lo)
+        if ok.all():
+            return lut[off]
         out = np.zeros(len(user_ids), dtype=bool)
         out[ok] = lut[off[ok]]
         return out
@@ -103,13 +105,15 @@ def resolve(
         validate_table(cells, "cells")
 
     consenting_users = users.loc[users["opt_in"].to_numpy(dtype=bool)].reset_index(drop=True)
+    row_mask = None
     if table is not None:
-        mask = consent_mask(table["user_id"].to_numpy(), consenting_users["user_id"].to_numpy())
-        if not mask.all():
-            table = table.loc[mask].reset_index(drop=True)
+        # A row mask rather than a filtered copy: the statistic applies it with its window, in one pass.
+        row_mask = consent_mask(table["user_id"].to_numpy(), consenting_users["user_id"].to_numpy())
+        if row_mask.all():
+            row_mask = None
 
     start, end = window(query, keys, world_start, world_end)
-    return Inputs(table, consenting_users, cells, start, end)
+    return Inputs(table, consenting_users, cells, start, end, row_mask)
 
 
 def window(query: Query, keys: KeySet | None, world_start: Any, world_end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:

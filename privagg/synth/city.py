@@ -13,10 +13,12 @@ cell-tower density does with population density.
 - **rural**: cells spread uniformly over the ring between the core and the
   edge of the region (``region_size_m / 2``).
 
-Cells are grouped into zones (spatially compact clusters of about
-``zone_size`` cells, by k-means on positions) and zones into districts
-(k-means on zone centroids), giving the three-level hierarchy cell < zone <
-district. Edges are the Delaunay triangulation of the cell positions; their
+Cells are grouped into districts of about ``zone_size * zones_per_district``
+cells and districts into zones of about ``zone_size`` cells, by recursive
+median bisection of positions (spatially compact groups of similar
+population, like census areas); pieces a cut leaves disconnected from their
+group join a neighbouring group, so every zone and district is connected in
+the road graph. This gives the three-level hierarchy cell < zone < district. Edges are the Delaunay triangulation of the cell positions; their
 travel time uses a speed that grows with edge length (streets in the centre,
 roads and motorways between towns). All-pairs shortest-path travel times are
 precomputed with :func:`scipy.sparse.csgraph.dijkstra`.
@@ -29,9 +31,8 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 import pandas as pd
-from scipy.cluster.vq import kmeans2
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import Delaunay
 
 from privagg.errors import PrivaggInputError
@@ -124,14 +125,60 @@ def _land_use_probabilities(region: np.ndarray, centrality: np.ndarray) -> np.nd
     return p
 
 
-def _kmeans_labels(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Cluster labels 0..k'-1 (empty clusters dropped), by k-means++ on ``points``."""
-    k = max(1, min(k, len(points)))
-    if k == 1:
-        return np.zeros(len(points), dtype=np.int64)
-    _, labels = kmeans2(points, k, minit="++", seed=rng)
-    _, labels = np.unique(labels, return_inverse=True)
-    return labels.astype(np.int64)
+def _bisect(idx: np.ndarray, x: np.ndarray, y: np.ndarray, max_size: float) -> list[np.ndarray]:
+    """Split cells into spatially compact groups of at most ``max_size`` by recursive median bisection.
+
+    Each split cuts a group in two equal halves across its longer side, so
+    groups hold similar numbers of cells (cells follow population, so zones
+    hold similar populations, like census areas).
+    """
+    groups, stack = [], [idx]
+    while stack:
+        g = stack.pop()
+        if len(g) <= max_size:
+            groups.append(g)
+            continue
+        gx, gy = x[g], y[g]
+        coord = gx if np.ptp(gx) >= np.ptp(gy) else gy
+        order = np.argsort(coord, kind="stable")
+        half = len(g) // 2
+        stack.extend([g[order[half:]], g[order[:half]]])
+    return groups
+
+
+def _make_contiguous(labels: np.ndarray, adj, parent: np.ndarray) -> np.ndarray:
+    """Reassign cells so every group of ``labels`` is connected in the graph ``adj``.
+
+    A group's smaller connected pieces join the neighbouring group (same
+    ``parent``) they share most edges with. The largest piece stays, so the
+    group stays connected; a piece joining a group by an edge keeps that one
+    connected too.
+    """
+    labels = labels.copy()
+    rows, cols = adj.nonzero()
+    for _ in range(20):
+        changed = False
+        for lab in np.unique(labels):
+            members = np.flatnonzero(labels == lab)
+            n_comp, comp = connected_components(adj[members][:, members], directed=False)
+            if n_comp == 1:
+                continue
+            largest = np.argmax(np.bincount(comp))
+            for c in range(n_comp):
+                if c == largest:
+                    continue
+                piece = members[comp == c]
+                out = np.isin(rows, piece)
+                nb = cols[out]
+                nb = nb[(labels[nb] != lab) & (parent[nb] == parent[piece[0]])]
+                if len(nb) == 0:
+                    continue
+                values, counts = np.unique(labels[nb], return_counts=True)
+                labels[piece] = values[np.argmax(counts)]
+                changed = True
+        if not changed:
+            break
+    return labels
 
 
 def build_city(
@@ -256,12 +303,23 @@ def build_city(
     travel_time, predecessors = dijkstra(adj, directed=False, return_predecessors=True)
     dist_m = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
 
-    # Hierarchy: zones by k-means on positions, districts by k-means on zone centroids.
-    zone = _kmeans_labels(points, round(n_cells / zone_size), rng)
-    n_zones = zone.max() + 1
-    centroids = np.column_stack([np.bincount(zone, x) / np.bincount(zone), np.bincount(zone, y) / np.bincount(zone)])
-    zone_district = _kmeans_labels(centroids, round(n_zones / zones_per_district), rng)
-    district = zone_district[zone]
+    # Hierarchy: districts by recursive bisection of the cells, zones by bisection within each;
+    # then pieces cut off from their group (across a sparse area) join a neighbouring group.
+    sym = adj + adj.T
+    district = np.empty(n_cells, dtype=np.int64)
+    districts = _bisect(np.arange(n_cells), x, y, 1.5 * zone_size * zones_per_district)
+    for d_id, members in enumerate(sorted(districts, key=lambda g: np.hypot(x[g], y[g]).mean())):
+        district[members] = d_id
+    district = _make_contiguous(district, sym, np.zeros(n_cells, dtype=np.int64))
+    zone = np.empty(n_cells, dtype=np.int64)
+    n_zones = 0
+    for d_id in np.unique(district):
+        for z in _bisect(np.flatnonzero(district == d_id), x, y, 1.5 * zone_size):
+            zone[z] = n_zones
+            n_zones += 1
+    zone = _make_contiguous(zone, sym, district)
+    _, zone = np.unique(zone, return_inverse=True)
+    _, district = np.unique(district, return_inverse=True)
 
     cells = pd.DataFrame({
         "cell_id": np.arange(n_cells, dtype=np.int64),

@@ -94,6 +94,14 @@ def generate_world(
                 f"generate_world or a MobilityParams field ({', '.join(asdict(params))})."
             )
         params = replace(params, **mobility_options)
+    params.validate()
+    if stadium_event is not None:
+        if not isinstance(stadium_event, StadiumEvent):
+            raise PrivaggInputError(
+                f"stadium_event={stadium_event!r} is not a StadiumEvent. "
+                "Fix: pass e.g. stadium_event=StadiumEvent(day=5, start_hour=18, end_hour=21)."
+            )
+        stadium_event.validate(days)
     try:
         t0 = pd.Timestamp(start).normalize()
     except (ValueError, TypeError):

@@ -5,31 +5,37 @@ run over days and over the few activity slots of a day.
 
 Each day every subscriber follows a sequence of activity *slots*::
 
-    home -> work (am) -> lunch -> work (pm) -> other 1 .. other M -> stadium -> home
+    morning -> work (am) -> lunch -> work (pm) -> other 1 .. other M -> stadium -> night
 
-Slots a subscriber does not use that day are masked out. Work slots are used
-on weekdays by subscribers with a routine (and by a few on weekends); lunch
-(a cell near work) by some workers. The number of *other* visits is Poisson
-with a per-subscriber activity level drawn from a heavy-tailed (log-normal)
-distribution, higher on weekends and for those without a routine.
+``morning`` is where the night was spent and ``night`` where the next one is
+(home, except on overnight trips). Slots a subscriber does not use that day
+are masked out. Work slots are used on weekdays by subscribers with a routine
+(and by a few on weekends); lunch (a cell near work) by some workers. The
+number of *other* visits is Poisson with a per-subscriber activity level
+drawn from a heavy-tailed (log-normal) distribution, higher on weekends and
+for those without a routine.
 
 Other visits follow the exploration and preferential return model of Song et
 al. (Nature Physics 2010): a subscriber who has visited ``S`` distinct places
 explores a new one with probability ``rho * S^-gamma`` (``rho = 0.6``,
 ``gamma = 0.21``), otherwise returns to a visited place with probability
 proportional to its visit count. New places are drawn by a gravity model from
-home (``A_j (1 + d_ij / d0)^-2``), and now and then (a per-subscriber
-propensity, higher on weekends) a far place at least ``far_threshold_m`` from
-home — day trips to the surrounding region, which give the radius of
-gyration its heavy tail.
+home (``A_j (1 + d_ij / d0)^-alpha``).
+
+Some subscribers leave the city's everyday range now and then (a propensity
+that is zero for most and high for a few): day trips of several hours to a
+place at least ``far_threshold_m`` from home, and overnight trips of one to a
+few nights, likelier at weekends. Together with commuters from the satellite
+towns they give the radius of gyration its heavy tail.
 
 Travel between consecutive places takes the shortest-path travel time of the
 cell graph; a trip departs when one stay ends and arrives when the next
 starts, so a subscriber's stays and trips tile the whole window (nights are
-stays at home). Network events are drawn per stay and per trip in sessions
-(a Poisson process with a per-subscriber rate, log-normal across subscribers,
-modulated by a diurnal profile; a few events per session); events during a trip are placed on the cell of the
-shortest path the subscriber is passing at that moment.
+stays too). Network events are drawn per stay and per trip in sessions (a
+Poisson process with a per-subscriber rate, log-normal across subscribers,
+modulated by a diurnal profile; a few events per session); events during a
+trip are placed on the cell of the shortest path the subscriber is passing at
+that moment.
 """
 
 from __future__ import annotations
@@ -37,14 +43,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pandas as pd
 
 from privagg.errors import PrivaggInputError
-from privagg.synth.city import LEISURE, OFFICE, RESIDENTIAL, RETAIL, STADIUM, TRANSPORT, City
+from privagg.synth.city import City
 from privagg.synth.population import Population, gumbel_top_k, row_sampler, sample_rows
 
 DAY = 86_400
 HOUR = 3_600
+_PACK_LIMIT = 2**62  # largest packed sort key; beyond it, sorts fall back to lexsort
 
 # Relative rate of network events by hour of day (people use phones less at night).
 DIURNAL_PROFILE = np.array([
@@ -164,6 +170,37 @@ class MobilityParams:
     session_gap_s: float = 90.0
 
 
+    def validate(self) -> None:
+        """Raise :class:`PrivaggInputError` naming the first parameter out of range."""
+        checks = [
+            ("rho", 0 < self.rho <= 1, "a number in (0, 1]"),
+            ("gamma", self.gamma >= 0, "a number >= 0"),
+            ("max_other", int(self.max_other) == self.max_other and self.max_other >= 1, "an integer >= 1"),
+            ("max_places", int(self.max_places) == self.max_places and self.max_places >= 1, "an integer >= 1"),
+            ("other_per_day", len(self.other_per_day) == 3 and min(self.other_per_day) >= 0,
+             "three numbers >= 0 (weekday with work, weekday without, weekend)"),
+            ("activity_sigma", self.activity_sigma >= 0, "a number >= 0"),
+            ("explore_scale_m", self.explore_scale_m > 0, "a number > 0"),
+            ("explore_exponent", self.explore_exponent >= 0, "a number >= 0"),
+            ("far_share", 0 <= self.far_share < 1, "a number in [0, 1)"),
+            ("far_concentration", self.far_concentration > 0, "a number > 0"),
+            ("far_threshold_m", self.far_threshold_m >= 0, "a number >= 0"),
+            ("overnight_share", self.overnight_share >= 0, "a number >= 0"),
+            ("lunch_share", 0 <= self.lunch_share <= 1, "a number in [0, 1]"),
+            ("weekend_work_share", 0 <= self.weekend_work_share <= 1, "a number in [0, 1]"),
+            ("events_per_day", self.events_per_day > 0, "a number > 0"),
+            ("event_rate_sigma", self.event_rate_sigma >= 0, "a number >= 0"),
+            ("trip_event_factor", self.trip_event_factor >= 0, "a number >= 0"),
+            ("events_per_session", self.events_per_session >= 1, "a number >= 1"),
+            ("session_gap_s", self.session_gap_s >= 0, "a number >= 0"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise PrivaggInputError(
+                    f"{name}={getattr(self, name)!r} is out of range. Fix: pass {expected}."
+                )
+
+
 @dataclass
 class Mobility:
     """Raw arrays of the simulated movements (seconds from the window start)."""
@@ -188,6 +225,15 @@ def _lognormal_mean_one(sigma: float, n: int, rng: np.random.Generator) -> np.nd
 
 
 def _sort_by_user_time(user: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Permutation sorting by (user, t); ``t`` non-negative integers.
+
+    Sorting one packed int64 key is several times faster than a lexsort.
+    """
+    if len(user) == 0:
+        return np.zeros(0, dtype=np.int64)
+    span = int(t.max()) + 1
+    if (int(user.max()) + 1) * span < _PACK_LIMIT:
+        return np.argsort(user.astype(np.int64) * span + t)
     return np.lexsort((t, user))
 
 
@@ -248,9 +294,11 @@ class _Explorer:
 
         ret = who[~explore]
         if len(ret):
-            cum = np.cumsum(self.counts[ret], axis=1)
+            width = int(self.n_places[ret].max())
+            cum = np.cumsum(self.counts[ret, :width], axis=1)
             r = rng.random(len(ret)) * cum[:, -1]
             k = (cum <= r[:, None]).sum(axis=1)
+            k = np.minimum(k, width - 1)
             self.counts[ret, k] += 1
             out[~explore] = self.places[ret, k]
         return out
@@ -271,6 +319,7 @@ def simulate_mobility(
     turns them into tables.
     """
     params = params or MobilityParams()
+    params.validate()
     n = len(pop.home)
     tt = city.travel_time_s
     home = pop.home.astype(np.int64)
@@ -455,54 +504,72 @@ def _sample_events(city, params, days, stays, trips, rng):
     rate = per_profile_hour * _lognormal_mean_one(params.event_rate_sigma, n_users, rng)
 
     burst = max(float(params.events_per_session), 1.0)
+    gap = np.float32(params.session_gap_s)
+    n_cells = city.n_cells
+    span = days * DAY
+    # Events are sorted as one packed int64 key (user, t, cell) when it fits.
+    packed = n_users * span * n_cells < _PACK_LIMIT
 
     def draw(user, begin, finish, factor):
+        """Sessions per interval, events per session, and every event's time (sorted within a session)."""
         # Sessions (a call, a browsing session) arrive as a Poisson process...
         h0 = np.interp(begin, knots_t, knots_h)
         h1 = np.interp(finish, knots_t, knots_h)
-        lam = rate[user] * factor * (h1 - h0) / burst
-        k = rng.poisson(lam)
+        k = rng.poisson(rate[user] * factor * (h1 - h0) / burst)
         sess = np.repeat(np.arange(len(user)), k)
         u = h0[sess] + rng.random(len(sess)) * (h1 - h0)[sess]
-        t_sess = np.interp(u, knots_h, knots_t)
+        lo = begin[sess]
+        hi = np.maximum(finish[sess] - 1, lo)
+        t_sess = np.clip(np.floor(np.interp(u, knots_h, knots_t)).astype(np.int64), lo, hi)
         # ... and each holds a geometric number of events a minute or two apart.
         size = rng.geometric(1.0 / burst, len(sess)) if burst > 1 else np.ones(len(sess), dtype=np.int64)
-        idx = np.repeat(sess, size)
-        gaps = rng.exponential(params.session_gap_s, len(idx))
-        heads = np.r_[0, np.cumsum(size)[:-1]].astype(np.int64)
+        heads = np.cumsum(size) - size
+        gaps = rng.standard_exponential(int(size.sum()), dtype=np.float32) * gap
         gaps[heads] = 0.0
-        csum = np.cumsum(gaps)
-        offset = csum - np.repeat(csum[heads], size)
-        t = np.repeat(t_sess, size) + offset
-        t = np.clip(np.floor(t).astype(np.int64), begin[idx], np.maximum(finish[idx] - 1, begin[idx]))
-        return idx, t
+        csum = np.cumsum(gaps, dtype=np.float64)
+        t = np.repeat(t_sess, size) + (csum - np.repeat(csum[heads], size)).astype(np.int64)
+        np.minimum(t, np.repeat(hi, size), out=t)
+        return sess, size, t
 
-    idx, t_stay = draw(su, ss, se, 1.0)
-    e_user = [su[idx]]
-    e_cell = [sc[idx]]
-    e_t = [t_stay]
+    sess, size, t_stay = draw(su, ss, se, 1.0)
+    if packed:
+        # Gather per session, then repeat per event: cheaper than gathering per event.
+        base = (su[sess] * span) * n_cells + sc[sess]
+        parts = [np.repeat(base, size) + t_stay * n_cells]
+        del base
+    else:
+        idx = np.repeat(sess, size)
+        parts = [(su[idx], sc[idx], t_stay)]
+    del sess, size, t_stay
     if len(tu):
-        idx, t_trip = draw(tu, tdep, tarr, params.trip_event_factor)
+        sess, size, t_trip = draw(tu, tdep, tarr, params.trip_event_factor)
+        idx = np.repeat(sess, size)
         o, dest = to[idx], td[idx]
-        span = np.maximum(tarr[idx] - tdep[idx], 1)
-        target = (t_trip - tdep[idx]) / span * city.travel_time_s[o, dest]
+        duration = np.maximum(tarr[idx] - tdep[idx], 1)
+        target = (t_trip - tdep[idx]) / duration * city.travel_time_s[o, dest]
         cur = dest.astype(np.int64)
         # Walk back along the shortest path until the subscriber's position at that moment.
-        for _ in range(city.n_cells):
-            back = (city.travel_time_s[o, cur] > target) & (cur != o)
-            if not back.any():
-                break
-            cur = np.where(back, city.predecessors[o, cur], cur)
-        e_user.append(tu[idx])
-        e_cell.append(cur)
-        e_t.append(t_trip)
-    user = np.concatenate(e_user)
-    cell = np.concatenate(e_cell)
-    t = np.concatenate(e_t)
-    order = _sort_by_user_time(user, t)
+        active = np.flatnonzero((city.travel_time_s[o, cur] > target) & (cur != o))
+        while len(active):
+            cur[active] = city.predecessors[o[active], cur[active]]
+            keep = (city.travel_time_s[o[active], cur[active]] > target[active]) & (cur[active] != o[active])
+            active = active[keep]
+        if packed:
+            parts.append((tu[idx] * span + t_trip) * n_cells + cur)
+        else:
+            parts.append((tu[idx], cur, t_trip))
+    if packed:
+        key = np.concatenate(parts)
+        del parts
+        key.sort()
+        cell = key % n_cells
+        key //= n_cells
+        t = key % span
+        key //= span
+        return key, cell, t
+    user, cell, t = (np.concatenate(p) for p in zip(*parts))
+    order = np.lexsort((cell, t, user))  # the packed key's order
     return user[order], cell[order], t[order]
 
 
 __all__ = ["StadiumEvent", "MobilityParams", "Mobility", "simulate_mobility", "DIURNAL_PROFILE"]
-
-_unused = (LEISURE, OFFICE, RESIDENTIAL, RETAIL, STADIUM, TRANSPORT, pd)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from privagg.errors import PrivaggInputError
 from privagg.schema import AGE_BANDS, CONTRACTS, DEVICE_TIERS, GENDERS
-from privagg.synth.city import LEISURE, OFFICE, RESIDENTIAL, RETAIL, STADIUM, TRANSPORT, City
+from privagg.synth.city import City
 
 AGE_SHARES = np.array([0.12, 0.19, 0.19, 0.18, 0.16, 0.16])
 POSTPAID_BY_AGE = np.array([0.45, 0.70, 0.78, 0.78, 0.72, 0.60])
@@ -115,8 +115,22 @@ def row_sampler(weights: np.ndarray) -> np.ndarray:
 def sample_rows(flat_cdf: np.ndarray, m: int, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """For every entry of ``rows``, draw a column from that row's distribution (vectorised)."""
     rows = np.asarray(rows, dtype=np.int64)
-    idx = np.searchsorted(flat_cdf, rows + rng.random(len(rows)), side="right")
+    needles = rows + rng.random(len(rows))
+    # Searching sorted needles is cache-friendly (each search starts where the last ended).
+    order = np.argsort(needles)
+    idx = np.empty(len(rows), dtype=np.int64)
+    idx[order] = np.searchsorted(flat_cdf, needles[order], side="right")
     return np.clip(idx - rows * m, 0, m - 1)
+
+
+def labels(codes: np.ndarray, names: tuple[str, ...]) -> pd.Series:
+    """A string column holding ``names[code]`` for every code (built through Arrow: fast at millions of rows)."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return pd.Series(np.asarray(names)[codes]).astype(str)
+    arr = pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), pa.array(list(names)))
+    return pd.Series(arr.cast(pa.large_string()).to_pandas()).astype(str)
 
 
 def gumbel_top_k(log_weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -185,32 +199,30 @@ def generate_population(
         (log_arpu - log_arpu.mean()) / max(log_arpu.std(), 1e-9),
         (device == 2).astype(float) * 2.0 - 1.0,
     ])
-    coef = np.column_stack(list(TAG_COEFFICIENTS.values()))  # (6, n_tags)
-    prob = 1.0 / (1.0 + np.exp(-(features @ coef)))
-    drawn = rng.random(prob.shape) < prob
+    coef = np.column_stack(list(TAG_COEFFICIENTS.values())).astype(np.float32)  # (6, n_tags)
+    # Tag = Bernoulli(sigmoid(logit)), drawn as logit + logistic noise > 0 (float32: millions of rows).
+    logit = features.astype(np.float32) @ coef
+    u = rng.random(logit.shape, dtype=np.float32)
+    np.clip(u, np.float32(1e-7), np.float32(1 - 1e-7), out=u)
+    drawn = logit > np.log(1 / u - 1)
     tags = {f"tag_{name}": drawn[:, j] for j, name in enumerate(TAG_NAMES)}
 
     users = pd.DataFrame({
         "user_id": np.arange(n, dtype=np.int64),
-        "age_band": np.asarray(AGE_BANDS)[age],
-        "gender": np.asarray(GENDERS)[gender],
-        "contract": np.asarray(CONTRACTS)[contract],
+        "age_band": labels(age, AGE_BANDS),
+        "gender": labels(gender, GENDERS),
+        "contract": labels(contract, CONTRACTS),
         "arpu": arpu.astype(np.float64),
-        "device_tier": np.asarray(DEVICE_TIERS)[device],
+        "device_tier": labels(device, DEVICE_TIERS),
         "home_cell": home,
         "work_cell": work,
         "opt_in": opt_in,
         **tags,
     })
-    for column in ("age_band", "gender", "contract", "device_tier"):
-        users[column] = users[column].astype(str)
     return Population(
         users=users, age=age, gender=gender, contract=contract, device=device, arpu=arpu,
         home=home, work=work, routine=routine, tags=tags,
     )
 
 
-__all__ = [
-    "Population", "generate_population", "row_sampler", "sample_rows", "gumbel_top_k",
-    "TAG_NAMES", "RESIDENTIAL", "OFFICE", "RETAIL", "TRANSPORT", "LEISURE", "STADIUM",
-]
+__all__ = ["Population", "TAG_NAMES", "generate_population", "gumbel_top_k", "labels", "row_sampler", "sample_rows"]

@@ -206,7 +206,6 @@ def presence(stays: pd.DataFrame, start: pd.Timestamp | str, n_hours: int, n_cel
     """People present in each cell at the middle of each hour: array ``(n_cells, n_hours)``."""
     t0 = pd.Timestamp(start)
     half = HOUR_NS // 2
-    s = (hour_index(stays["start"], t0) * HOUR_NS + half)  # noqa: F841 (kept for clarity)
     start_ns = np.asarray(stays["start"], dtype="datetime64[ns]").astype(np.int64) - t0.value
     end_ns = np.asarray(stays["end"], dtype="datetime64[ns]").astype(np.int64) - t0.value
     # A stay covers hour h if start <= h*H + H/2 < end.
@@ -287,3 +286,52 @@ def realism_report(world: World, *, n_points: int = 4, seed: int = 0) -> dict[st
     if world.meta.get("stadium_event"):
         report["stadium"] = stadium_surge(world)
     return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The realism figures as the lines the README quotes."""
+    lines = [
+        f"unicity (4 random (cell, hour) points of a subscriber's events): {report['unicity']:.1%} of "
+        f"{report['unicity_users']:,} subscribers unique (95% CI {report['unicity_ci'][0]:.1%}-{report['unicity_ci'][1]:.1%})",
+        f"visitation frequency f_k ~ k^-zeta (subscribers with >= 10 distinct cells, ranks 1-10): zeta = {report['zipf_exponent']:.2f}",
+        f"radius of gyration: median {report['rg_median_m'] / 1000:.2f} km, p90 {report['rg_p90_m'] / 1000:.2f} km, "
+        f"p90/median = {report['rg_p90_over_median']:.2f}",
+    ]
+    if "office_peak_hour" in report:
+        lines.append(
+            f"office cells: weekday peak at {report['office_peak_hour']:02d}:00, day/night presence "
+            f"{report['office_day_night_ratio']:.1f}x; residential cells: peak at {report['residential_peak_hour']:02d}:00, "
+            f"day/night {report['residential_day_night_ratio']:.2f}x"
+        )
+    if report.get("stadium") and report["stadium"].get("event"):
+        st = report["stadium"]
+        lines.append(
+            f"stadium event: {st['present_during_event']:,.0f} present during the event against "
+            f"{st['present_same_hours_other_days']:,.1f} at the same hours on other days ({st['ratio']:,.0f}x)"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m privagg.synth.realism``: generate a world and print its realism figures."""
+    import argparse
+
+    from privagg.synth import StadiumEvent, generate_world
+
+    parser = argparse.ArgumentParser(prog="python -m privagg.synth.realism", description=main.__doc__)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--cells", type=int, default=600)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-stadium", action="store_true", help="no stadium event (default: Saturday 18:00-21:00)")
+    args = parser.parse_args(argv)
+    event = None if args.no_stadium or args.days < 6 else StadiumEvent(day=5, start_hour=18, end_hour=21, attendance=0.15)
+    world = generate_world(args.users, args.cells, args.days, args.seed, stadium_event=event)
+    print(f"generate_world(n_users={args.users}, n_cells={args.cells}, days={args.days}, seed={args.seed}"
+          f"{', stadium_event=' + repr(event) if event else ''})")
+    print(format_report(realism_report(world, seed=0)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
