@@ -38,6 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The command line only writes figures to files. Library code leaves the backend alone so
+    # that notebooks keep their inline figures.
+    import matplotlib
+
+    matplotlib.use("Agg")
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

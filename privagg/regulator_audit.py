@@ -450,9 +450,6 @@ def risk_figure(results: list[dict[str, Any]], labels: list[str] | None = None, 
 
     ``labels`` name the rows (default: the attack names); ``release_label`` names the red points.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.75 * max(len(results), 1)), dpi=110)
@@ -486,9 +483,6 @@ def risk_figure(results: list[dict[str, Any]], labels: list[str] | None = None, 
 
 def search_figure(searched: list[tuple[float, float]], claimed_error: float, method: str, chosen: float | None) -> Any:
     """Mean relative error of DP against epsilon (the search), with the claimed method's error."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.0), dpi=110)

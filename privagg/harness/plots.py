@@ -21,16 +21,13 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from privagg.errors import PrivaggInputError  # noqa: E402
-from privagg.metrics import LOWER_IS_BETTER  # noqa: E402
+from privagg.errors import PrivaggInputError
+from privagg.metrics import LOWER_IS_BETTER
 
 FAMILY_STYLE: dict[str, dict[str, Any]] = {
     "raw": {"color": "#d62728", "marker": "X", "label": "raw aggregates"},

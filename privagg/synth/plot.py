@@ -31,9 +31,6 @@ def footfall_heatmap(world: World, path: str | Path, *, hour: pd.Timestamp | str
     Without ``hour``, the busiest hour of the window is shown. The left panel
     shows the whole region, the right one the city core.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
