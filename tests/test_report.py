@@ -54,7 +54,7 @@ def test_verdict_sentences():
         "The membership attack succeeds often against suppression k=10: risk 81.0% (95% interval 76.0% to 86.0%), "
         "against 50.0% for an attacker who only guesses.")
     assert verdict_sentence(WEAK) == (
-        "The differencing attack does no better than guessing against DP epsilon=1: risk 52.0% (95% interval "
+        "The differencing attack is not shown to do better than guessing against DP epsilon=1: risk 52.0% (95% interval "
         "47.0% to 57.0%), against 50.0% for an attacker who only guesses. The differential-privacy guarantee caps "
         "this risk at 73.1%.")
     v = overall_verdict([STRONG.to_dict(), WEAK])

@@ -174,7 +174,7 @@ SEVERITY_WORDS = {
     "high": "succeeds often",
     "moderate": "succeeds",
     "low": "does slightly better than guessing",
-    "none": "does no better than guessing",
+    "none": "is not shown to do better than guessing",
     "unknown": "could not be scored",
 }
 
