@@ -443,6 +443,9 @@ def _lookup(factor_values: pd.Series, data: Any) -> np.ndarray:
         if span // step < _MAX_LUT:
             lut = np.full(span // step + 1, -1, dtype=np.int64)
             lut[(keys - lo) // step] = np.arange(len(keys), dtype=np.int64)
+            if step == 1 and len(vals) and int(vals.min()) >= lo and int(vals.max()) <= lo + span:
+                # Every value in range (the usual case): one gather, no full-length masks.
+                return lut[vals - lo] if lo else lut[vals]
             off = vals - lo
             if step > 1:
                 q, r = np.divmod(off, step)

@@ -91,23 +91,29 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
+_PART_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)  # odd, so partition -> partition * m is a bijection mod 2^64
+
+
 def keyed_hash(ids: np.ndarray, parts: np.ndarray, secret: int) -> np.ndarray:
     """Pseudo-random uint64 rank of each (id, partition) pair under a 64-bit secret.
 
-    ``splitmix64(splitmix64(id * golden + secret) ^ partition)``. A pair's rank
-    depends only on that pair and the secret, never on the rest of the data,
-    which is what the sensitivity argument needs: for a fixed secret, adding
-    one subscriber leaves every other subscriber's kept partitions unchanged.
-    For one subscriber the map from partition to rank is a bijection, so two
-    partitions of the same subscriber never tie.
+    ``splitmix64(id * golden + partition * m + secret)``. A pair's rank depends
+    only on that pair and the secret, never on the rest of the data, which is
+    what the sensitivity argument needs: for a fixed secret, adding one
+    subscriber leaves every other subscriber's kept partitions unchanged. For
+    one subscriber the map from partition to rank is a bijection (``m`` is
+    odd and splitmix64 is a bijection), so two partitions of the same
+    subscriber never tie.
     """
     k = np.uint64(secret & 0xFFFFFFFFFFFFFFFF)
     with np.errstate(over="ignore"):
         x = ids.astype(np.uint64)
         x *= _GOLDEN
+        p = parts.astype(np.uint64)
+        p *= _PART_MULTIPLIER
+        x += p
+        del p
         x += k
-        x = _mix(x)
-        x ^= parts.view(np.uint64) if parts.dtype == np.int64 else parts.astype(np.uint64)
         return _mix(x)
 
 

@@ -39,6 +39,12 @@ def consent_mask(user_ids: np.ndarray, consenting: np.ndarray) -> np.ndarray:
     if len(consenting) == 0 or len(user_ids) == 0:
         return np.zeros(len(user_ids), dtype=bool)
     lo, hi = int(consenting.min()), int(consenting.max())
+    first, last = int(user_ids.min()), int(user_ids.max())
+    if min(lo, first) >= 0 and max(hi, last) < max(4 * len(consenting), 1 << 20):
+        # Non-negative, compact ids: one gather from a table indexed by the id itself.
+        lut = np.zeros(max(hi, last) + 1, dtype=bool)
+        lut[consenting] = True
+        return lut[user_ids]
     if hi - lo < max(4 * len(consenting), 1 << 20):
         lut = np.zeros(hi - lo + 1, dtype=bool)
         lut[consenting - lo] = True
