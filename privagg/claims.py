@@ -36,13 +36,12 @@ keys are rejected, with a suggestion when they look like a typo.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from privagg.errors import PrivaggInputError
-from privagg.harness.spec import _Ctx, _suggest  # line-aware error messages, shared with experiment specs
+from privagg.toml_errors import TomlErrors, parse_toml, suggest
 
 #: Statistics a claim may release (the count statistics every attack understands).
 STATISTICS = ("footfall", "visits", "od_flows", "segment_counts")
@@ -212,15 +211,15 @@ class Claim:
 # --------------------------------------------------------------------------- parsing
 
 
-def _check_keys(ctx: _Ctx, table: dict[str, Any], allowed: tuple[str, ...], where: str, header: str | None) -> None:
+def _check_keys(ctx: TomlErrors, table: dict[str, Any], allowed: tuple[str, ...], where: str, header: str | None) -> None:
     for key in table:
         if key not in allowed:
-            hint = _suggest(key, allowed)
+            hint = suggest(key, allowed)
             raise ctx.error(where, f"unknown key '{key}'",
                             f"{hint}allowed keys are {', '.join(allowed) or '(none)'}.", header=header, key=key)
 
 
-def _table(ctx: _Ctx, raw: dict[str, Any], key: str, required: bool, example: str) -> dict[str, Any]:
+def _table(ctx: TomlErrors, raw: dict[str, Any], key: str, required: bool, example: str) -> dict[str, Any]:
     if key not in raw:
         if required:
             raise PrivaggInputError(f"{ctx.path}: missing [{key}] table. Fix: add it, e.g. {example}")
@@ -231,7 +230,7 @@ def _table(ctx: _Ctx, raw: dict[str, Any], key: str, required: bool, example: st
     return value
 
 
-def _int(ctx: _Ctx, table: dict[str, Any], key: str, where: str, header: str | None, minimum: int,
+def _int(ctx: TomlErrors, table: dict[str, Any], key: str, where: str, header: str | None, minimum: int,
          default: int | None = None) -> int | None:
     if key not in table:
         return default
@@ -242,7 +241,7 @@ def _int(ctx: _Ctx, table: dict[str, Any], key: str, where: str, header: str | N
     return value
 
 
-def _positive(ctx: _Ctx, table: dict[str, Any], key: str, where: str, header: str, example: str,
+def _positive(ctx: TomlErrors, table: dict[str, Any], key: str, where: str, header: str, example: str,
               below_one: bool = False) -> float | None:
     if key not in table:
         return None
@@ -257,19 +256,19 @@ def _positive(ctx: _Ctx, table: dict[str, Any], key: str, where: str, header: st
     return float(value)
 
 
-def _choice(ctx: _Ctx, table: dict[str, Any], key: str, allowed: tuple[str, ...], where: str, header: str,
+def _choice(ctx: TomlErrors, table: dict[str, Any], key: str, allowed: tuple[str, ...], where: str, header: str,
             default: Any) -> Any:
     if key not in table:
         return default
     value = table[key]
     if value not in allowed:
-        hint = _suggest(str(value), allowed)
+        hint = suggest(str(value), allowed)
         raise ctx.error(where, f"{key} = {value!r} is not allowed",
                         f"{hint}use one of {', '.join(repr(a) for a in allowed)}.", header=header, key=key)
     return value
 
 
-def _time_bin(ctx: _Ctx, table: dict[str, Any], key: str, where: str, header: str, default: Any) -> Any:
+def _time_bin(ctx: TomlErrors, table: dict[str, Any], key: str, where: str, header: str, default: Any) -> Any:
     if key not in table:
         return default
     value = table[key]
@@ -285,7 +284,7 @@ def _time_bin(ctx: _Ctx, table: dict[str, Any], key: str, where: str, header: st
     return value
 
 
-def _columns(ctx: _Ctx, value: Any, key: str, where: str, header: str) -> tuple[str, ...]:
+def _columns(ctx: TomlErrors, value: Any, key: str, where: str, header: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
         raise ctx.error(where, f"{key} = {value!r} is not a list of user column names",
                         f"write e.g. {key} = [\"age_band\", \"gender\"].", header=header, key=key)
@@ -294,7 +293,7 @@ def _columns(ctx: _Ctx, value: Any, key: str, where: str, header: str) -> tuple[
     return tuple(value)
 
 
-def _parse_data(ctx: _Ctx, table: dict[str, Any], base_dir: Path) -> DataSpec:
+def _parse_data(ctx: TomlErrors, table: dict[str, Any], base_dir: Path) -> DataSpec:
     where, h = "[data]", "data"
     _check_keys(ctx, table, DATA_KEYS, where, h)
     options = table.get("options", {})
@@ -329,7 +328,7 @@ def _parse_data(ctx: _Ctx, table: dict[str, Any], base_dir: Path) -> DataSpec:
     )
 
 
-def _parse_release(ctx: _Ctx, table: dict[str, Any]) -> ReleaseSpec:
+def _parse_release(ctx: TomlErrors, table: dict[str, Any]) -> ReleaseSpec:
     where, h = "[release]", "release"
     _check_keys(ctx, table, RELEASE_KEYS, where, h)
     if "statistic" not in table:
@@ -373,7 +372,7 @@ def _parse_release(ctx: _Ctx, table: dict[str, Any]) -> ReleaseSpec:
                        crossbreak_level=crossbreak_level, crossbreak_time_bin=crossbreak_time_bin, source=source)
 
 
-def _parse_method(ctx: _Ctx, table: dict[str, Any], release: ReleaseSpec) -> MethodSpec:
+def _parse_method(ctx: TomlErrors, table: dict[str, Any], release: ReleaseSpec) -> MethodSpec:
     where, h = "[method]", "method"
     if "name" not in table:
         raise ctx.error(where, "has no 'name'", f"write name = \"suppression\" (one of {', '.join(METHODS)}).",
@@ -430,7 +429,7 @@ def _parse_method(ctx: _Ctx, table: dict[str, Any], release: ReleaseSpec) -> Met
     return MethodSpec(name=name, params={k: v for k, v in params.items() if v is not None})
 
 
-def _parse_attacks(ctx: _Ctx, table: dict[str, Any]) -> dict[str, dict[str, int]]:
+def _parse_attacks(ctx: TomlErrors, table: dict[str, Any]) -> dict[str, dict[str, int]]:
     where, h = "[attacks]", "attacks"
     _check_keys(ctx, table, ("run", *ATTACKS), where, h)
     run = list(ATTACKS)
@@ -441,7 +440,7 @@ def _parse_attacks(ctx: _Ctx, table: dict[str, Any]) -> dict[str, dict[str, int]
                             f"write e.g. run = [\"differencing\"]; attacks: {', '.join(ATTACKS)}.", header=h, key="run")
         for a in value:
             if a not in ATTACKS:
-                hint = _suggest(a, ATTACKS)
+                hint = suggest(a, ATTACKS)
                 raise ctx.error(where, f"attack {a!r} is unknown", f"{hint}use some of {', '.join(ATTACKS)}.",
                                 header=h, key="run")
         run = list(dict.fromkeys(value))
@@ -462,7 +461,7 @@ def _parse_attacks(ctx: _Ctx, table: dict[str, Any]) -> dict[str, dict[str, int]
     return out
 
 
-def _parse_comparison(ctx: _Ctx, table: dict[str, Any]) -> tuple[tuple[float, ...], float]:
+def _parse_comparison(ctx: TomlErrors, table: dict[str, Any]) -> tuple[tuple[float, ...], float]:
     where, h = "[comparison]", "comparison"
     _check_keys(ctx, table, COMPARISON_KEYS, where, h)
     enabled = table.get("enabled", True)
@@ -498,11 +497,7 @@ def parse_claim(text: str, path: str | Path = "<claim>") -> Claim:
         Naming the file, the line and key where possible, and the fix.
     """
     path_str = str(path)
-    ctx = _Ctx(path_str, text)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PrivaggInputError(f"{path_str}: not valid TOML ({exc}). Fix: correct the syntax at that line.") from None
+    raw, ctx = parse_toml(text, path_str)
     base_dir = Path(path_str).resolve().parent if path_str != "<claim>" else Path.cwd()
     _check_keys(ctx, raw, TOP_KEYS, "top level", None)
     for key in ("name", "title", "description"):

@@ -54,18 +54,16 @@ rejected, with a suggestion when they look like a typo.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import json
 import math
-import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from privagg.errors import PrivaggInputError
+from privagg.toml_errors import TomlErrors, parse_toml, suggest
 
 #: Statistics a spec may release: the library's names (privagg.queries.STATISTICS) and short aliases.
 STATISTICS = (
@@ -250,68 +248,13 @@ class ExperimentSpec:
 # --------------------------------------------------------------------------- parsing
 
 
-class _Ctx:
-    """Where we are in the file, to build error messages with file, line and key."""
-
-    def __init__(self, path: str, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-
-    def _block(self, header: str | None, index: int | None) -> tuple[int, int]:
-        """Line range (0-based, end exclusive) of a table, or of the top level when header is None."""
-        if header is None:
-            end = next((i for i, l in enumerate(self.lines) if re.match(r"\s*\[", l)), len(self.lines))
-            return 0, end
-        pattern = re.compile(r"^\s*\[\[\s*" + re.escape(header) + r"\s*\]\]" if index is not None
-                             else r"^\s*\[\s*" + re.escape(header) + r"\s*\]")
-        hits = [i for i, l in enumerate(self.lines) if pattern.match(l)]
-        if not hits:
-            return -1, -1
-        start = hits[index if index is not None and index < len(hits) else 0]
-        end = len(self.lines)
-        for j in range(start + 1, len(self.lines)):
-            line = self.lines[j].strip()
-            if line.startswith("[") and not line.startswith(f"[{header}.") and not line.startswith(f"[[{header}."):
-                end = j
-                break
-        return start, end
-
-    def line_of(self, header: str | None, key: str | None, index: int | None = None) -> int | None:
-        """1-based line where ``key`` is set in table ``header`` (#index for arrays of tables)."""
-        start, end = self._block(header, index)
-        if start < 0:
-            return None
-        if key is None:
-            return start + 1 if header is not None else None
-        pat = re.compile(r"^\s*(\"?)" + re.escape(key) + r"\1\s*=")
-        for i in range(start, end):
-            if pat.match(self.lines[i]):
-                return i + 1
-        # key given as a sub-table: [header.key]
-        for i in range(start, end):
-            if re.match(r"^\s*\[\s*" + re.escape(f"{header}.{key}" if header else key) + r"\s*\]", self.lines[i]):
-                return i + 1
-        return start + 1 if header is not None else None
-
-    def error(self, where: str, problem: str, fix: str, *, header: str | None = None,
-              key: str | None = None, index: int | None = None) -> PrivaggInputError:
-        line = self.line_of(header, key, index)
-        loc = f"{self.path}" + (f", line {line}" if line else "")
-        return PrivaggInputError(f"{loc}: {where}: {problem}. Fix: {fix}")
-
-
 def _fix(key: str, allowed: Iterable[str], rest: str) -> str:
     """``rest``, preceded by "did you mean 'x'?" when ``key`` looks like a typo of an allowed name."""
-    hint = _suggest(key, allowed)
+    hint = suggest(key, allowed)
     return f"{hint}{rest[:1].upper()}{rest[1:]}" if hint else rest
 
 
-def _suggest(key: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'? " if close else ""
-
-
-def _check_keys(ctx: _Ctx, table: dict[str, Any], allowed: Iterable[str], where: str,
+def _check_keys(ctx: TomlErrors, table: dict[str, Any], allowed: Iterable[str], where: str,
                 header: str | None, index: int | None = None) -> None:
     allowed = tuple(allowed)
     for key in table:
@@ -327,7 +270,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _positive_int(ctx: _Ctx, value: Any, where: str, key: str, header: str | None,
+def _positive_int(ctx: TomlErrors, value: Any, where: str, key: str, header: str | None,
                   index: int | None = None, minimum: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ctx.error(where, f"'{key}' = {value!r} is not an integer >= {minimum}",
@@ -354,7 +297,7 @@ def _time_bin_ok(value: Any) -> bool:
 TIME_BIN_FIX = "use a duration from 15 minutes to 1 day that divides a day, like \"15min\", \"1h\" or \"1D\" (or \"none\")."
 
 
-def _validate_param(ctx: _Ctx, family: str, key: str, value: Any, where: str, index: int) -> None:
+def _validate_param(ctx: TomlErrors, family: str, key: str, value: Any, where: str, index: int) -> None:
     h = "anonymisers"
     if key in ("epsilon", "rho", "delta"):
         ok = _is_number(value) and math.isfinite(value) and value > 0 and (key != "delta" or value < 1)
@@ -375,7 +318,7 @@ def _validate_param(ctx: _Ctx, family: str, key: str, value: Any, where: str, in
                             TIME_BIN_FIX, header=h, key=key, index=index)
 
 
-def _parse_anonymiser(ctx: _Ctx, table: Any, i: int) -> AnonymiserSpec:
+def _parse_anonymiser(ctx: TomlErrors, table: Any, i: int) -> AnonymiserSpec:
     where = f"[[anonymisers]] #{i + 1}"
     if not isinstance(table, dict):
         raise ctx.error(where, "is not a table", "write each anonymiser as a [[anonymisers]] table.",
@@ -427,7 +370,7 @@ def _parse_anonymiser(ctx: _Ctx, table: Any, i: int) -> AnonymiserSpec:
     return AnonymiserSpec(family=family, fixed=fixed, grid=grid, label=label)
 
 
-def _parse_statistic(ctx: _Ctx, table: Any, i: int) -> StatisticSpec:
+def _parse_statistic(ctx: TomlErrors, table: Any, i: int) -> StatisticSpec:
     where = f"[[statistics]] #{i + 1}"
     h = "statistics"
     if not isinstance(table, dict):
@@ -468,7 +411,7 @@ def _parse_statistic(ctx: _Ctx, table: Any, i: int) -> StatisticSpec:
                          label=table.get("label"), options=options)
 
 
-def _parse_attack(ctx: _Ctx, table: Any, i: int) -> AttackSpec:
+def _parse_attack(ctx: TomlErrors, table: Any, i: int) -> AttackSpec:
     where = f"[[attacks]] #{i + 1}"
     h = "attacks"
     if not isinstance(table, dict):
@@ -499,7 +442,7 @@ def _parse_attack(ctx: _Ctx, table: Any, i: int) -> AttackSpec:
     return AttackSpec(name=name, params=dict(params), applies_to=applies_to, label=table.get("label"))
 
 
-def _parse_world(ctx: _Ctx, table: Any, base_dir: Path) -> WorldSpec:
+def _parse_world(ctx: TomlErrors, table: Any, base_dir: Path) -> WorldSpec:
     where = "[world]"
     if not isinstance(table, dict):
         raise ctx.error(where, "is not a table", "write a [world] table.", header="world", key=None)
@@ -554,11 +497,7 @@ def parse_spec(text: str, path: str | Path = "<spec>") -> ExperimentSpec:
     from privagg.metrics import METRICS
 
     path_str = str(path)
-    ctx = _Ctx(path_str, text)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PrivaggInputError(f"{path_str}: not valid TOML ({exc}). Fix: correct the syntax at that line.") from None
+    raw, ctx = parse_toml(text, path_str)
     base_dir = Path(path_str).resolve().parent if path_str != "<spec>" else Path.cwd()
 
     _check_keys(ctx, raw, TOP_KEYS, "top level", None)
