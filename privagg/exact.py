@@ -58,16 +58,16 @@ def exact_aggregate(
     if keys is not None:
         keys.check_columns(columns)
     contrib = contributions(query, inputs, keys, None)
-    pairs = engine.per_user_partition(contrib)
+    domain, n_partitions = contrib.domain, contrib.n_partitions
     dense = include_empty and keys is not None
-    totals = engine.aggregate(pairs, contrib.n_partitions, dense=dense)
-    codes = np.arange(contrib.n_partitions) if dense else totals.codes
+    totals = engine.bounded_totals(contrib, None, dense=dense)
+    codes = np.arange(n_partitions) if dense else totals.codes
     if query.statistic in MEAN_STATISTICS:
         with np.errstate(invalid="ignore", divide="ignore"):
             value = totals.sums / np.where(totals.counts > 0, totals.counts, np.nan)
     else:
         value = totals.counts.astype(np.int64)
-    table = contrib.domain.decode(codes)[columns] if len(codes) else _empty_keys(contrib.domain, columns)
+    table = domain.decode(codes)[columns] if len(codes) else _empty_keys(domain, columns)
     table["value"] = value
     return table.sort_values(columns, kind="stable").reset_index(drop=True)
 

@@ -90,13 +90,13 @@ class NaiveLaplace(Anonymiser):
         columns = list(key_columns(query, inputs.users))
         if query.keys is not None:
             query.keys.check_columns(columns)
-        contrib = contributions(query, inputs, query.keys, self.bounds)
         engine = LocalEngine(rng=rng)
-        pairs = engine.bound_contributions(engine.per_user_partition(contrib), self.bounds)
+        contrib = contributions(query, inputs, query.keys, self.bounds)
+        domain, n_partitions = contrib.domain, contrib.n_partitions
         dense = query.keys is not None
-        totals = engine.aggregate(pairs, contrib.n_partitions, dense=dense)
-        codes = np.arange(contrib.n_partitions) if dense else totals.codes
-        table = contrib.domain.decode(codes)[columns]
+        totals = engine.bounded_totals(contrib, self.bounds, dense=dense)
+        codes = np.arange(n_partitions) if dense else totals.codes
+        table = domain.decode(codes)[columns]
         # INSECURE by design (Mironov 2012): float Laplace from numpy, published unrounded.
         noisy = totals.counts.astype(np.float64) + rng.laplace(0.0, self.scale, len(codes))
         table["value"] = noisy

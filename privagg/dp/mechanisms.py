@@ -21,8 +21,6 @@ probability at least ``level``. They say nothing about bounding bias.
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from privagg.errors import PrivaggInputError
+from privagg.parallel import default_threads, thread_map
 
 _CHUNK = 10_000  # values per thread below which threading costs more than it saves
 
@@ -118,12 +117,10 @@ class NoiseMechanism:
         def run(chunk: np.ndarray) -> np.ndarray:
             return np.asarray(measurement(np.array(chunk, dtype=np.int64, copy=True)), dtype=np.int64)
 
-        workers = threads if threads is not None else min(2, os.cpu_count() or 1)
+        workers = threads if threads is not None else default_threads()
         if workers <= 1 or n < 2 * _CHUNK:
             return run(values)
-        chunks = np.array_split(values, workers)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return np.concatenate(list(pool.map(run, chunks)))
+        return np.concatenate(thread_map(run, np.array_split(values, workers), workers))
 
     def half_width(self, level: float = 0.95) -> float:
         """Smallest integer ``t`` with ``P(|Z| <= t) >= level`` for this noise ``Z``."""

@@ -15,14 +15,13 @@ input distance is ``(l0, l1 or l2, linf) = (L0, L0*Linf or sqrt(L0)*Linf, Linf)`
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from privagg.dp.mechanisms import opendp
+from privagg.parallel import default_threads, thread_map
 
 _CHUNK = 10_000  # values per thread below which threading costs more than it saves
 
@@ -75,14 +74,13 @@ class ThresholdMechanism:
         def run(sl: slice) -> dict[int, int]:
             return measurement(dict(zip(codes[sl].tolist(), counts[sl].tolist())))
 
-        workers = threads if threads is not None else min(2, os.cpu_count() or 1)
+        workers = threads if threads is not None else default_threads()
         n = len(codes)
         if workers <= 1 or n < 2 * _CHUNK:
             outs = [run(slice(0, n))]
         else:
             bounds = np.linspace(0, n, workers + 1).astype(int)
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                outs = list(pool.map(run, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
+            outs = thread_map(run, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])], workers)
         kept: dict[int, int] = {}
         for out in outs:
             kept.update(out)

@@ -3,14 +3,19 @@
 A release is written once against this interface; an engine decides how the
 two heavy steps run (numpy on one machine, Spark on a cluster...). The
 release logic — validation, budget, noise, keys — never touches the data
-frame library.
+frame library: it hands contributions to :meth:`Engine.bounded_totals` and
+gets per-partition totals back.
 
-Data flows through two value objects:
+Data flows through these value objects:
 
 :class:`Contributions`
     One row per raw record (event, stay x time bin, trip, subscriber) with
     its privacy id, its partition (an int64 code into a key domain) and,
     for sums, its (clamped) value.
+:class:`ContributionChunks`
+    The same for a large input, built on demand one block of input rows at a
+    time, so that an engine can build and reduce blocks in parallel without
+    the full-length arrays ever existing.
 :class:`PartitionTotals`
     Per partition: the count and, for sums, the sum, after each subscriber's
     contribution has been reduced to one (possibly bounded) row per partition.
@@ -18,9 +23,10 @@ Data flows through two value objects:
 
 from __future__ import annotations
 
+import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -68,6 +74,52 @@ class Contributions:
 
 
 @dataclass
+class ContributionChunks:
+    """Contributions of a large input, built one block of input rows at a time.
+
+    A subscriber's rows may fall in several chunks. ``chunk(i)`` must be safe
+    to call from several threads at once.
+
+    Attributes
+    ----------
+    n_chunks
+        Number of chunks.
+    chunk
+        ``chunk(i)``: the :class:`Contributions` of block ``i`` (``0 <= i < n_chunks``).
+    domain, public, distinct
+        As in :class:`Contributions`, shared by every chunk; chunks have no values.
+    n_rows
+        Rows of the input table; a chunk's contributions usually number at most
+        its block's rows (an engine must not rely on it).
+    id_range
+        ``(lo, hi)``: every privacy id lies in ``[lo, hi]``.
+    id_sample
+        Privacy ids of a sample of the rows, for balancing work across
+        threads; results never depend on it.
+    """
+
+    n_chunks: int
+    chunk: Callable[[int], Contributions]
+    domain: KeySet
+    public: bool
+    distinct: bool
+    n_rows: int
+    id_range: tuple[int, int]
+    id_sample: np.ndarray
+
+    @property
+    def n_partitions(self) -> int:
+        return len(self.domain)
+
+    def materialize(self) -> Contributions:
+        """All chunks as one :class:`Contributions` (full-length arrays)."""
+        parts = [self.chunk(i) for i in range(self.n_chunks)]
+        ids = np.concatenate([p.privacy_ids for p in parts])
+        codes = np.concatenate([p.partitions for p in parts])
+        return Contributions(ids, codes, self.domain, self.public, self.distinct, None)
+
+
+@dataclass
 class UserPartitions:
     """One row per (privacy id, partition): the subscriber's count and sum there.
 
@@ -98,16 +150,50 @@ class Engine(ABC):
 
     name: str = "engine"
 
+    def bounded_totals(self, contributions: Contributions | ContributionChunks, bounds: Bounds | None, *,
+                       dense: bool, sum_unit: float | None = None) -> PartitionTotals:
+        """Per-partition totals of the bounded contributions: the whole data-heavy part of a release.
+
+        Parameters
+        ----------
+        contributions
+            What every subscriber contributed, whole or in chunks.
+        bounds
+            Contribution bounds; ``None`` aggregates unbounded (exact statistics, never released).
+        dense
+            Totals for every code of the domain (public keys), else only observed codes.
+        sum_unit
+            When given, bounded per-subscriber sums are rounded to integer multiples of it
+            before aggregation (so the sum's noise can be integer-valued).
+
+        This default chains :meth:`per_user_partition`, :meth:`bound_contributions`
+        and :meth:`aggregate`; engines may fuse them.
+        """
+        if isinstance(contributions, ContributionChunks):
+            contributions = contributions.materialize()
+        n_partitions = contributions.n_partitions
+        pairs = self.per_user_partition(contributions)
+        if bounds is not None:
+            pairs = self.bound_contributions(pairs, bounds)
+        if sum_unit is not None and pairs.sums is not None:
+            pairs.sums = np.rint(pairs.sums / sum_unit)
+        return self.aggregate(pairs, n_partitions, dense=dense)
+
+    def bounding_secret(self) -> int:
+        """A fresh 64-bit key for the choice of partitions L0 bounding keeps."""
+        return secrets.randbits(64)
+
     @abstractmethod
     def per_user_partition(self, contributions: Contributions) -> UserPartitions:
         """Reduce raw rows to one row per (privacy id, partition): count (1 when distinct) and sum."""
 
     @abstractmethod
-    def bound_contributions(self, pairs: UserPartitions, bounds: Bounds) -> UserPartitions:
+    def bound_contributions(self, pairs: UserPartitions, bounds: Bounds, *, secret: int | None = None) -> UserPartitions:
         """Apply L0 (a uniformly random subset of at most ``max_partitions`` partitions per
         privacy id), Linf (counts capped at ``max_per_partition``; sums scaled down by the
         same factor so a subscriber's mean is kept) — the values themselves are clamped
-        when contributions are built."""
+        when contributions are built. ``secret`` keys the random subset (None: a fresh one
+        from :meth:`bounding_secret`)."""
 
     @abstractmethod
     def aggregate(self, pairs: UserPartitions, n_partitions: int, *, dense: bool) -> PartitionTotals:

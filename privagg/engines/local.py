@@ -16,7 +16,10 @@ import secrets
 import numpy as np
 
 from privagg.dp.bounds import Bounds
-from privagg.engines.base import Contributions, Engine, PartitionTotals, UserPartitions
+from privagg.engines.base import ContributionChunks, Contributions, Engine, PartitionTotals, UserPartitions
+from privagg.engines.packed import PackedLayout, ShardBuffer, bound_packed, pack_chunks
+from privagg.engines.ranking import keyed_hash
+from privagg.parallel import default_threads, thread_map
 
 _LIMIT = 1 << 62
 CHUNK_ROWS = 1 << 22  # rows per block of subscribers ranked at once by L0 bounding
@@ -76,47 +79,6 @@ def _group_starts(sorted_ids: np.ndarray) -> np.ndarray:
     return np.concatenate(([0], change)).astype(np.int64)
 
 
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser (a bijection of uint64 with full avalanche)."""
-    x ^= x >> np.uint64(30)
-    x *= _M1
-    x ^= x >> np.uint64(27)
-    x *= _M2
-    x ^= x >> np.uint64(31)
-    return x
-
-
-_PART_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)  # odd, so partition -> partition * m is a bijection mod 2^64
-
-
-def keyed_hash(ids: np.ndarray, parts: np.ndarray, secret: int) -> np.ndarray:
-    """Pseudo-random uint64 rank of each (id, partition) pair under a 64-bit secret.
-
-    ``splitmix64(id * golden + partition * m + secret)``. A pair's rank depends
-    only on that pair and the secret, never on the rest of the data, which is
-    what the sensitivity argument needs: for a fixed secret, adding one
-    subscriber leaves every other subscriber's kept partitions unchanged. For
-    one subscriber the map from partition to rank is a bijection (``m`` is
-    odd and splitmix64 is a bijection), so two partitions of the same
-    subscriber never tie.
-    """
-    k = np.uint64(secret & 0xFFFFFFFFFFFFFFFF)
-    with np.errstate(over="ignore"):
-        x = ids.astype(np.uint64)
-        x *= _GOLDEN
-        p = parts.astype(np.uint64)
-        p *= _PART_MULTIPLIER
-        x += p
-        del p
-        x += k
-        return _mix(x)
-
-
 class LocalEngine(Engine):
     """Single-machine engine on numpy arrays.
 
@@ -129,15 +91,55 @@ class LocalEngine(Engine):
     consume
         Let :meth:`per_user_partition` empty the Contributions it reduces, to
         free memory early (releases do; exact aggregates and tests need not).
+    threads
+        Threads for chunked contributions (default: :func:`privagg.parallel.default_threads`):
+        chunks are built on all of them, then the subscribers are bounded in as many shards.
     """
 
     name = "local"
 
-    def __init__(self, rng: np.random.Generator | None = None, *, consume: bool = False) -> None:
+    def __init__(self, rng: np.random.Generator | None = None, *, consume: bool = False,
+                 threads: int | None = None) -> None:
         self._rng = rng
         self.consume = consume
+        self.threads = default_threads() if threads is None else max(1, int(threads))
 
-    def _secret(self) -> int:
+    def bounded_totals(self, contributions: Contributions | ContributionChunks, bounds: Bounds | None, *,
+                       dense: bool, sum_unit: float | None = None) -> PartitionTotals:
+        """See :meth:`Engine.bounded_totals`. Bounded counts take one sort of packed rows
+        (:mod:`privagg.engines.packed`), chunked ones on every thread; the rest chain the three steps."""
+        layout = None
+        if bounds is not None and (isinstance(contributions, ContributionChunks) or contributions.values is None):
+            id_range = contributions.id_range if isinstance(contributions, ContributionChunks) else _id_range(
+                contributions.privacy_ids)
+            layout = PackedLayout.fit(*id_range, contributions.n_partitions)
+        if layout is None or bounds is None:
+            return super().bounded_totals(contributions, bounds, dense=dense, sum_unit=sum_unit)
+        n_partitions, distinct = contributions.n_partitions, contributions.distinct
+        secret = self.bounding_secret()
+        if isinstance(contributions, ContributionChunks):
+            shards = min(self.threads, contributions.n_chunks)
+            cuts = layout.shard_cuts(contributions.id_sample, shards)
+            buffers = pack_chunks(contributions, layout, secret, cuts, self.threads)
+        else:
+            key = layout.pack(contributions.privacy_ids, contributions.partitions, secret)
+            if self.consume:
+                contributions.privacy_ids = contributions.partitions = np.zeros(0, dtype=np.int64)
+            buffers = [ShardBuffer.holding(key)]
+            del key
+
+        def shard_totals(rows: ShardBuffer) -> PartitionTotals:
+            parts, counts = bound_packed(rows, layout, bounds.max_partitions, bounds.max_per_partition, distinct)
+            return _totals(parts, ones(len(parts)) if counts is None else counts, None, n_partitions, dense=True)
+
+        totals = thread_map(shard_totals, buffers, self.threads)
+        counts = np.sum([t.counts for t in totals], axis=0) if len(totals) > 1 else totals[0].counts
+        if dense:
+            return PartitionTotals(counts, None, None)
+        codes = np.flatnonzero(counts)
+        return PartitionTotals(counts[codes], None, codes)
+
+    def bounding_secret(self) -> int:
         """A fresh 64-bit key for the bounding hash (from ``secrets`` unless a test generator was given)."""
         if self._rng is not None:
             return int(self._rng.integers(0, 2**63, dtype=np.int64))
@@ -187,7 +189,7 @@ class LocalEngine(Engine):
         return UserPartitions(uniq >> bits, uniq & mask, counts, sums)
 
     # -- bound -----------------------------------------------------------------
-    def bound_contributions(self, pairs: UserPartitions, bounds: Bounds) -> UserPartitions:
+    def bound_contributions(self, pairs: UserPartitions, bounds: Bounds, *, secret: int | None = None) -> UserPartitions:
         l0, linf = bounds.max_partitions, bounds.max_per_partition
         ids, parts, counts, sums = pairs.privacy_ids, pairs.partitions, pairs.counts, pairs.sums
         starts = _group_starts(ids)
@@ -195,7 +197,7 @@ class LocalEngine(Engine):
         heavy = sizes > l0
         if heavy.any():
             heavy_rows_total = int(sizes[heavy].sum())
-            secret = self._secret()
+            secret = self.bounding_secret() if secret is None else secret
             if heavy_rows_total > len(ids) // 2:
                 # Most rows belong to subscribers over the bound: rank everyone (a subscriber
                 # within the bound keeps all rows anyway), avoiding gathers and scatters.
@@ -285,25 +287,34 @@ class LocalEngine(Engine):
 
     # -- aggregate -------------------------------------------------------------
     def aggregate(self, pairs: UserPartitions, n_partitions: int, *, dense: bool) -> PartitionTotals:
-        parts = pairs.partitions
-        if dense:
-            if is_ones(pairs.counts):
-                counts = np.bincount(parts, minlength=n_partitions).astype(np.int64)
-            else:
-                counts = np.rint(np.bincount(parts, weights=pairs.counts, minlength=n_partitions)).astype(np.int64)
-            sums = None if pairs.sums is None else np.bincount(parts, weights=pairs.sums, minlength=n_partitions)
-            return PartitionTotals(counts, sums, None)
-        if n_partitions <= max(4 * len(parts), 1 << 24):
-            dense_totals = self.aggregate(pairs, n_partitions, dense=True)
-            codes = np.flatnonzero(np.bincount(parts, minlength=n_partitions))
-            sums = None if dense_totals.sums is None else dense_totals.sums[codes]
-            return PartitionTotals(dense_totals.counts[codes], sums, codes)
-        order = np.argsort(parts, kind="stable")
-        sparts = parts[order]
-        starts = _group_starts(sparts)
-        codes = sparts[starts]
-        counts = np.add.reduceat(pairs.counts[order], starts).astype(np.int64) if len(parts) else np.zeros(0, np.int64)
-        sums = None
-        if pairs.sums is not None:
-            sums = np.add.reduceat(pairs.sums[order], starts) if len(parts) else np.zeros(0)
-        return PartitionTotals(counts, sums, codes)
+        return _totals(pairs.partitions, pairs.counts, pairs.sums, n_partitions, dense=dense)
+
+
+def _id_range(ids: np.ndarray) -> tuple[int, int]:
+    return (int(ids.min()), int(ids.max())) if len(ids) else (0, 0)
+
+
+def _totals(parts: np.ndarray, counts: np.ndarray, sums: np.ndarray | None, n_partitions: int, *,
+            dense: bool) -> PartitionTotals:
+    """Counts (and sums) added up per partition code: dense over the domain, or only codes with rows."""
+    if dense:
+        if is_ones(counts):
+            total = np.bincount(parts, minlength=n_partitions).astype(np.int64)
+        else:
+            total = np.rint(np.bincount(parts, weights=counts, minlength=n_partitions)).astype(np.int64)
+        sum_total = None if sums is None else np.bincount(parts, weights=sums, minlength=n_partitions)
+        return PartitionTotals(total, sum_total, None)
+    if n_partitions <= max(4 * len(parts), 1 << 24):
+        dense_totals = _totals(parts, counts, sums, n_partitions, dense=True)
+        codes = np.flatnonzero(np.bincount(parts, minlength=n_partitions))
+        sum_total = None if dense_totals.sums is None else dense_totals.sums[codes]
+        return PartitionTotals(dense_totals.counts[codes], sum_total, codes)
+    order = np.argsort(parts, kind="stable")
+    sparts = parts[order]
+    starts = _group_starts(sparts)
+    codes = sparts[starts]
+    total = np.add.reduceat(counts[order], starts).astype(np.int64) if len(parts) else np.zeros(0, np.int64)
+    sum_total = None
+    if sums is not None:
+        sum_total = np.add.reduceat(sums[order], starts) if len(parts) else np.zeros(0)
+    return PartitionTotals(total, sum_total, codes)

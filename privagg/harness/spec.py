@@ -544,7 +544,7 @@ def parse_spec(text: str, path: str | Path = "<spec>") -> ExperimentSpec:
     for metric, opts in metric_options.items():
         if metric not in metrics or not isinstance(opts, dict):
             raise ctx.error(f"[metric_options.{metric}]", f"{metric!r} is not one of the spec's metrics",
-                            _fix(metric, metrics, f"give options only for metrics listed in 'metrics'."),
+                            _fix(metric, metrics, "give options only for metrics listed in 'metrics'."),
                             header=f"metric_options.{metric}", key=None)
 
     if "seeds" in raw:

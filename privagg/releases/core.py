@@ -237,13 +237,8 @@ def release_query(
     # 4. Bounded aggregate (no noise yet).
     contrib = contributions(query, inputs, keys, eff)
     domain, n_partitions = contrib.domain, contrib.n_partitions
-    pairs = engine.per_user_partition(contrib)
-    del contrib  # free the per-row arrays before bounding
-    pairs = engine.bound_contributions(pairs, eff)
-    if pairs.sums is not None:
-        pairs.sums = np.rint(pairs.sums / p.unit)
-    totals = engine.aggregate(pairs, n_partitions, dense=public)
-    del pairs
+    totals = engine.bounded_totals(contrib, eff, dense=public, sum_unit=p.unit)
+    del contrib
 
     # 5. Charge the budget: from here on noise may exist.
     if budget is not None:

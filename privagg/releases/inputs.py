@@ -8,7 +8,7 @@ subscribers absent from ``users`` are treated as not consenting.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -32,30 +32,37 @@ TABLE_OF = {
 }
 
 
-def consent_mask(user_ids: np.ndarray, consenting: np.ndarray) -> np.ndarray:
-    """True where ``user_ids`` is in ``consenting`` (vectorised; a lookup table when ids are compact)."""
-    user_ids = np.asarray(user_ids, dtype=np.int64)
+def consent_lookup(consenting: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A function telling, for an array of user ids, which are in ``consenting``.
+
+    Built once per release (a lookup table indexed by id when ids are compact,
+    else a hash index) and applied to each chunk of rows.
+    """
     consenting = np.asarray(consenting, dtype=np.int64)
-    if len(consenting) == 0 or len(user_ids) == 0:
-        return np.zeros(len(user_ids), dtype=bool)
+    if len(consenting) == 0:
+        return lambda user_ids: np.zeros(len(user_ids), dtype=bool)
     lo, hi = int(consenting.min()), int(consenting.max())
-    first, last = int(user_ids.min()), int(user_ids.max())
-    if min(lo, first) >= 0 and max(hi, last) < max(4 * len(consenting), 1 << 20):
-        # Non-negative, compact ids: one gather from a table indexed by the id itself.
-        lut = np.zeros(max(hi, last) + 1, dtype=bool)
-        lut[consenting] = True
-        return lut[user_ids]
-    if hi - lo < max(4 * len(consenting), 1 << 20):
-        lut = np.zeros(hi - lo + 1, dtype=bool)
-        lut[consenting - lo] = True
-        off = user_ids - lo
-        ok = (off >= 0) & (off <= hi - lo)
-        if ok.all():
-            return lut[off]
-        out = np.zeros(len(user_ids), dtype=bool)
+    if hi - lo >= max(4 * len(consenting), 1 << 20):
+        index = pd.Index(consenting)
+        return lambda user_ids: index.get_indexer(np.asarray(user_ids, dtype=np.int64)) >= 0
+    base = 0 if 0 <= lo <= hi - lo else lo  # index by the id itself when that costs at most 2x the table
+    lut = np.zeros(hi - base + 1, dtype=bool)
+    lut[consenting - base] = True
+
+    def mask(user_ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(user_ids)
+        if len(ids) == 0:
+            return np.zeros(0, dtype=bool)
+        if int(ids.min()) >= base and int(ids.max()) <= hi:
+            return lut[ids - base] if base else lut[ids]
+        ids = ids.astype(np.int64, copy=False)
+        off = ids - base
+        ok = (off >= 0) & (off <= hi - base)
+        out = np.zeros(len(ids), dtype=bool)
         out[ok] = lut[off[ok]]
         return out
-    return pd.Index(consenting).get_indexer(user_ids) >= 0
+
+    return mask
 
 
 def table_name(query: Query) -> str:
@@ -111,15 +118,9 @@ def resolve(
         validate_table(cells, "cells")
 
     consenting_users = users.loc[users["opt_in"].to_numpy(dtype=bool)].reset_index(drop=True)
-    row_mask = None
-    if table is not None:
-        # A row mask rather than a filtered copy: the statistic applies it with its window, in one pass.
-        row_mask = consent_mask(table["user_id"].to_numpy(), consenting_users["user_id"].to_numpy())
-        if row_mask.all():
-            row_mask = None
-
     start, end = window(query, keys, world_start, world_end)
-    return Inputs(table, consenting_users, cells, start, end, row_mask)
+    # A row mask rather than a filtered copy: the statistic applies it with its window, in one pass.
+    return Inputs(table, consenting_users, cells, start, end, consent_lookup(consenting_users["user_id"].to_numpy()))
 
 
 def window(query: Query, keys: KeySet | None, world_start: Any, world_end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -1,0 +1,196 @@
+"""One-sort contribution bounding for counts, in parallel shards of subscribers.
+
+For count statistics (no values) the local engine packs every row into one
+int64::
+
+    subscriber offset | rank | partition
+
+where ``rank`` is the keyed hash of (subscriber, partition) under the
+release's bounding secret (:func:`~privagg.engines.ranking.keyed_hash`),
+truncated to the bits left over. A single sort then puts each subscriber's
+rows together, in rank order, with the rows of one partition adjacent: the
+subscriber's first ``L0`` distinct partitions are a uniformly random subset
+of theirs, and the length of a partition's run is their count there. A
+rank depends only on (subscriber id, partition, secret), never on other
+rows, which is what the sensitivity argument needs.
+
+Large inputs arrive as :class:`~privagg.engines.base.ContributionChunks`.
+Worker threads build and pack chunks and route every packed row to the
+shard of its subscriber (a range of ids), appending to one preallocated
+buffer per shard; then each shard is sorted, bounded and counted on its own
+thread. The full-length per-row arrays are never built: the buffers (8
+bytes per row) are all that grows with the input.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from privagg.engines.base import ContributionChunks
+from privagg.engines.ranking import keyed_hash
+from privagg.parallel import thread_map
+
+MIN_RANK_BITS = 24  # below this, ties between a subscriber's ranks would stop being negligible
+
+
+@dataclass(frozen=True)
+class PackedLayout:
+    """Bit layout of packed rows: ``(id - id_lo) << id_shift | rank << partition_bits | partition``."""
+
+    id_lo: int
+    partition_bits: int
+    rank_bits: int
+
+    @classmethod
+    def fit(cls, id_lo: int, id_hi: int, n_partitions: int) -> PackedLayout | None:
+        """A layout for ids in ``[id_lo, id_hi]`` and ``n_partitions`` codes; None if the rank would get
+        fewer than :data:`MIN_RANK_BITS` bits (the caller then bounds some other way)."""
+        id_bits = max(int(id_hi - id_lo).bit_length(), 1)
+        partition_bits = max(int(max(n_partitions, 1) - 1).bit_length(), 1)
+        rank_bits = min(63 - id_bits - partition_bits, 40)
+        if rank_bits < MIN_RANK_BITS:
+            return None
+        return cls(int(id_lo), partition_bits, rank_bits)
+
+    @property
+    def id_shift(self) -> int:
+        return self.rank_bits + self.partition_bits
+
+    def pack(self, privacy_ids: np.ndarray, partitions: np.ndarray, secret: int) -> np.ndarray:
+        """Packed int64 rows (a new array) for rows with these ids and partition codes."""
+        parts = np.asarray(partitions, dtype=np.int64)
+        # The rank hashes the id itself, not its offset, so it never depends on other subscribers.
+        rank = keyed_hash(np.asarray(privacy_ids), parts, secret)
+        rank >>= np.uint64(64 - self.rank_bits)
+        rank <<= np.uint64(self.partition_bits)
+        key = rank.view(np.int64)
+        key |= parts
+        offset = np.asarray(privacy_ids, dtype=np.int64) - self.id_lo
+        offset <<= self.id_shift
+        key |= offset
+        return key
+
+    def shard_cuts(self, id_sample: np.ndarray, shards: int) -> np.ndarray:
+        """Packed-key boundaries splitting subscribers into ``shards`` groups of about equal rows."""
+        if shards <= 1 or len(id_sample) == 0:
+            return np.zeros(0, dtype=np.int64)
+        sample = np.sort(np.asarray(id_sample, dtype=np.int64))
+        ids = np.unique(sample[(np.arange(1, shards) * len(sample)) // shards])
+        return (ids - self.id_lo) << self.id_shift
+
+
+class ShardBuffer:
+    """An append-only int64 buffer that threads fill at once (each append copies into its own slice).
+
+    The buffer is allocated for ``capacity`` rows but only the pages written
+    become resident; rows beyond it go to an overflow list.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._buf: np.ndarray | None = np.empty(max(capacity, 1), dtype=np.int64)
+        self._used = 0
+        self._overflow: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def holding(cls, rows: np.ndarray) -> ShardBuffer:
+        """A filled buffer around ``rows`` (no copy)."""
+        out = cls(0)
+        out._buf, out._used = rows, len(rows)
+        return out
+
+    def append(self, rows: np.ndarray) -> None:
+        assert self._buf is not None
+        with self._lock:
+            at = self._used
+            if at + len(rows) > len(self._buf):
+                self._overflow.append(rows)
+                return
+            self._used = at + len(rows)
+        self._buf[at:at + len(rows)] = rows
+
+    def take(self) -> np.ndarray:
+        """The rows appended (the buffer lets go of them: call once, after every append)."""
+        assert self._buf is not None
+        out = self._buf[: self._used]
+        if self._overflow:
+            out = np.concatenate([out, *self._overflow])
+        self._buf, self._overflow = None, []
+        return out
+
+
+def bound_packed(rows: ShardBuffer, layout: PackedLayout, max_partitions: int, max_per_partition: int,
+                 distinct: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Partition code and count of every (subscriber, partition) pair kept by L0/Linf bounding.
+
+    The packed rows are taken from ``rows`` and sorted in place, and their
+    memory goes as soon as the pairs are found. Counts are None when every
+    kept pair counts once.
+    """
+    key = rows.take()
+    n = len(key)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), None
+    key.sort()
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    counts = None
+    if distinct or max_per_partition == 1:
+        pairs = key[first]
+    else:
+        starts = np.flatnonzero(first)
+        pairs = key[starts]
+        counts = np.diff(np.append(starts, n))
+        np.minimum(counts, max_per_partition, out=counts)
+        del starts
+    del key, first
+    m = len(pairs)
+    subscriber = pairs >> layout.id_shift
+    new = np.empty(m, dtype=bool)
+    new[0] = True
+    np.not_equal(subscriber[1:], subscriber[:-1], out=new[1:])
+    del subscriber
+    starts = np.flatnonzero(new)
+    del new
+    sizes = np.diff(np.append(starts, m))
+    if sizes.max() > max_partitions:
+        # Position of each pair among its subscriber's pairs, in rank order: keep the first L0.
+        position = np.arange(m, dtype=np.int64)
+        position -= np.repeat(starts, sizes)
+        keep = position < max_partitions
+        del position
+        pairs = pairs[keep]
+        counts = None if counts is None else counts[keep]
+    pairs &= (1 << layout.partition_bits) - 1
+    return pairs, counts
+
+
+def split_rows(key: np.ndarray, cuts: np.ndarray) -> list[np.ndarray]:
+    """Packed rows split by subscriber range at ``cuts`` (shard ``s`` holds keys in ``[cuts[s-1], cuts[s])``)."""
+    if len(cuts) == 0:
+        return [key]
+    if len(cuts) == 1:
+        upper = key >= cuts[0]
+        return [key[~upper], key[upper]]
+    which = np.searchsorted(cuts, key, side="right")
+    return [key[which == s] for s in range(len(cuts) + 1)]
+
+
+def pack_chunks(chunks: ContributionChunks, layout: PackedLayout, secret: int, cuts: np.ndarray,
+                threads: int) -> list[ShardBuffer]:
+    """Build, pack and route every chunk on ``threads`` threads; the filled buffer of each shard."""
+    buffers = [ShardBuffer(chunks.n_rows) for _ in range(len(cuts) + 1)]
+
+    def build(i: int) -> None:
+        c = chunks.chunk(i)
+        key = layout.pack(c.privacy_ids, c.partitions, secret)
+        del c
+        for buffer, rows in zip(buffers, split_rows(key, cuts)):
+            buffer.append(rows)
+
+    thread_map(build, range(chunks.n_chunks), threads)
+    return buffers
