@@ -73,6 +73,7 @@ def test_chunked_extraction_matches_one_pass(monkeypatch):
         (Query("visits", level="district", time_bin="1D"), KeySet.areas_by_time(w.cells, "district", start="2026-01-05", end="2026-01-06", time_bin="1D")),
         (Query("od_flows", level="zone", time_bin=None), KeySet.od_pairs(w.cells, "zone")),
     ]
+    whole = build.CHUNK_ROWS
     for query, keys in cases:
         from dataclasses import replace
 
@@ -80,6 +81,46 @@ def test_chunked_extraction_matches_one_pass(monkeypatch):
         one_pass = exact_aggregate(w, q, include_empty=True)
         monkeypatch.setattr(build, "CHUNK_ROWS", 97)
         chunked = exact_aggregate(w, q, include_empty=True)
-        monkeypatch.setattr(build, "CHUNK_ROWS", 1 << 21)
+        monkeypatch.setattr(build, "CHUNK_ROWS", whole)
         pd.testing.assert_frame_equal(one_pass, chunked)
         assert one_pass["value"].sum() > 0
+
+
+def test_chunked_bounding_in_parallel_matches_one_pass(monkeypatch):
+    """A large release's contributions come in chunks, built and bounded on two threads in shards of
+    subscribers; under the same bounding secret the bounded totals equal the one-pass ones, and
+    opted-out subscribers are dropped in every chunk."""
+    from dataclasses import replace
+
+    from dp_fixtures import random_world
+    from privagg.dp.bounds import Bounds
+    from privagg.engines import LocalEngine
+    from privagg.engines.base import ContributionChunks
+    from privagg.releases import build
+    from privagg.releases.inputs import resolve
+
+    w = random_world(n_users=200, stays_per_user=6)
+    assert not w.users["opt_in"].all()
+    bounds = Bounds(max_partitions=3, max_per_partition=2)
+    cases = [
+        (Query("footfall", level="zone", time_bin="1h"), KeySet.areas_by_time(w.cells, "zone", start="2026-01-05", end="2026-01-06", time_bin="1h")),
+        (Query("visits", level="cell", time_bin="6h"), KeySet.areas_by_time(w.cells, "cell", start="2026-01-05", end="2026-01-06", time_bin="6h")),
+        (Query("od_flows", level="zone", time_bin=None), KeySet.od_pairs(w.cells, "zone")),
+    ]
+    whole = build.CHUNK_ROWS
+    for query, keys in cases:
+        q = replace(query, keys=keys)
+        inputs = resolve(w, q, users=None, cells=None, keys=keys)
+
+        def totals(engine):
+            return engine.bounded_totals(build.contributions(q, inputs, keys, bounds), bounds, dense=True).counts
+
+        one_pass = totals(LocalEngine(rng=np.random.default_rng(5), threads=1))
+        monkeypatch.setattr(build, "CHUNK_ROWS", 97)
+        assert isinstance(build.contributions(q, inputs, keys, bounds), ContributionChunks)
+        parallel = totals(LocalEngine(rng=np.random.default_rng(5), threads=2))
+        monkeypatch.setattr(build, "CHUNK_ROWS", whole)
+        assert np.array_equal(one_pass, parallel)
+        unbounded = exact_aggregate(w, q, include_empty=True)["value"].to_numpy()
+        assert 0 < one_pass.sum() < unbounded.sum()
+        assert np.all(one_pass <= unbounded)
