@@ -17,7 +17,7 @@ import numpy as np
 
 from privagg.dp.bounds import Bounds
 from privagg.engines.base import ContributionChunks, Contributions, Engine, PartitionTotals, UserPartitions
-from privagg.engines.packed import PackedLayout, ShardBuffer, bound_packed, pack_chunks
+from privagg.engines.packed import PackedLayout, ShardBuffer, bounded_counts, pack_chunks
 from privagg.engines.ranking import keyed_hash
 from privagg.parallel import default_threads, thread_map
 
@@ -109,10 +109,13 @@ class LocalEngine(Engine):
         """See :meth:`Engine.bounded_totals`. Bounded counts take one sort of packed rows
         (:mod:`privagg.engines.packed`), chunked ones on every thread; the rest chain the three steps."""
         layout = None
-        if bounds is not None and (isinstance(contributions, ContributionChunks) or contributions.values is None):
+        packable = isinstance(contributions, ContributionChunks) or contributions.values is None
+        if bounds is not None and packable:
+            n_rows = contributions.n_rows if isinstance(contributions, ContributionChunks) else len(contributions)
             id_range = contributions.id_range if isinstance(contributions, ContributionChunks) else _id_range(
                 contributions.privacy_ids)
-            layout = PackedLayout.fit(*id_range, contributions.n_partitions)
+            if contributions.n_partitions <= max(4 * n_rows, 1 << 24):  # dense counts stay small
+                layout = PackedLayout.fit(*id_range, contributions.n_partitions)
         if layout is None or bounds is None:
             return super().bounded_totals(contributions, bounds, dense=dense, sum_unit=sum_unit)
         n_partitions, distinct = contributions.n_partitions, contributions.distinct
@@ -128,12 +131,10 @@ class LocalEngine(Engine):
             buffers = [ShardBuffer.holding(key)]
             del key
 
-        def shard_totals(rows: ShardBuffer) -> PartitionTotals:
-            parts, counts = bound_packed(rows, layout, bounds.max_partitions, bounds.max_per_partition, distinct)
-            return _totals(parts, ones(len(parts)) if counts is None else counts, None, n_partitions, dense=True)
+        def shard_counts(rows: ShardBuffer) -> np.ndarray:
+            return bounded_counts(rows, layout, bounds.max_partitions, bounds.max_per_partition, distinct, n_partitions)
 
-        totals = thread_map(shard_totals, buffers, self.threads)
-        counts = np.sum([t.counts for t in totals], axis=0) if len(totals) > 1 else totals[0].counts
+        counts = np.sum(thread_map(shard_counts, buffers, self.threads), axis=0)
         if dense:
             return PartitionTotals(counts, None, None)
         codes = np.flatnonzero(counts)

@@ -102,15 +102,20 @@ class ShardBuffer:
         out._buf, out._used = rows, len(rows)
         return out
 
-    def append(self, rows: np.ndarray) -> None:
+    def append(self, rows: np.ndarray, where: np.ndarray | None = None) -> None:
+        """Append ``rows`` (only those where ``where`` is True, if given)."""
         assert self._buf is not None
+        count = len(rows) if where is None else int(np.count_nonzero(where))
         with self._lock:
             at = self._used
-            if at + len(rows) > len(self._buf):
-                self._overflow.append(rows)
+            if at + count > len(self._buf):
+                self._overflow.append(rows.copy() if where is None else rows[where])
                 return
-            self._used = at + len(rows)
-        self._buf[at:at + len(rows)] = rows
+            self._used = at + count
+        if where is None:
+            self._buf[at:at + count] = rows
+        else:  # straight into the buffer, without a temporary
+            np.compress(where, rows, out=self._buf[at:at + count])
 
     def take(self) -> np.ndarray:
         """The rows appended (the buffer lets go of them: call once, after every append)."""
@@ -122,18 +127,17 @@ class ShardBuffer:
         return out
 
 
-def bound_packed(rows: ShardBuffer, layout: PackedLayout, max_partitions: int, max_per_partition: int,
-                 distinct: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Partition code and count of every (subscriber, partition) pair kept by L0/Linf bounding.
+def bounded_counts(rows: ShardBuffer, layout: PackedLayout, max_partitions: int, max_per_partition: int,
+                   distinct: bool, n_partitions: int) -> np.ndarray:
+    """Count per partition code (dense int64) of the (subscriber, partition) pairs kept by L0/Linf bounding.
 
-    The packed rows are taken from ``rows`` and sorted in place, and their
-    memory goes as soon as the pairs are found. Counts are None when every
-    kept pair counts once.
+    The packed rows are taken from ``rows`` and sorted in place; their
+    memory goes as soon as the pairs are found.
     """
     key = rows.take()
     n = len(key)
     if n == 0:
-        return np.zeros(0, dtype=np.int64), None
+        return np.zeros(n_partitions, dtype=np.int64)
     key.sort()
     first = np.empty(n, dtype=bool)
     first[0] = True
@@ -147,37 +151,48 @@ def bound_packed(rows: ShardBuffer, layout: PackedLayout, max_partitions: int, m
         counts = np.diff(np.append(starts, n))
         np.minimum(counts, max_per_partition, out=counts)
         del starts
-    del key, first
+    del first
     m = len(pairs)
-    subscriber = pairs >> layout.id_shift
+    # A subscriber's pairs start where the bits above rank and partition change. The sorted rows are
+    # no longer needed: their memory serves as scratch (fresh pages cost more than the arithmetic).
+    scratch = key[: m - 1]
+    np.bitwise_xor(pairs[1:], pairs[:-1], out=scratch)
     new = np.empty(m, dtype=bool)
     new[0] = True
-    np.not_equal(subscriber[1:], subscriber[:-1], out=new[1:])
-    del subscriber
+    np.greater_equal(scratch, np.int64(1) << layout.id_shift, out=new[1:])
+    del key, scratch
     starts = np.flatnonzero(new)
     del new
     sizes = np.diff(np.append(starts, m))
-    if sizes.max() > max_partitions:
-        # Position of each pair among its subscriber's pairs, in rank order: keep the first L0.
-        position = np.arange(m, dtype=np.int64)
-        position -= np.repeat(starts, sizes)
-        keep = position < max_partitions
-        del position
-        pairs = pairs[keep]
-        counts = None if counts is None else counts[keep]
     pairs &= (1 << layout.partition_bits) - 1
-    return pairs, counts
+    total = np.bincount(pairs, weights=counts, minlength=n_partitions)
+    heavy = sizes > max_partitions
+    if heavy.any():
+        # A subscriber keeps their first L0 pairs in rank order: take the rest back out.
+        first_dropped = starts[heavy] + max_partitions
+        n_dropped = sizes[heavy] - max_partitions
+        dropped = np.repeat(first_dropped - (np.cumsum(n_dropped) - n_dropped), n_dropped)
+        dropped += np.arange(len(dropped), dtype=np.int64)
+        total -= np.bincount(pairs[dropped], weights=None if counts is None else counts[dropped],
+                             minlength=n_partitions)
+    return total.astype(np.int64) if counts is None else np.rint(total).astype(np.int64)
 
 
-def split_rows(key: np.ndarray, cuts: np.ndarray) -> list[np.ndarray]:
-    """Packed rows split by subscriber range at ``cuts`` (shard ``s`` holds keys in ``[cuts[s-1], cuts[s])``)."""
+def route(key: np.ndarray, cuts: np.ndarray, buffers: list[ShardBuffer]) -> None:
+    """Append packed rows to the buffer of their subscriber's shard (shard ``s`` holds keys in
+    ``[cuts[s-1], cuts[s])``)."""
     if len(cuts) == 0:
-        return [key]
+        buffers[0].append(key)
+        return
     if len(cuts) == 1:
         upper = key >= cuts[0]
-        return [key[~upper], key[upper]]
+        buffers[1].append(key, upper)
+        np.logical_not(upper, out=upper)
+        buffers[0].append(key, upper)
+        return
     which = np.searchsorted(cuts, key, side="right")
-    return [key[which == s] for s in range(len(cuts) + 1)]
+    for s, buffer in enumerate(buffers):
+        buffer.append(key, which == s)
 
 
 def pack_chunks(chunks: ContributionChunks, layout: PackedLayout, secret: int, cuts: np.ndarray,
@@ -189,8 +204,7 @@ def pack_chunks(chunks: ContributionChunks, layout: PackedLayout, secret: int, c
         c = chunks.chunk(i)
         key = layout.pack(c.privacy_ids, c.partitions, secret)
         del c
-        for buffer, rows in zip(buffers, split_rows(key, cuts)):
-            buffer.append(rows)
+        route(key, cuts, buffers)
 
     thread_map(build, range(chunks.n_chunks), threads)
     return buffers

@@ -45,20 +45,21 @@ def consent_lookup(consenting: np.ndarray) -> Callable[[np.ndarray], np.ndarray]
     if hi - lo >= max(4 * len(consenting), 1 << 20):
         index = pd.Index(consenting)
         return lambda user_ids: index.get_indexer(np.asarray(user_ids, dtype=np.int64)) >= 0
-    base = 0 if 0 <= lo <= hi - lo else lo  # index by the id itself when that costs at most 2x the table
+    base = 0 if 0 <= lo <= 4 * (hi - lo + 1) else lo  # index by the id itself when the table stays small
     lut = np.zeros(hi - base + 1, dtype=bool)
     lut[consenting - base] = True
 
     def mask(user_ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(user_ids)
-        if len(ids) == 0:
+        # intp indices: numpy gathers several times faster with them than with int32.
+        off = np.array(user_ids, dtype=np.intp)
+        if len(off) == 0:
             return np.zeros(0, dtype=bool)
-        if int(ids.min()) >= base and int(ids.max()) <= hi:
-            return lut[ids - base] if base else lut[ids]
-        ids = ids.astype(np.int64, copy=False)
-        off = ids - base
+        if base:
+            off -= base
+        if int(off.min()) >= 0 and int(off.max()) <= hi - base:
+            return lut[off]
         ok = (off >= 0) & (off <= hi - base)
-        out = np.zeros(len(ids), dtype=bool)
+        out = np.zeros(len(off), dtype=bool)
         out[ok] = lut[off[ok]]
         return out
 
