@@ -235,3 +235,14 @@ def test_ids_too_wide_to_pack_fall_back_to_the_general_path():
     counts = bounded_totals(ids, [1, 2, 3], Bounds(max_partitions=1), distinct=True,
                             rng=np.random.default_rng(0))
     assert counts[1] == 1 and counts[2] + counts[3] == 1
+
+
+def test_packing_refuses_ids_outside_the_declared_range():
+    from privagg.engines.packed import PackedLayout
+
+    layout = PackedLayout.fit(100, 200, N_PARTITIONS)
+    with pytest.raises(ValueError, match="outside the id range"):
+        layout.pack(np.array([99]), np.array([0]), 1)
+    with pytest.raises(ValueError, match="outside the id range"):
+        layout.pack(np.array([100 + (1 << layout.id_bits)]), np.array([0]), 1)
+    assert len(layout.pack(np.array([100, 200]), np.array([0, 1]), 1)) == 2

@@ -1,12 +1,15 @@
 """The local engine: bounding and aggregation with vectorised numpy.
 
 Everything is sort- or bincount-based on int64 composite keys; no Python
-loop runs over rows. The only randomness is the choice of which partitions a
-subscriber over the L0 bound keeps: a uniformly random subset, ranked by a
-keyed hash (splitmix64) under a secret drawn from the operating system's
-CSPRNG on every call. Each subscriber's choice depends only on their own
-partitions, which is what the sensitivity argument needs (it is not release
-noise, which always comes from OpenDP).
+loop runs over rows. Bounded counts take one sort of packed rows, on every
+core for large inputs (:mod:`privagg.engines.packed`); sums and exact
+aggregates take the three steps of the engine interface. The only
+randomness is the choice of which partitions a subscriber over the L0 bound
+keeps: a uniformly random subset, ranked by a keyed hash
+(:mod:`privagg.engines.ranking`) under a secret drawn from the operating
+system's CSPRNG for every release. Each subscriber's choice depends only on
+their own partitions, which is what the sensitivity argument needs (it is
+not release noise, which always comes from OpenDP).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ class PackedLayout:
     """Bit layout of packed rows: ``(id - id_lo) << id_shift | rank << partition_bits | partition``."""
 
     id_lo: int
+    id_bits: int
     partition_bits: int
     rank_bits: int
 
@@ -53,7 +54,7 @@ class PackedLayout:
         rank_bits = min(63 - id_bits - partition_bits, 40)
         if rank_bits < MIN_RANK_BITS:
             return None
-        return cls(int(id_lo), partition_bits, rank_bits)
+        return cls(int(id_lo), id_bits, partition_bits, rank_bits)
 
     @property
     def id_shift(self) -> int:
@@ -69,6 +70,8 @@ class PackedLayout:
         key = rank.view(np.int64)
         key |= parts
         offset = np.asarray(privacy_ids, dtype=np.int64) - self.id_lo
+        if len(offset) and (int(offset.min()) < 0 or int(offset.max()) >> self.id_bits):
+            raise ValueError("a privacy id lies outside the id range the packed layout was made for")
         offset <<= self.id_shift
         key |= offset
         return key
