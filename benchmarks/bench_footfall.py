@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import re
 import subprocess
@@ -308,47 +307,15 @@ class PeakSnapshot:
         return sorted(out.items(), key=lambda kv: -kv[1])[:top]
 
 
-def sort_unique_engine():
-    """privagg's LocalEngine with the distinct reduction done by sort + neighbour compare.
-
-    A benchmark-only proposal (not privagg code): numpy >= 2.3 routes
-    ``np.unique`` of integers through a hash table that is very slow when
-    nearly every key is distinct, as (user, cell, hour) keys are.
-    """
-    from privagg.engines.base import UserPartitions
-    from privagg.engines.local import LocalEngine, _compact_ids
-
-    class SortUniqueEngine(LocalEngine):
-        name = "local+sort-unique (benchmark proposal)"
-
-        def per_user_partition(self, contributions):
-            if contributions.values is not None or not contributions.distinct:
-                return super().per_user_partition(contributions)
-            n = max(contributions.n_partitions, 1)
-            ids = _compact_ids(np.asarray(contributions.privacy_ids), n)
-            key = ids * n + np.asarray(contributions.partitions, dtype=np.int64)
-            del ids
-            key.sort()
-            keep = np.empty(len(key), dtype=bool)
-            if len(key):
-                keep[0] = True
-                np.not_equal(key[1:], key[:-1], out=keep[1:])
-            uniq = key[keep]
-            del key, keep
-            return UserPartitions(uniq // n, uniq % n, np.ones(len(uniq), dtype=np.int64))
-
-    return SortUniqueEngine()
-
-
 # --------------------------------------------------------------------------- cases (run in a child)
 def case_privagg(directory: Path, profile: bool = False, variant: str = "as-is", snapshot: bool = False) -> dict:
     import pandas as pd
 
     import privagg as pa
     from privagg.dp.mechanisms import opendp
+    from privagg.parallel import default_threads
 
     opendp()  # import OpenDP before timing, as Polars is imported before its timing
-    engine = sort_unique_engine() if variant == "sort-unique" else None
     cells = cells_table()
     start, end = pd.Timestamp(DAY0), pd.Timestamp(DAY0) + pd.Timedelta(days=1)
     keys = pa.KeySet.areas_by_time(cells, level="cell", start=start, end=end, time_bin="1h")
@@ -367,7 +334,7 @@ def case_privagg(directory: Path, profile: bool = False, variant: str = "as-is",
 
     def run():
         return pa.footfall(events, users=users, cells=cells, source="events", epsilon=EPSILON, level="cell",
-                           time_bin="1h", keys=keys, bounds=bounds, engine=engine)
+                           time_bin="1h", keys=keys, bounds=bounds)
 
     t0 = time.perf_counter()
     sampler = None
@@ -404,7 +371,7 @@ def case_privagg(directory: Path, profile: bool = False, variant: str = "as-is",
     noisy[table["cell_id"].to_numpy() - CELL_ID0, hour] = table["value"].to_numpy(dtype=float)
     np.save(directory / f"privagg-{variant}_noisy.npy", noisy)
     return {
-        "variant": variant, "engine": engine.name if engine else "local",
+        "variant": variant, "threads": default_threads(),
         "memory_by_step": None if sampler is None else sampler.by_step(base),
         "seconds": seconds, "peak_rss": peak, "rss_before_input": base, "rss_with_input": before,
         "input_bytes": input_bytes, "events_bytes": events_bytes, "keys": len(table),
@@ -501,10 +468,9 @@ def case_pipelinedp(directory: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- orchestration
-VARIANTS = {"privagg": "as-is", "privagg-sorted": "sort-unique"}
-CASES = {"privagg": case_privagg, "privagg-sorted": case_privagg, "polars": case_polars, "sort": case_sort,
-         "pipelinedp": case_pipelinedp}
-LABELS = {"privagg": "privagg DP footfall", "privagg-sorted": "privagg + sort-unique engine (proposal)"}
+VARIANTS = {"privagg": "as-is"}
+CASES = {"privagg": case_privagg, "polars": case_polars, "sort": case_sort, "pipelinedp": case_pipelinedp}
+LABELS = {"privagg": "privagg DP footfall"}
 
 
 def run_case(case: str, directory: Path, profile: bool = False, timeout: float | None = None) -> dict:
@@ -595,7 +561,7 @@ def bench_pipelinedp(n_events: int, seed: int, cache: Path, timeout: float | Non
         small[case] = run_case(case, directory, timeout=timeout)
         _print_case(case, small[case])
     truth = true_counts(directory)
-    for case, file in (("privagg", "privagg-as-is"), ("privagg-sorted", "privagg-sort-unique"), ("pipelinedp", "pipelinedp")):
+    for case, file in (("privagg", "privagg-as-is"), ("pipelinedp", "pipelinedp")):
         if "seconds" in small.get(case, {}):
             noisy = np.load(directory / f"{file}_noisy.npy")
             small[case]["median_relative_error"], small[case]["accuracy_keys"] = median_relative_error(noisy, truth)
@@ -690,8 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipelinedp-events", type=int, default=1_000_000,
                         help="events for the PipelineDP comparison (0 to skip; default 1000000)")
     parser.add_argument("--cases", default="privagg,polars,sort",
-                        help="cases run at each size (default: privagg,polars,sort; privagg-sorted runs privagg "
-                             "with a benchmark-only engine whose distinct step is sort-based)")
+                        help="cases run at each size (default: privagg,polars,sort)")
     parser.add_argument("--seed", type=int, default=20260105, help="seed of the synthetic events")
     parser.add_argument("--cache", type=Path, default=None,
                         help="directory for the generated events (default: a temporary directory, deleted afterwards)")
@@ -721,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES or c == "pipelinedp"]
     if unknown:
-        parser.error(f"--cases: unknown case(s) {unknown}; choose from privagg, privagg-sorted, polars, sort")
+        parser.error(f"--cases: unknown case(s) {unknown}; choose from privagg, polars, sort")
     cleanup = args.cache is None
     cache = Path(tempfile.mkdtemp(prefix="privagg-bench-")) if cleanup else args.cache
     results: dict = {
