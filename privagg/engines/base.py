@@ -188,12 +188,11 @@ class Engine(ABC):
         """Reduce raw rows to one row per (privacy id, partition): count (1 when distinct) and sum."""
 
     @abstractmethod
-    def bound_contributions(self, pairs: UserPartitions, bounds: Bounds, *, secret: int | None = None) -> UserPartitions:
+    def bound_contributions(self, pairs: UserPartitions, bounds: Bounds) -> UserPartitions:
         """Apply L0 (a uniformly random subset of at most ``max_partitions`` partitions per
         privacy id), Linf (counts capped at ``max_per_partition``; sums scaled down by the
         same factor so a subscriber's mean is kept) — the values themselves are clamped
-        when contributions are built. ``secret`` keys the random subset (None: a fresh one
-        from :meth:`bounding_secret`)."""
+        when contributions are built."""
 
     @abstractmethod
     def aggregate(self, pairs: UserPartitions, n_partitions: int, *, dense: bool) -> PartitionTotals:

@@ -14,8 +14,6 @@ not release noise, which always comes from OpenDP).
 
 from __future__ import annotations
 
-import secrets
-
 import numpy as np
 
 from privagg.dp.bounds import Bounds
@@ -111,14 +109,7 @@ class LocalEngine(Engine):
                        dense: bool, sum_unit: float | None = None) -> PartitionTotals:
         """See :meth:`Engine.bounded_totals`. Bounded counts take one sort of packed rows
         (:mod:`privagg.engines.packed`), chunked ones on every thread; the rest chain the three steps."""
-        layout = None
-        packable = isinstance(contributions, ContributionChunks) or contributions.values is None
-        if bounds is not None and packable:
-            n_rows = contributions.n_rows if isinstance(contributions, ContributionChunks) else len(contributions)
-            id_range = contributions.id_range if isinstance(contributions, ContributionChunks) else _id_range(
-                contributions.privacy_ids)
-            if contributions.n_partitions <= max(4 * n_rows, 1 << 24):  # dense counts stay small
-                layout = PackedLayout.fit(*id_range, contributions.n_partitions)
+        layout = _packed_layout(contributions, bounds)
         if layout is None or bounds is None:
             return super().bounded_totals(contributions, bounds, dense=dense, sum_unit=sum_unit)
         n_partitions, distinct = contributions.n_partitions, contributions.distinct
@@ -147,7 +138,7 @@ class LocalEngine(Engine):
         """A fresh 64-bit key for the bounding hash (from ``secrets`` unless a test generator was given)."""
         if self._rng is not None:
             return int(self._rng.integers(0, 2**63, dtype=np.int64))
-        return secrets.randbits(64)
+        return super().bounding_secret()
 
     # -- reduce ----------------------------------------------------------------
     def per_user_partition(self, contributions: Contributions) -> UserPartitions:
@@ -193,7 +184,7 @@ class LocalEngine(Engine):
         return UserPartitions(uniq >> bits, uniq & mask, counts, sums)
 
     # -- bound -----------------------------------------------------------------
-    def bound_contributions(self, pairs: UserPartitions, bounds: Bounds, *, secret: int | None = None) -> UserPartitions:
+    def bound_contributions(self, pairs: UserPartitions, bounds: Bounds) -> UserPartitions:
         l0, linf = bounds.max_partitions, bounds.max_per_partition
         ids, parts, counts, sums = pairs.privacy_ids, pairs.partitions, pairs.counts, pairs.sums
         starts = _group_starts(ids)
@@ -201,7 +192,7 @@ class LocalEngine(Engine):
         heavy = sizes > l0
         if heavy.any():
             heavy_rows_total = int(sizes[heavy].sum())
-            secret = self.bounding_secret() if secret is None else secret
+            secret = self.bounding_secret()
             if heavy_rows_total > len(ids) // 2:
                 # Most rows belong to subscribers over the bound: rank everyone (a subscriber
                 # within the bound keeps all rows anyway), avoiding gathers and scatters.
@@ -291,34 +282,42 @@ class LocalEngine(Engine):
 
     # -- aggregate -------------------------------------------------------------
     def aggregate(self, pairs: UserPartitions, n_partitions: int, *, dense: bool) -> PartitionTotals:
-        return _totals(pairs.partitions, pairs.counts, pairs.sums, n_partitions, dense=dense)
+        parts = pairs.partitions
+        if dense:
+            if is_ones(pairs.counts):
+                counts = np.bincount(parts, minlength=n_partitions).astype(np.int64)
+            else:
+                counts = np.rint(np.bincount(parts, weights=pairs.counts, minlength=n_partitions)).astype(np.int64)
+            sums = None if pairs.sums is None else np.bincount(parts, weights=pairs.sums, minlength=n_partitions)
+            return PartitionTotals(counts, sums, None)
+        if n_partitions <= max(4 * len(parts), 1 << 24):
+            dense_totals = self.aggregate(pairs, n_partitions, dense=True)
+            codes = np.flatnonzero(np.bincount(parts, minlength=n_partitions))
+            sums = None if dense_totals.sums is None else dense_totals.sums[codes]
+            return PartitionTotals(dense_totals.counts[codes], sums, codes)
+        order = np.argsort(parts, kind="stable")
+        sparts = parts[order]
+        starts = _group_starts(sparts)
+        codes = sparts[starts]
+        counts = np.add.reduceat(pairs.counts[order], starts).astype(np.int64) if len(parts) else np.zeros(0, np.int64)
+        sums = None
+        if pairs.sums is not None:
+            sums = np.add.reduceat(pairs.sums[order], starts) if len(parts) else np.zeros(0)
+        return PartitionTotals(counts, sums, codes)
 
 
-def _id_range(ids: np.ndarray) -> tuple[int, int]:
-    return (int(ids.min()), int(ids.max())) if len(ids) else (0, 0)
-
-
-def _totals(parts: np.ndarray, counts: np.ndarray, sums: np.ndarray | None, n_partitions: int, *,
-            dense: bool) -> PartitionTotals:
-    """Counts (and sums) added up per partition code: dense over the domain, or only codes with rows."""
-    if dense:
-        if is_ones(counts):
-            total = np.bincount(parts, minlength=n_partitions).astype(np.int64)
-        else:
-            total = np.rint(np.bincount(parts, weights=counts, minlength=n_partitions)).astype(np.int64)
-        sum_total = None if sums is None else np.bincount(parts, weights=sums, minlength=n_partitions)
-        return PartitionTotals(total, sum_total, None)
-    if n_partitions <= max(4 * len(parts), 1 << 24):
-        dense_totals = _totals(parts, counts, sums, n_partitions, dense=True)
-        codes = np.flatnonzero(np.bincount(parts, minlength=n_partitions))
-        sum_total = None if dense_totals.sums is None else dense_totals.sums[codes]
-        return PartitionTotals(dense_totals.counts[codes], sum_total, codes)
-    order = np.argsort(parts, kind="stable")
-    sparts = parts[order]
-    starts = _group_starts(sparts)
-    codes = sparts[starts]
-    total = np.add.reduceat(counts[order], starts).astype(np.int64) if len(parts) else np.zeros(0, np.int64)
-    sum_total = None
-    if sums is not None:
-        sum_total = np.add.reduceat(sums[order], starts) if len(parts) else np.zeros(0)
-    return PartitionTotals(total, sum_total, codes)
+def _packed_layout(contributions: Contributions | ContributionChunks, bounds: Bounds | None) -> PackedLayout | None:
+    """The packed layout for bounded counts; None when they take the engine's three steps (sums,
+    exact aggregates, ids too far apart to pack, or a domain too large for dense counts)."""
+    if bounds is None:
+        return None
+    if isinstance(contributions, ContributionChunks):
+        n_rows, id_range = contributions.n_rows, contributions.id_range
+    elif contributions.values is None:
+        ids = contributions.privacy_ids
+        n_rows, id_range = len(ids), ((int(ids.min()), int(ids.max())) if len(ids) else (0, 0))
+    else:
+        return None
+    if contributions.n_partitions > max(4 * n_rows, 1 << 24):
+        return None
+    return PackedLayout.fit(*id_range, contributions.n_partitions)

@@ -82,7 +82,8 @@ class PackedLayout:
             return np.zeros(0, dtype=np.int64)
         sample = np.sort(np.asarray(id_sample, dtype=np.int64))
         ids = np.unique(sample[(np.arange(1, shards) * len(sample)) // shards])
-        return (ids - self.id_lo) << self.id_shift
+        offsets = np.clip(ids - self.id_lo, 0, (1 << self.id_bits) - 1)  # the sample may hold ids of non-consenting rows
+        return np.unique(offsets) << self.id_shift
 
 
 class ShardBuffer:

@@ -156,9 +156,10 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
     consenting = inputs.users["user_id"].to_numpy()
     user_ids = table["user_id"].to_numpy()
     first = _contributions(query, inputs.slice(0, 0), keys, bounds)  # the domain and kind, from no rows
+    rows = CHUNK_ROWS
     return ContributionChunks(
-        n_chunks=-(-len(table) // CHUNK_ROWS),
-        chunk=lambda i: _contributions(query, inputs.slice(i * CHUNK_ROWS, (i + 1) * CHUNK_ROWS), keys, bounds),
+        n_chunks=-(-len(table) // rows),
+        chunk=lambda i: _contributions(query, inputs.slice(i * rows, (i + 1) * rows), keys, bounds),
         domain=first.domain, public=first.public, distinct=first.distinct, n_rows=len(table),
         id_range=(int(consenting.min()), int(consenting.max())) if len(consenting) else (0, 0),
         id_sample=np.asarray(user_ids[:: max(1, len(user_ids) // 100_000)], dtype=np.int64),
