@@ -1,7 +1,6 @@
 """privagg audit: an end-to-end audit of a tiny world writes the report, atomically."""
 
 import json
-from pathlib import Path
 
 import pytest
 

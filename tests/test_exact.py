@@ -61,23 +61,29 @@ def test_raw_tables_require_users():
     assert out["value"].sum() == 4
 
 
+def chunked_queries(w):
+    """Count statistics over public keys: the ones whose contributions come in chunks from large tables."""
+    from dataclasses import replace
+
+    day = {"start": "2026-01-05", "end": "2026-01-06"}
+    return [
+        replace(query, keys=keys) for query, keys in [
+            (Query("footfall", level="zone", time_bin="1h"), KeySet.areas_by_time(w.cells, "zone", time_bin="1h", **day)),
+            (Query("footfall", source="events", time_bin="6h"), KeySet.areas_by_time(w.cells, "cell", time_bin="6h", **day)),
+            (Query("visits", level="district", time_bin="1D"), KeySet.areas_by_time(w.cells, "district", time_bin="1D", **day)),
+            (Query("od_flows", level="zone", time_bin=None), KeySet.od_pairs(w.cells, "zone")),
+        ]
+    ]
+
+
 def test_chunked_extraction_matches_one_pass(monkeypatch):
     """Large tables are read in chunks over public keys; the result must not depend on it."""
     from dp_fixtures import random_world
     from privagg.releases import build
 
     w = random_world(n_users=200, stays_per_user=6)
-    cases = [
-        (Query("footfall", level="zone", time_bin="1h"), KeySet.areas_by_time(w.cells, "zone", start="2026-01-05", end="2026-01-06", time_bin="1h")),
-        (Query("footfall", source="events", time_bin="6h"), KeySet.areas_by_time(w.cells, "cell", start="2026-01-05", end="2026-01-06", time_bin="6h")),
-        (Query("visits", level="district", time_bin="1D"), KeySet.areas_by_time(w.cells, "district", start="2026-01-05", end="2026-01-06", time_bin="1D")),
-        (Query("od_flows", level="zone", time_bin=None), KeySet.od_pairs(w.cells, "zone")),
-    ]
     whole = build.CHUNK_ROWS
-    for query, keys in cases:
-        from dataclasses import replace
-
-        q = replace(query, keys=keys)
+    for q in chunked_queries(w):
         one_pass = exact_aggregate(w, q, include_empty=True)
         monkeypatch.setattr(build, "CHUNK_ROWS", 97)
         chunked = exact_aggregate(w, q, include_empty=True)
@@ -90,8 +96,6 @@ def test_chunked_bounding_in_parallel_matches_one_pass(monkeypatch):
     """A large release's contributions come in chunks, built and bounded on two threads in shards of
     subscribers; under the same bounding secret the bounded totals equal the one-pass ones, and
     opted-out subscribers are dropped in every chunk."""
-    from dataclasses import replace
-
     from dp_fixtures import random_world
     from privagg.dp.bounds import Bounds
     from privagg.engines import LocalEngine
@@ -102,14 +106,9 @@ def test_chunked_bounding_in_parallel_matches_one_pass(monkeypatch):
     w = random_world(n_users=200, stays_per_user=6)
     assert not w.users["opt_in"].all()
     bounds = Bounds(max_partitions=3, max_per_partition=2)
-    cases = [
-        (Query("footfall", level="zone", time_bin="1h"), KeySet.areas_by_time(w.cells, "zone", start="2026-01-05", end="2026-01-06", time_bin="1h")),
-        (Query("visits", level="cell", time_bin="6h"), KeySet.areas_by_time(w.cells, "cell", start="2026-01-05", end="2026-01-06", time_bin="6h")),
-        (Query("od_flows", level="zone", time_bin=None), KeySet.od_pairs(w.cells, "zone")),
-    ]
     whole = build.CHUNK_ROWS
-    for query, keys in cases:
-        q = replace(query, keys=keys)
+    for q in chunked_queries(w):
+        keys = q.keys
         inputs = resolve(w, q, users=None, cells=None, keys=keys)
 
         def totals(engine):

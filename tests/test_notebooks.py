@@ -6,7 +6,6 @@ suite stays fast while a reader running them by hand gets the full size.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
