@@ -86,7 +86,7 @@ class PrivacyRecord:
             parts.append(f"epsilon={self.epsilon:g}")
         if self.delta:
             parts.append(f"delta={self.delta:g}")
-        return f"{', '.join(parts)} per {self.privacy_unit}"
+        return f"{', '.join(parts)} for {self.privacy_unit}"
 
 
 class Release:

@@ -115,7 +115,7 @@ def test_footfall_public_keys_writes_every_key_and_the_privacy_record(capsys, wo
     assert record["statistic"] == "footfall" and record["epsilon"] == 1.0
     assert record["bounds"]["max_partitions"] == 12
     assert record["mechanism"] == "discrete Laplace (OpenDP)" and record["noise_scale"] == 12.0
-    assert stdout.startswith(f"footfall: 72 keys -> {out}") and "epsilon=1 per one subscriber" in stdout
+    assert stdout.startswith(f"footfall: 72 keys -> {out}") and "epsilon=1 for one subscriber (user_id) over" in stdout
 
 
 @pytest.mark.parametrize("argv, n_keys, columns", [
