@@ -101,3 +101,18 @@ def test_membership_against_dp_stays_under_the_dp_bound(city10):
 def test_membership_rejects_groups_larger_than_population(city10):
     with pytest.raises(PrivaggInputError, match="group_size=500 needs a population of more than 500"):
         membership_inference(city10, group_size=500)
+
+
+def test_auc_interval_carries_the_spread_between_targets():
+    """One target separated perfectly (AUC 1), one inverted (AUC 0): the mean is 0.5 either way, but
+    resampling targets shows how little two targets say (the interval spans 0 to 1), where resampling
+    only their test groups would give 0.5 exactly. Two alike targets keep a narrow interval."""
+    from privagg.attacks.membership import auc_interval
+
+    labels = np.r_[np.ones(50, dtype=bool), np.zeros(50, dtype=bool)]
+    perfect = labels.astype(float)
+    inverted = 1.0 - perfect
+    low, high = auc_interval([(perfect, labels), (inverted, labels)], np.random.default_rng(0))
+    assert low == 0.0 and high == 1.0
+    low, high = auc_interval([(perfect, labels), (perfect, labels)], np.random.default_rng(0))
+    assert low == high == 1.0
