@@ -317,18 +317,9 @@ def run_trajectory_recovery(world: Any, target: Target, settings: dict[str, int]
 
 
 def _membership_mechanism(target: Target) -> Any:
-    from privagg.attacks import membership as m
+    from privagg.attacks.membership import aggregate_publication
 
-    p, name = target.method.params, target.method.name
-    if name == "raw":
-        return m.RawAggregate()
-    if name == "suppression":
-        return m.SuppressedAggregate(p["k"])
-    if name == "coarsening":
-        return m.SuppressedAggregate(p["k"]) if p.get("k") else m.RawAggregate()
-    if name == "dp" and p.get("epsilon") is not None:
-        return m.DPAggregate(p["epsilon"], max_partitions_per_day=p.get("max_partitions", 24))
-    return None
+    return aggregate_publication(target.method.name, target.method.params)
 
 
 def run_membership(world: Any, target: Target, settings: dict[str, int], seed: int) -> dict[str, Any] | None:
@@ -375,16 +366,9 @@ RECORD_COLUMNS = ("age_band", "gender", "contract")
 
 
 def _reconstruction_tables(target: Target) -> Any:
-    from privagg.attacks import reconstruction as r
+    from privagg.attacks.reconstruction import table_publication
 
-    p, name = target.method.params, target.method.name
-    if name == "raw" or (name == "coarsening" and not p.get("k")):
-        return r.RawTables()
-    if name in ("suppression", "coarsening"):
-        return r.SuppressedTables(p["k"])
-    if name == "dp" and p.get("epsilon") is not None:
-        return r.DPTables(p["epsilon"])
-    return None
+    return table_publication(target.method.name, target.method.params)
 
 
 def run_reconstruction(world: Any, target: Target, crossbreaks: list[tuple[str, ...]], level: str,

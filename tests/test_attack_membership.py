@@ -116,3 +116,17 @@ def test_auc_interval_carries_the_spread_between_targets():
     assert low == 0.0 and high == 1.0
     low, high = auc_interval([(perfect, labels), (perfect, labels)], np.random.default_rng(0))
     assert low == high == 1.0
+
+
+def test_release_methods_map_to_the_attacks_publication_models():
+    from privagg.attacks.membership import (
+        DPAggregate, RawAggregate, SuppressedAggregate, aggregate_publication,
+    )
+
+    assert isinstance(aggregate_publication("raw", {}), RawAggregate)
+    assert aggregate_publication("suppression", {"k": 5}) == SuppressedAggregate(5)
+    assert aggregate_publication("coarsening", {"level": "zone"}) == RawAggregate()
+    assert aggregate_publication("coarsening", {"k": 3}) == SuppressedAggregate(3)
+    assert aggregate_publication("dp", {"epsilon": 0.5, "max_partitions": 12}) == DPAggregate(0.5, 12)
+    assert aggregate_publication("dp", {}) is None
+    assert aggregate_publication("pseudonymised", {}) is None

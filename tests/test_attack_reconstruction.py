@@ -92,3 +92,14 @@ def test_records_from_users_and_bad_crossbreak():
                                        "contract": "prepaid", "tag": True}]
     with pytest.raises(PrivaggInputError, match="must include 'area'"):
         reconstruction_attack(RECORDS, crossbreaks=[("age_band", "gender")])
+
+
+def test_release_methods_map_to_the_attacks_table_models():
+    from privagg.attacks.reconstruction import DPTables, RawTables, SuppressedTables, table_publication
+
+    assert table_publication("raw", {}) == RawTables()
+    assert table_publication("coarsening", {}) == RawTables()
+    assert table_publication("coarsening", {"k": 4}) == SuppressedTables(4)
+    assert table_publication("suppression", {"k": 10}) == SuppressedTables(10)
+    assert table_publication("dp", {"epsilon": 2.0}) == DPTables(2.0)
+    assert table_publication("naive_laplace", {"epsilon": 1.0}) is None

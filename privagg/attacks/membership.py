@@ -33,7 +33,7 @@ partition, the contribution bounds behind :class:`DPAggregate`'s noise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,7 @@ __all__ = [
     "Presence",
     "RawAggregate",
     "SuppressedAggregate",
+    "aggregate_publication",
     "auc_interval",
     "dp_auc_bound",
     "dp_tpr_bound",
@@ -382,6 +383,25 @@ def _groups(rng, pool: np.ndarray, target_row: int, n_pairs: int, m: int, neighb
     matrix = sparse.csr_matrix((np.ones(cols.size), (rows, cols)), shape=(2 * n_pairs, n_users))
     labels = np.r_[np.ones(n_pairs, dtype=bool), np.zeros(n_pairs, dtype=bool)]
     return matrix, labels
+
+
+def aggregate_publication(method: str, params: Mapping[str, Any]) -> RawAggregate | SuppressedAggregate | DPAggregate | None:
+    """The attack's model of a release method, or None when it has none.
+
+    ``raw``; ``suppression`` (``k``, default 10); ``coarsening`` (raw, or
+    suppressed when it has ``k``: the coarser level is the caller's choice
+    of locations); ``dp`` with ``epsilon`` per subscriber-day and
+    ``max_partitions`` per day (default 24).
+    """
+    if method == "raw":
+        return RawAggregate()
+    if method == "suppression":
+        return SuppressedAggregate(int(params.get("k") or 10))
+    if method == "coarsening":
+        return SuppressedAggregate(int(params["k"])) if params.get("k") else RawAggregate()
+    if method == "dp" and params.get("epsilon") is not None:
+        return DPAggregate(float(params["epsilon"]), int(params.get("max_partitions") or 24))
+    return None
 
 
 def auc_interval(scored: Sequence[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator,

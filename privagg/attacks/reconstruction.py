@@ -51,6 +51,7 @@ __all__ = [
     "reconstruct",
     "reconstruction_attack",
     "records_from_users",
+    "table_publication",
 ]
 
 DEFAULT_CROSSBREAKS = (
@@ -93,6 +94,22 @@ def _domains(records: pd.DataFrame, domains: Mapping[str, Sequence] | None) -> d
     if domains:
         out.update({k: list(v) for k, v in domains.items()})
     return out
+
+
+def table_publication(method: str, params: Mapping[str, Any]) -> RawTables | SuppressedTables | DPTables | None:
+    """The attack's model of a release method for crossbreak tables, or None when it has none.
+
+    ``raw`` and ``coarsening`` without ``k`` publish exact tables;
+    ``suppression`` and ``coarsening`` with ``k`` suppress counts below it
+    (default 10); ``dp`` spends ``epsilon`` per subscriber over all tables.
+    """
+    if method == "raw" or (method == "coarsening" and not params.get("k")):
+        return RawTables()
+    if method in ("suppression", "coarsening"):
+        return SuppressedTables(int(params.get("k") or 10))
+    if method == "dp" and params.get("epsilon") is not None:
+        return DPTables(float(params["epsilon"]))
+    return None
 
 
 def crossbreak_tables(records: pd.DataFrame, crossbreaks: Sequence[Sequence[str]],

@@ -247,9 +247,7 @@ def run_membership(ctx: AttackContext) -> Any:
     (default 100) and the rest of
     :func:`privagg.attacks.membership.membership_inference`'s options.
     """
-    from privagg.attacks.membership import (
-        DPAggregate, RawAggregate, SuppressedAggregate, hourly_presence, membership_inference,
-    )
+    from privagg.attacks.membership import aggregate_publication, hourly_presence, membership_inference
 
     params = dict(ctx.attack_params)
     days = int(params.pop("days", 1))
@@ -258,17 +256,13 @@ def run_membership(ctx: AttackContext) -> Any:
     level = {"cell": "cell_id", "zone": "zone_id", "district": "district_id"}.get(
         getattr(ctx.query, "level", None) or "cell", "cell_id")
     family_params = dict(ctx.params)
-    if ctx.family == "raw":
-        publish = RawAggregate()
-    elif ctx.family == "suppression":
-        publish = SuppressedAggregate(int(family_params.get("k", 10)))
-    elif ctx.family == "coarsening":
+    if ctx.family == "coarsening":
         level = {"cell": "cell_id", "zone": "zone_id", "district": "district_id"}[_none(family_params.get("level", "zone")) or "cell"]
-        publish = RawAggregate() if family_params.get("k") is None else SuppressedAggregate(int(family_params["k"]))
-    elif ctx.family == "dp" and family_params.get("epsilon") is not None:
+    if ctx.family == "dp" and family_params.get("epsilon") is not None:
         per_day, per_day_partitions = _dp_scale_per_day(family_params, _window_days(world))
-        publish = DPAggregate(per_day, per_day_partitions)
-    else:
+        family_params.update(epsilon=per_day, max_partitions=per_day_partitions)
+    publish = aggregate_publication(ctx.family, family_params)
+    if publish is None:
         raise NotApplicable(f"membership inference has no aggregate-level model of {ctx.family!r} releases")
     cells = world.cells
     location_map = None if level == "cell_id" else cells.set_index("cell_id")[level]
@@ -284,27 +278,21 @@ def run_membership(ctx: AttackContext) -> Any:
 def run_reconstruction(ctx: AttackContext) -> Any:
     """Reconstruction of subscriber records from published crossbreaks (Dinur-Nissim; 2010 US Census).
 
-    The cell's anonymiser is mapped to the attack's table-level publication:
-    raw, suppression (``k``) or DP (``epsilon`` for all tables together).
+    The cell's anonymiser is mapped to the attack's table-level publication
+    (:func:`privagg.attacks.reconstruction.table_publication`): raw,
+    suppression (``k``) or DP (``epsilon`` for all tables together).
     Attack parameters: ``area`` (default ``home_cell``; or ``zone_id`` /
     ``district_id``), ``tag`` and the options of
     :func:`privagg.attacks.reconstruction.reconstruction_attack`.
     """
-    from privagg.attacks.reconstruction import (
-        DPTables, RawTables, SuppressedTables, reconstruction_attack, records_from_users,
-    )
+    from privagg.attacks.reconstruction import reconstruction_attack, records_from_users, table_publication
 
     params = dict(ctx.attack_params)
     area = params.pop("area", "home_cell")
     tag = params.pop("tag", None)
-    family_params = dict(ctx.params)
-    if ctx.family == "raw":
-        publish = RawTables()
-    elif ctx.family == "suppression":
-        publish = SuppressedTables(int(family_params.get("k", 10)))
-    elif ctx.family == "dp" and family_params.get("epsilon") is not None:
-        publish = DPTables(float(family_params["epsilon"]))
-    else:
+    # A coarsened release changes the area; the attack's own ``area`` parameter models that instead.
+    publish = None if ctx.family == "coarsening" else table_publication(ctx.family, ctx.params)
+    if publish is None:
         raise NotApplicable(f"reconstruction has no table-level model of {ctx.family!r} releases")
     if "crossbreaks" in params:
         params["crossbreaks"] = [tuple(c) for c in params["crossbreaks"]]
