@@ -136,23 +136,43 @@ class Release:
             f"{self.privacy.describe()})"
         )
 
-    def write(self, path: str | Path) -> tuple[Path, Path]:
-        """Write the table (Parquet or CSV, by extension) and ``<path>.privacy.json``, each atomically."""
+    @classmethod
+    def read(cls, path: str | Path) -> Release:
+        """A release written by :meth:`write`: the table (Parquet or CSV) and ``<path>.privacy.json``.
+
+        Every column other than ``value``, ``ci_low`` and ``ci_high`` is a key
+        column; from CSV, a ``time`` column is read back as datetimes.
+        """
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in (".parquet", ".csv"):
             raise PrivaggInputError(
-                f"out={str(path)!r}: unknown file type. Fix: end the file name in .parquet or .csv."
+                f"{str(path)!r}: unknown file type. Fix: read a release written as .parquet or .csv."
             )
-        table = self.to_pandas()
+        record_path = path.with_name(path.name + ".privacy.json")
+        for needed in (path, record_path):
+            if not needed.is_file():
+                raise PrivaggInputError(
+                    f"{str(needed)!r} does not exist. Fix: pass a release written by Release.write or "
+                    "`privagg release` (the table and its .privacy.json side by side)."
+                )
+        table = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+        if suffix == ".csv" and "time" in table.columns:
+            table["time"] = pd.to_datetime(table["time"])
+        record = json.loads(record_path.read_text())
+        try:
+            privacy = PrivacyRecord(**{**record, "notes": tuple(record.get("notes", ()))})
+        except TypeError as exc:
+            raise PrivaggInputError(
+                f"{str(record_path)!r} is not a privagg privacy record ({exc}). Fix: pass the .privacy.json "
+                "written with the release."
+            ) from None
+        keys = [c for c in table.columns if c not in VALUE_COLUMNS]
+        return cls(table, keys, privacy)
 
-        def write_table(tmp: Path) -> None:
-            if suffix == ".parquet":
-                table.to_parquet(tmp, index=False)
-            else:
-                table.to_csv(tmp, index=False)
-
-        atomic_write(path, write_table)
+    def write(self, path: str | Path) -> tuple[Path, Path]:
+        """Write the table (Parquet or CSV, by extension) and ``<path>.privacy.json``, each atomically."""
+        path = write_table(path, self.to_pandas())
         record_path = path.with_name(path.name + ".privacy.json")
         atomic_write_text(record_path, json.dumps(self.privacy.to_dict(), indent=2, default=_json_default))
         return path, record_path
@@ -188,6 +208,22 @@ def atomic_write(path: str | Path, write: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_table(path: str | Path, table: pd.DataFrame) -> Path:
+    """Write ``table`` atomically as Parquet or CSV, by the extension of ``path``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise PrivaggInputError(f"out={str(path)!r}: unknown file type. Fix: end the file name in .parquet or .csv.")
+
+    def write(tmp: Path) -> None:
+        if suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+
+    return atomic_write(path, write)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
