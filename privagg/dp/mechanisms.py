@@ -94,12 +94,7 @@ class NoiseMechanism:
         return "discrete Laplace (OpenDP)" if self.kind == "laplace" else "discrete Gaussian (OpenDP)"
 
     def measurement(self) -> Any:
-        dp = opendp()
-        if self.kind == "laplace":
-            space = dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l1_distance(T=dp.i64)
-            return space >> dp.m.then_laplace(scale=self.scale)
-        space = dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l2_distance(T=dp.f64)
-        return space >> dp.m.then_gaussian(scale=self.scale)
+        return _measurement(self.kind, self.scale)
 
     def privacy_map(self) -> float:
         """The loss OpenDP's map certifies at ``sensitivity``."""
@@ -130,6 +125,18 @@ class NoiseMechanism:
         return noise_variance(self.kind, self.scale)
 
 
+@lru_cache(maxsize=64)
+def _measurement(kind: str, scale: float) -> Any:
+    """OpenDP's vector measurement for ``kind`` at ``scale`` (immutable, so built once and shared)."""
+    dp = opendp()
+    if kind == "laplace":
+        space = dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l1_distance(T=dp.i64)
+        return space >> dp.m.then_laplace(scale=scale)
+    space = dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l2_distance(T=dp.f64)
+    return space >> dp.m.then_gaussian(scale=scale)
+
+
+@lru_cache(maxsize=256)
 def laplace(epsilon: float, l1_sensitivity: int) -> NoiseMechanism:
     """Discrete Laplace calibrated so OpenDP certifies ``epsilon`` at ``l1_sensitivity``: ``scale = l1/epsilon``."""
     scale = l1_sensitivity / epsilon
@@ -142,6 +149,7 @@ def laplace(epsilon: float, l1_sensitivity: int) -> NoiseMechanism:
     raise RuntimeError("could not calibrate the discrete Laplace scale")  # pragma: no cover
 
 
+@lru_cache(maxsize=256)
 def gaussian(rho: float, l2_sensitivity: float) -> NoiseMechanism:
     """Discrete Gaussian calibrated so OpenDP certifies ``rho`` at ``l2_sensitivity``: ``sigma = l2/sqrt(2 rho)``."""
     scale = l2_sensitivity / math.sqrt(2 * rho)
