@@ -412,7 +412,8 @@ def unicity_of_traces(world: Any, query: Query, settings: dict[str, int], seed: 
 TRAJECTORY_DP_NOTE = (
     "Trajectory recovery against a DP release: its guessing baseline assigns people to places at random, so "
     "part of the attack's advantage comes from what holds for everyone (most people stay in one place at "
-    "night) rather than from the release; the DP guarantee bounds what the release adds about any one person.")
+    "night) rather than from the release; the stay-put figure in each verdict (everyone kept all day where "
+    "the night counts put them) shows how much. The DP guarantee bounds what the release adds about any one person.")
 
 ATTACK_FUNCS = {
     "trajectory_recovery": run_trajectory_recovery,

@@ -57,6 +57,10 @@ def test_verdict_sentences():
         "The differencing attack is not shown to do better than guessing against DP epsilon=1: risk 52.0% (95% interval "
         "47.0% to 57.0%), against 50.0% for an attacker who only guesses. The differential-privacy guarantee caps "
         "this risk at 73.1%.")
+    trajectory = {"attack": "trajectory_recovery", "target": "raw footfall", "risk": 0.63, "ci_low": 0.6,
+                  "ci_high": 0.66, "baseline": 0.13, "metrics": {"stay_put_accuracy": 0.6}}
+    assert verdict_sentence(trajectory).endswith(
+        "An attacker who only keeps everyone all day where the night counts put them is right 60.0% of the time.")
     v = overall_verdict([STRONG.to_dict(), WEAK])
     assert (v["severity"], v["n_attacks"], v["n_succeeded"]) == ("high", 2, 1)
     assert v["text"].startswith("1 of 2 attacks succeeds clearly better than guessing (membership). This release")

@@ -193,6 +193,11 @@ def verdict_sentence(result: Mapping[str, Any]) -> str:
     bound = _num(result.get("dp_bound"))
     if bound is not None:
         core += f" The differential-privacy guarantee caps this risk at {_pct(bound)}."
+    metrics = result.get("metrics")
+    stay = _num(metrics.get("stay_put_accuracy")) if isinstance(metrics, Mapping) else None
+    if stay is not None:
+        core += (f" An attacker who only keeps everyone all day where the night counts put them is right "
+                 f"{_pct(stay)} of the time.")
     return core
 
 
