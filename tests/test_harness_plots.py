@@ -85,3 +85,17 @@ def test_maps():
         plots.od_flow_map_figure(cells, truth)
     with pytest.raises(PrivaggInputError, match="table 'x' has no area column"):
         plots.footfall_map_figure(cells, {"x": flows})
+
+
+def test_trajectory_frontier_draws_the_stay_put_yardstick():
+    df = results_table()
+    df = df.assign(attack=df["attack"].replace("membership", "trajectory_recovery"))
+    extra = df[df["kind"] == "risk"].assign(metric="stay_put_accuracy", value=0.6, ci_low=np.nan, ci_high=np.nan)
+    df = pd.concat([df, extra], ignore_index=True)
+    table = plots.frontier_table(df, "trajectory_recovery", "mean_relative_error")
+    assert (table["yardstick"] == 0.6).all()
+    fig = plots.frontier_figure(df, "trajectory_recovery")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "staying put at the night cell (no linking)" in labels
+    plt.close(fig)
+    assert plots.frontier_table(results_table(), "membership", "mean_relative_error")["yardstick"].isna().all()

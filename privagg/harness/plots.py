@@ -92,6 +92,11 @@ REPORTED_BOUNDS: dict[tuple[str, str], str] = {
 }
 
 
+#: Metrics holding a stronger trivial adversary than random guessing, drawn next to each configuration.
+YARDSTICKS: dict[tuple[str, str], tuple[str, str]] = {
+    ("trajectory_recovery", "risk"): ("stay_put_accuracy", "staying put at the night cell (no linking)"),
+}
+
 #: What each attack's headline ``risk`` measures, for axis labels.
 RISK_LABELS: dict[str, str] = {
     "membership": "AUC of telling members from non-members",
@@ -142,6 +147,13 @@ def frontier_table(results: pd.DataFrame, attack: str, utility_metric: str,
         if len(b):
             out = out.drop(columns="bound").merge(
                 b.groupby(keys, dropna=False)["value"].mean().rename("bound").reset_index(), on=keys, how="left")
+    out["yardstick"] = np.nan
+    yardstick = YARDSTICKS.get((attack, risk_metric))
+    if yardstick is not None:
+        y = ok[(ok["kind"] == "risk") & (ok["attack"] == attack) & (ok["metric"] == yardstick[0])]
+        if len(y):
+            out = out.drop(columns="yardstick").merge(
+                y.groupby(keys, dropna=False)["value"].mean().rename("yardstick").reset_index(), on=keys, how="left")
     # Microdata releases (e.g. pseudonymised records) have no aggregate error: every aggregate can be
     # computed exactly from them, so they sit at zero utility loss.
     out["microdata"] = out["utility"].isna()
@@ -177,6 +189,10 @@ def frontier_figure(results: pd.DataFrame, attack: str, utility_metric: str = "m
             label = _param_label(str(family), params) + (" (microdata: exact aggregates)" if micro else "")
             ax.annotate(label.strip(), (xi, yi), textcoords="offset points", xytext=(5, 5),
                         fontsize=8, color=st["color"])
+    stay = table[table["yardstick"].notna()]
+    if len(stay):
+        ax.scatter(stay["utility"], stay["yardstick"], facecolors="none", edgecolors="dimgray", marker="o", s=60,
+                   label=YARDSTICKS[(attack, risk_metric)][1])
     baseline = table["baseline"].dropna()
     if len(baseline):
         ax.axhline(float(baseline.mean()), color="black", ls=":", lw=1.2, label="random guess (baseline)")
