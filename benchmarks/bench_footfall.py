@@ -308,7 +308,7 @@ class PeakSnapshot:
 
 
 # --------------------------------------------------------------------------- cases (run in a child)
-def case_privagg(directory: Path, profile: bool = False, variant: str = "as-is", snapshot: bool = False) -> dict:
+def case_privagg(directory: Path, profile: bool = False, snapshot: bool = False) -> dict:
     import pandas as pd
 
     import privagg as pa
@@ -346,7 +346,7 @@ def case_privagg(directory: Path, profile: bool = False, variant: str = "as-is",
         rel = prof.runcall(run)
         stats = pstats.Stats(prof)
         stats.sort_stats("cumulative")
-        out_path = RESULTS / f"profile-privagg-{variant}-{len(events)}.txt"
+        out_path = RESULTS / f"profile-privagg-{len(events)}.txt"
         RESULTS.mkdir(exist_ok=True)
         with open(out_path, "w") as fh:
             pstats.Stats(prof, stream=fh).sort_stats("cumulative").print_stats(40)
@@ -369,14 +369,14 @@ def case_privagg(directory: Path, profile: bool = False, variant: str = "as-is",
     noisy = np.zeros((N_CELLS, 24))
     hour = ((table["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) - DAY0.astype(np.int64)) // HOUR_NS)
     noisy[table["cell_id"].to_numpy() - CELL_ID0, hour] = table["value"].to_numpy(dtype=float)
-    np.save(directory / f"privagg-{variant}_noisy.npy", noisy)
+    np.save(directory / "privagg_noisy.npy", noisy)
     return {
-        "variant": variant, "threads": default_threads(),
+        "threads": default_threads(),
         "memory_by_step": None if sampler is None else sampler.by_step(base),
         "seconds": seconds, "peak_rss": peak, "rss_before_input": base, "rss_with_input": before,
         "input_bytes": input_bytes, "events_bytes": events_bytes, "keys": len(table),
         "noise_scale": rel.privacy.noise_scale, "mechanism": rel.privacy.mechanism,
-        "profile": str(RESULTS / f"profile-privagg-{variant}-{len(events)}.txt") if profile else None,
+        "profile": str(RESULTS / f"profile-privagg-{len(events)}.txt") if profile else None,
     }
 
 
@@ -468,9 +468,8 @@ def case_pipelinedp(directory: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- orchestration
-VARIANTS = {"privagg": "as-is"}
 CASES = {"privagg": case_privagg, "polars": case_polars, "sort": case_sort, "pipelinedp": case_pipelinedp}
-LABELS = {"privagg": "privagg DP footfall"}
+PRIVAGG_LABEL = "privagg DP footfall"
 
 
 def run_case(case: str, directory: Path, profile: bool = False, timeout: float | None = None) -> dict:
@@ -538,17 +537,13 @@ def bench_size(n_events: int, seed: int, cache: Path, cases: list[str], profile:
     for case in cases:
         out[case] = run_case(case, directory, timeout=timeout)
         _print_case(case, out[case])
-    if profile:
-        for case in cases:
-            if case in VARIANTS and "error" not in out[case]:
-                out[f"{case}_profile"] = run_case(case, directory, profile=True, timeout=timeout)
-                print(f"    {case} profile: {out[f'{case}_profile'].get('profile')}", flush=True)
-    truth = None
-    for case in cases:
-        if case in VARIANTS and "error" not in out[case]:
-            truth = true_counts(directory) if truth is None else truth
-            noisy = np.load(directory / f"privagg-{VARIANTS[case]}_noisy.npy")
-            out[case]["median_relative_error"], out[case]["accuracy_keys"] = median_relative_error(noisy, truth)
+    if "privagg" in cases and "error" not in out["privagg"]:
+        if profile:
+            out["privagg_profile"] = run_case("privagg", directory, profile=True, timeout=timeout)
+            print(f"    privagg profile: {out['privagg_profile'].get('profile')}", flush=True)
+        noisy = np.load(directory / "privagg_noisy.npy")
+        out["privagg"]["median_relative_error"], out["privagg"]["accuracy_keys"] = median_relative_error(
+            noisy, true_counts(directory))
     if (directory / "bounding.json").exists():
         out["bounding"] = json.loads((directory / "bounding.json").read_text())
     return out
@@ -561,9 +556,9 @@ def bench_pipelinedp(n_events: int, seed: int, cache: Path, timeout: float | Non
         small[case] = run_case(case, directory, timeout=timeout)
         _print_case(case, small[case])
     truth = true_counts(directory)
-    for case, file in (("privagg", "privagg-as-is"), ("pipelinedp", "pipelinedp")):
+    for case in ("privagg", "pipelinedp"):
         if "seconds" in small.get(case, {}):
-            noisy = np.load(directory / f"{file}_noisy.npy")
+            noisy = np.load(directory / f"{case}_noisy.npy")
             small[case]["median_relative_error"], small[case]["accuracy_keys"] = median_relative_error(noisy, truth)
     small["bounding"] = json.loads((directory / "bounding.json").read_text())
     return small
@@ -590,14 +585,11 @@ def summarise(results: dict) -> list[str]:
                          f"{fmt_bytes(pl_['peak_rss'] - pl_['rss_before_input'])} = {memory_ratio(pl_):.2f}x its input")
         if "seconds" in s:
             lines.append(f"  numpy.sort of the composite key   {s['seconds']:8.2f} s (+{s['key_seconds']:.2f} s to build it)")
-        for case in VARIANTS:
-            p = size.get(case)
-            if p is None:
-                continue
-            if "error" in p:
-                lines.append(f"  {LABELS[case]}: ERROR {p['error']}")
-                continue
-            lines.append(f"  {LABELS[case]:<34}{p['seconds']:8.2f} s  ({1e9 * p['seconds'] / n:.0f} ns/event)")
+        p = size.get("privagg")
+        if p is not None and "error" in p:
+            lines.append(f"  {PRIVAGG_LABEL}: ERROR {p['error']}")
+        elif p is not None:
+            lines.append(f"  {PRIVAGG_LABEL:<34}{p['seconds']:8.2f} s  ({1e9 * p['seconds'] / n:.0f} ns/event)")
             verdicts = {}
             if "seconds" in pl_:
                 ratio = p["seconds"] / pl_["seconds"]
@@ -622,7 +614,7 @@ def summarise(results: dict) -> list[str]:
             lines.append(f"    accuracy: median relative error {p['median_relative_error']:.4f} over "
                          f"{p['accuracy_keys']:,} keys with >= {MIN_VISITORS} visitors (epsilon={EPSILON:g}, "
                          f"noise scale {p['noise_scale']:g})")
-            size.setdefault("verdicts", {})[case] = verdicts
+            size.setdefault("verdicts", {})["privagg"] = verdicts
         if "bounding" in size:
             b = size["bounding"]
             lines.append(f"  L0={L0} drops {100 * b['share_dropped']:.1f}% of the (subscriber, cell, hour) pairs "
@@ -639,13 +631,11 @@ def summarise(results: dict) -> list[str]:
                 lines.append(f"  L0={L0} drops {100 * b['share_dropped']:.1f}% of the (subscriber, cell, hour) pairs here")
             lines.append(f"  PipelineDP local {pdp['seconds']:.2f} s ({1e6 * per_pdp:.2f} us/event); median relative "
                          f"error {pdp['median_relative_error']:.4f} over {pdp['accuracy_keys']:,} keys")
-            for case in VARIANTS:
-                p = small.get(case, {})
-                if "seconds" not in p:
-                    continue
+            p = small.get("privagg", {})
+            if "seconds" in p:
                 same = per_pdp / (p["seconds"] / small["events"])
                 p["speedup_same_data"] = same
-                lines.append(f"  {LABELS[case]}: {p['seconds']:.2f} s on the same events ({same:.0f}x faster per "
+                lines.append(f"  {PRIVAGG_LABEL}: {p['seconds']:.2f} s on the same events ({same:.0f}x faster per "
                              f"event); median relative error {p['median_relative_error']:.4f}")
     return lines
 
@@ -672,9 +662,8 @@ def main(argv: list[str] | None = None) -> int:
         generate(args.generate, args.seed, args.data)
         return 0
     if args.case:
-        if args.case in VARIANTS:
-            result = case_privagg(args.data, profile=args.profile, variant=VARIANTS[args.case],
-                                  snapshot=args.memory_snapshot)
+        if args.case == "privagg":
+            result = case_privagg(args.data, profile=args.profile, snapshot=args.memory_snapshot)
         else:
             result = CASES[args.case](args.data)
         print(json.dumps(result))
