@@ -38,9 +38,6 @@ leaves no partial report behind.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -500,38 +497,11 @@ class AuditOutcome:
     seconds: float
 
 
-def publish_staged(staging: Path, out: Path) -> None:
-    """Move every file of ``staging`` into ``out`` (each by an atomic rename), then remove ``staging``.
-
-    The report goes last, so a ``report.json`` in ``out`` always comes with the
-    files it describes. Files get the usual permissions (``0666`` minus the umask)
-    rather than the private ones of temporary files.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
-    files = sorted(p for p in staging.rglob("*") if p.is_file())
-    files.sort(key=lambda p: p.name in ("report.html", "report.json"))
-    for src in files:
-        dest = out / src.relative_to(staging)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(src, 0o666 & ~umask)
-        os.replace(src, dest)
-    shutil.rmtree(staging, ignore_errors=True)
-
-
 def staged(out_dir: str | Path, work: Callable[[Path], Any]) -> Any:
-    """Run ``work(staging_dir)`` and publish what it wrote into ``out_dir`` only if it succeeds."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
-    try:
-        result = work(staging)
-        publish_staged(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return result
+    """Run ``work(staging_dir)`` and swap what it wrote in as ``out_dir`` only if it succeeds."""
+    from privagg.atomic import publish_directory
+
+    return publish_directory(out_dir, work)
 
 
 def audit_claim(claim: Claim | str | Path, out_dir: str | Path, *, progress: Progress | None = print,

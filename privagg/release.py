@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from privagg.atomic import atomic_write, atomic_write_text
 from privagg.errors import PrivaggInputError
 
 VALUE_COLUMNS = ("value", "ci_low", "ci_high")
@@ -188,28 +187,6 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def atomic_write(path: str | Path, write: Any) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
-
-    Readers see either the old file or the complete new one, never a partial one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    # mkstemp creates the file readable by its owner only; give it the permissions of any new file.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_table(path: str | Path, table: pd.DataFrame) -> Path:
     """Write ``table`` atomically as Parquet or CSV, by the extension of ``path``."""
     path = Path(path)
@@ -224,8 +201,3 @@ def write_table(path: str | Path, table: pd.DataFrame) -> Path:
             table.to_csv(tmp, index=False)
 
     return atomic_write(path, write)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))

@@ -14,9 +14,6 @@ never sees half a World.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
+from privagg.atomic import publish_directory
 from privagg.errors import PrivaggInputError
 from privagg.schema import validate_table
 
@@ -153,23 +151,14 @@ class World:
         is completely written.
         """
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+
+        def write(staging: Path) -> None:
             for name in TABLES:
                 getattr(self, name).to_parquet(staging / f"{name}.parquet", index=False)
             edges_from_graph(self.graph).to_parquet(staging / "edges.parquet", index=False)
             (staging / "world.json").write_text(json.dumps(self.meta, indent=2, default=str))
-            if target.exists():
-                old = target.with_name(f".{target.name}.old-{os.getpid()}")
-                os.replace(target, old)
-                os.replace(staging, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+
+        publish_directory(target, write)
         return target
 
     @classmethod

@@ -115,7 +115,8 @@ def test_failed_audit_leaves_no_files(tmp_path, world, monkeypatch):
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="attack crashed"):
         ra.audit_claim(claim, out, progress=None, world=world)
-    assert list(out.iterdir()) == []
+    assert not out.exists(), "a failed audit must write nothing"
+    assert list(tmp_path.glob(".out.*")) == [], "staging folder left behind"
 
 
 def test_dp_claim_is_checked_against_its_bound(tmp_path, world):

@@ -88,7 +88,7 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
     import os
     import stat
 
-    from privagg.release import atomic_write_text
+    from privagg.atomic import atomic_write_text
 
     path = atomic_write_text(tmp_path / "x.json", "{}")
     umask = os.umask(0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from scipy import stats
 
@@ -49,6 +49,13 @@ class AttackResult:
         One sentence for a non-specialist saying what the result means.
     confidence_level
         Level of the interval, 0.95 unless stated.
+    variant
+        The variant of the attack behind ``risk`` (e.g. ``"likelihood ratio"``),
+        when several were run: the strongest on training games, measured on
+        held-out ones (:func:`strongest_variant`).
+    variants
+        Every variant's held-out figure, by name (the chosen one included), so
+        a reader can see what the others achieved.
     """
 
     attack: str
@@ -62,6 +69,8 @@ class AttackResult:
     metrics: dict[str, float] = field(default_factory=dict)
     interpretation: str = ""
     confidence_level: float = 0.95
+    variant: str | None = None
+    variants: dict[str, float] = field(default_factory=dict)
 
     @property
     def advantage(self) -> float:
@@ -72,6 +81,7 @@ class AttackResult:
         """A flat JSON-serialisable dict (``metrics`` kept as a nested dict of floats)."""
         out = asdict(self)
         out["metrics"] = {k: _plain(v) for k, v in self.metrics.items()}
+        out["variants"] = {k: _plain(v) for k, v in self.variants.items()}
         for key in ("risk", "ci_low", "ci_high", "baseline", "confidence_level"):
             out[key] = _plain(out[key])
         out["n_trials"] = int(self.n_trials)
@@ -84,6 +94,24 @@ class AttackResult:
             f"({pct}% CI {self.ci_low:.3f}-{self.ci_high:.3f}; baseline {self.baseline:.3f}; "
             f"n={self.n_trials}). {self.interpretation}"
         )
+
+
+def strongest_variant(training_risk: Mapping[str, float]) -> str:
+    """The variant with the highest risk on *training* games (the first listed wins ties).
+
+    Choosing on training games and reporting the chosen variant's risk on
+    held-out games keeps the choice from inflating the figure: the maximum of
+    several held-out estimates would be biased upwards.
+
+    Examples
+    --------
+    >>> strongest_variant({"stats": 0.61, "own keys": 0.93, "likelihood ratio": 0.93})
+    'own keys'
+    """
+    if not training_risk:
+        raise PrivaggInputError("no attack variant was run. Fix: pass at least one variant's training risk.")
+    best = max(training_risk.values())
+    return next(name for name, risk in training_risk.items() if risk == best)
 
 
 def _plain(value: Any) -> Any:
@@ -134,4 +162,4 @@ def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float,
     return low, high
 
 
-__all__ = ["ATTACKS", "AttackResult", "clopper_pearson", "wilson_interval"]
+__all__ = ["ATTACKS", "AttackResult", "clopper_pearson", "strongest_variant", "wilson_interval"]

@@ -37,7 +37,7 @@ from typing import Any
 
 from privagg.dp.mechanisms import check_delta, check_loss, zcdp_epsilon
 from privagg.errors import BudgetExceededError, PrivaggInputError
-from privagg.release import atomic_write_text
+from privagg.atomic import atomic_write_text
 
 LEDGER_VERSION = 1
 _TOL = 1e-12

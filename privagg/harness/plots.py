@@ -369,7 +369,7 @@ def od_flow_map_figure(cells: pd.DataFrame, flows: pd.DataFrame, *, top: int = 6
 def save_figure(fig: Figure, directory: str | Path, name: str) -> list[Path]:
     """Write ``fig`` as ``name.png`` and ``name.svg`` into ``directory`` (atomically) and close it."""
     from privagg.harness.store import publish
-    from privagg.release import atomic_write
+    from privagg.atomic import atomic_write
 
     directory = Path(directory)
     paths = []

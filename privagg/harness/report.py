@@ -43,7 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from privagg.release import atomic_write_text
+from privagg.atomic import atomic_write_text
 
 #: How far above the baseline the interval's lower end must be for each severity.
 SEVERITY_MARGINS = (("high", 0.20), ("moderate", 0.05), ("low", 0.0))

@@ -184,7 +184,7 @@ def get_truth(out: Path, world_obj: Any, world: WorldSpec, stat: StatisticSpec) 
             truth = registry.hook("truth")(world_obj, get_query(world_obj, world, stat))
             truth = truth.to_pandas() if hasattr(truth, "to_pandas") else pd.DataFrame(truth)
             _TRUTHS[key] = truth
-            from privagg.release import atomic_write
+            from privagg.atomic import atomic_write
 
             atomic_write(path, lambda tmp: truth.to_parquet(tmp, index=False))
     return _TRUTHS[key]
@@ -310,7 +310,7 @@ def _utility_rows(cell: Cell, out: Path, world_obj: Any, release: Any, truth: pd
                      "detail": privacy.describe() if hasattr(privacy, "describe") else ""})
     rows.append({**base, "kind": "utility", "metric": "released_keys", "value": float(len(released)), "status": "ok"})
     if cell.store_sample:
-        from privagg.release import atomic_write
+        from privagg.atomic import atomic_write
 
         atomic_write(out / "samples" / f"release-{cell.hash}.parquet",
                      lambda tmp: released.to_parquet(tmp, index=False))
@@ -431,7 +431,7 @@ def _write_sample_index(store: ResultStore, spec: ExperimentSpec, cells: list[Ce
     """samples/index.json: which stored table is the truth or a release of which statistic and config."""
     import json
 
-    from privagg.release import atomic_write_text
+    from privagg.atomic import atomic_write_text
 
     index: dict[str, Any] = {"cells": None, "truth": {}, "releases": []}
     cells_path = store.samples_dir / f"cells-{spec.world.id}.parquet"
@@ -490,7 +490,7 @@ def run_experiment(
     _preflight(spec)
     store.prepare()
     if spec.text is not None:
-        from privagg.release import atomic_write_text
+        from privagg.atomic import atomic_write_text
 
         atomic_write_text(store.dir / "spec.toml", spec.text)
 
@@ -508,7 +508,7 @@ def run_experiment(
         if spec.store_samples:
             cells_path = store.samples_dir / f"cells-{spec.world.id}.parquet"
             if hasattr(world_obj, "cells") and not cells_path.exists():
-                from privagg.release import atomic_write
+                from privagg.atomic import atomic_write
 
                 atomic_write(cells_path, lambda tmp: world_obj.cells.to_parquet(tmp, index=False))
 

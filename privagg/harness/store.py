@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from privagg.errors import PrivaggInputError
-from privagg.release import atomic_write, atomic_write_text
+from privagg.atomic import atomic_write, atomic_write_text
 
 COLUMNS: dict[str, str] = {
     "cell": "string",
