@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from privagg.atomic import atomic_write, atomic_write_text
+from privagg.dp.units import Loss, PrivacyUnit
 from privagg.errors import PrivaggInputError
 
 VALUE_COLUMNS = ("value", "ci_low", "ci_high")
@@ -53,6 +54,12 @@ class PrivacyRecord:
         The release's parameters (level, time bin, k, ...), JSON-serialisable.
     notes
         Caveats a reader must know, e.g. that intervals ignore bounding bias.
+    unit
+        The privacy unit as structured fields
+        (:meth:`privagg.dp.units.PrivacyUnit.to_dict`: ``period``,
+        ``identifier``, ``label`` and the window's ``start``, ``end`` and
+        ``periods``). ``epsilon``, ``delta`` and ``rho`` are per this unit;
+        :meth:`total_loss` gives the loss over the whole window.
     """
 
     statistic: str
@@ -67,6 +74,25 @@ class PrivacyRecord:
     noise_scale: float | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    unit: dict[str, Any] | None = None
+
+    @property
+    def privacy_unit_type(self) -> PrivacyUnit:
+        """The unit as a :class:`~privagg.dp.units.PrivacyUnit` (the whole window when the record names none)."""
+        return PrivacyUnit.from_dict(self.unit)
+
+    def loss(self) -> Loss | None:
+        """The loss per privacy unit, or ``None`` without a formal guarantee."""
+        if not self.formally_private or (self.epsilon is None and self.rho is None):
+            return None
+        return Loss(epsilon=math.inf if self.epsilon is None else self.epsilon, delta=self.delta or 0.0, rho=self.rho)
+
+    def total_loss(self) -> Loss | None:
+        """The loss per subscriber over the whole window (per-period losses times the number of periods)."""
+        loss = self.loss()
+        if loss is None:
+            return None
+        return loss * int((self.unit or {}).get("periods", 1))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of the record."""
@@ -85,7 +111,12 @@ class PrivacyRecord:
             parts.append(f"epsilon={self.epsilon:g}")
         if self.delta:
             parts.append(f"delta={self.delta:g}")
-        return f"{', '.join(parts)} for {self.privacy_unit}"
+        text = f"{', '.join(parts)} for {self.privacy_unit}"
+        periods = int((self.unit or {}).get("periods", 1))
+        if self.privacy_unit_type.period != "window" and periods > 1 and self.epsilon is not None:
+            total = self.total_loss()
+            text += f" (epsilon={total.epsilon:g} per subscriber over the whole window)"
+        return text
 
 
 class Release:

@@ -35,7 +35,7 @@ def test_every_baseline_is_an_anonymiser_with_no_formal_guarantee(world, anonymi
     assert release.privacy.formally_private is False
     assert release.privacy.epsilon is None
     assert "no formal privacy guarantee" in release.privacy.describe()
-    assert "2026-01-05T00:00:00 to 2026-01-06T00:00:00" in release.privacy.privacy_unit
+    assert "one subscriber (user_id) over 2026-01-05T00:00 to 2026-01-06T00:00" == release.privacy.privacy_unit
 
 
 def test_raw_is_the_exact_aggregate(world):

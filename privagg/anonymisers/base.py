@@ -11,8 +11,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from privagg.anonymisers.models import Publication
+from privagg.errors import PrivaggInputError
 from privagg.queries import Query
 from privagg.release import Release
+
+
+class PublicationModelUnavailable(PrivaggInputError):
+    """An anonymiser cannot describe its publications to an attack (see :meth:`Anonymiser.publication_model`)."""
 
 
 class Anonymiser(ABC):
@@ -32,6 +38,37 @@ class Anonymiser(ABC):
     @abstractmethod
     def release(self, world: Any, query: Query) -> Release:
         """Answer ``query`` on ``world`` (a :class:`~privagg.world.World`) and return the protected release."""
+
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Publication:
+        """The anonymiser's model of itself, for attacks that must simulate many of its releases.
+
+        Parameters
+        ----------
+        l0, linf
+            How one subscriber contributes to the attacked table of counts:
+            to at most ``l0`` keys per day (per table when ``days`` is None),
+            at most ``linf`` to each (e.g. hourly presence: 24 keys a day, 1 each).
+        days
+            Days the attacked table covers (None: a table without time, such
+            as a crossbreak of subscribers' attributes).
+
+        Returns
+        -------
+        Publication
+            Called on exact counts, it returns what this anonymiser would publish
+            (:mod:`privagg.anonymisers.models`), with the noise scale and the
+            guarantee (``loss``) the anonymiser's own release would have.
+
+        Raises
+        ------
+        PublicationModelUnavailable
+            When the method publishes no table of counts that can be modelled so
+            (e.g. pseudonymised microdata).
+        """
+        raise PublicationModelUnavailable(
+            f"{self.name} gives attacks no model of its publications. Fix: use an attack that takes its releases "
+            "directly (unicity, differencing, trajectory recovery)."
+        )
 
     def params(self) -> dict[str, Any]:
         """The anonymiser's parameters, JSON-serialisable (for results tables)."""

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from privagg.anonymisers.base import Anonymiser
+from privagg.dp.units import PrivacyUnit
 from privagg.exact import exact_aggregate
 from privagg.queries import Query
 from privagg.release import PrivacyRecord, Release
@@ -28,9 +29,7 @@ def privacy_unit(world: Any, query: Query) -> str:
         start, end = window(query, query.keys, meta.get("start"), meta.get("end"))
     except Exception:  # per-user statistics without a window
         return "one subscriber (user_id) over the release window"
-    if start.year < 1700 or end.year > 2200:
-        return "one subscriber (user_id)"
-    return f"one subscriber (user_id) over {start.isoformat()} to {end.isoformat()}"
+    return PrivacyUnit().describe(start, end)
 
 
 def baseline_record(

@@ -36,49 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from privagg.dp.mechanisms import check_delta, check_loss, zcdp_epsilon
+from privagg.dp.units import Loss
 from privagg.errors import BudgetExceededError, PrivaggInputError
 from privagg.atomic import atomic_write_text
 
 LEDGER_VERSION = 1
 _TOL = 1e-12
-
-
-@dataclass(frozen=True)
-class Loss:
-    """The privacy loss of one release.
-
-    Attributes
-    ----------
-    epsilon
-        Pure or approximate-DP epsilon; for zCDP releases the epsilon implied
-        by ``rho`` at ``delta - selection_delta`` (``inf`` if that is 0).
-    delta
-        Total delta: partition selection plus, for zCDP releases, the
-        conversion of rho to epsilon.
-    rho
-        zCDP rho (``None`` for pure/approximate-DP mechanisms).
-    selection_delta
-        The part of ``delta`` spent on private partition selection.
-    """
-
-    epsilon: float
-    delta: float = 0.0
-    rho: float | None = None
-    selection_delta: float = 0.0
-
-    @property
-    def is_zcdp(self) -> bool:
-        return self.rho is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def describe(self) -> str:
-        if self.rho is not None:
-            eps = "" if math.isinf(self.epsilon) else f" (epsilon={self.epsilon:.4g} at delta={self.delta:.3g})"
-            sel = f", delta={self.selection_delta:.3g} for partition selection" if self.selection_delta else ""
-            return f"rho={self.rho:.4g}{sel}{eps}"
-        return f"epsilon={self.epsilon:.4g}" + (f", delta={self.delta:.3g}" if self.delta else "")
 
 
 def pure(epsilon: float) -> Loss:

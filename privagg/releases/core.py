@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from privagg.dp.bounds import Bounds, as_bounds
-from privagg.dp.budget import Budget, Loss
+from privagg.dp.budget import Budget
+from privagg.dp.units import Loss, PrivacyUnit
 from privagg.dp.mechanisms import NoiseMechanism, check_delta, check_loss, gaussian, laplace, noise_half_width, zcdp_epsilon
 from privagg.dp.partition_selection import ThresholdMechanism, calibrate
 from privagg.engines import default_engine
@@ -173,7 +174,7 @@ def _fmt_time(ts: pd.Timestamp) -> str:
 def privacy_unit(inputs: Inputs) -> str:
     if inputs.start.year < 1700:
         return "one subscriber (user_id) and all their attributes"
-    return f"one subscriber (user_id) over {_fmt_time(inputs.start)} to {_fmt_time(inputs.end)}"
+    return PrivacyUnit().describe(inputs.start, inputs.end)
 
 
 def release_query(
@@ -332,6 +333,7 @@ def _record(query: Query, inputs: Inputs, keys: KeySet | None, p: Plan, eff: Bou
         statistic=query.statistic,
         method="dp",
         privacy_unit=privacy_unit(inputs),
+        unit=PrivacyUnit().to_dict(inputs.start, inputs.end),
         epsilon=None if math.isinf(p.loss.epsilon) else p.loss.epsilon,
         delta=p.loss.delta,
         rho=p.loss.rho,
