@@ -1,7 +1,7 @@
 """Errors for TOML files that point at the file, line and key, with a fix.
 
 Experiment specs (:mod:`privagg.harness.spec`) and anonymisation claims
-(:mod:`privagg.claims`) are both TOML written by hand; their validation
+(:mod:`privagg.claim_audit.claim`) are both TOML written by hand; their validation
 reports problems as ``FILE, line N: WHERE: PROBLEM. Fix: FIX``.
 """
 

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-import privagg.regulator_audit as ra
+import privagg.claim_audit.audit as audit_module
 from privagg import PrivaggInputError
-from privagg.cli import main
-from privagg.claims import parse_claim
+from privagg.attacks import run_attack
+from privagg.claim_audit import audit_claim, parse_claim
+from privagg.claim_audit.equivalent import UTILITY_METRICS
 
 TINY = """\
 name = "tiny_k5"
@@ -29,7 +30,7 @@ crossbreak_level = "zone"
 crossbreak_time_bin = "1D"
 
 [method]
-name = "suppression"
+family = "suppression"
 k = 5
 
 [attacks.unicity]
@@ -66,7 +67,7 @@ def audited(tmp_path_factory, world):
     out = tmp_path_factory.mktemp("audit")
     claim_path = out.parent / "tiny_k5.toml"
     claim_path.write_text(TINY)
-    outcome = ra.audit_claim(claim_path, out, progress=None, world=world)
+    outcome = audit_claim(claim_path, out, progress=None, world=world)
     return out, outcome
 
 
@@ -91,7 +92,7 @@ def test_report_files_and_structure(audited):
         assert comp["epsilon"] in (0.5, 5, 50)
     assert doc["verdict"]["severity"] in ("high", "moderate", "low", "none")
     util = doc["utility"]
-    assert set(util["metrics"]) == set(ra.UTILITY_METRICS)
+    assert set(util["metrics"]) == set(UTILITY_METRICS)
     assert util["dp_equivalent"]["epsilon"] in (0.5, 5, 50)
     assert any("Reference, not an attack on this release" in n for n in doc["notes"])
     html = (out / "report.html").read_text()
@@ -110,21 +111,20 @@ def test_failed_audit_leaves_no_files(tmp_path, world, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("attack crashed")
 
-    monkeypatch.setattr(ra, "run_differencing", boom)
-    monkeypatch.setitem(ra.ATTACK_FUNCS, "differencing", boom)
+    monkeypatch.setattr(audit_module, "run_attack", boom)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="attack crashed"):
-        ra.audit_claim(claim, out, progress=None, world=world)
+        audit_claim(claim, out, progress=None, world=world)
     assert not out.exists(), "a failed audit must write nothing"
     assert list(tmp_path.glob(".out.*")) == [], "staging folder left behind"
 
 
 def test_dp_claim_is_checked_against_its_bound(tmp_path, world):
-    text = TINY.replace('name = "suppression"\nk = 5', 'name = "dp"\nepsilon = 1').replace(
+    text = TINY.replace('family = "suppression"\nk = 5', 'family = "dp"\nepsilon = 1').replace(
         "crossbreaks = [[\"age_band\", \"gender\"], [\"age_band\", \"contract\"]]\ncrossbreak_level = \"zone\"\n"
         "crossbreak_time_bin = \"1D\"\n", "")
     claim = parse_claim(text, tmp_path / "dp.toml")
-    outcome = ra.audit_claim(claim, tmp_path / "dp", progress=None, world=world)
+    outcome = audit_claim(claim, tmp_path / "dp", progress=None, world=world)
     doc = json.loads(outcome.json.read_text())
     diff = next(a for a in doc["attacks"] if a["attack"] == "differencing")
     assert diff["dp_bound"] == pytest.approx(2.718281828459045 / (1 + 2.718281828459045))
@@ -133,12 +133,15 @@ def test_dp_claim_is_checked_against_its_bound(tmp_path, world):
 
 
 def test_per_day_dp_release_covers_every_day(world):
+    from privagg.anonymisers.factory import make_anonymiser
     from privagg.queries import Query
 
-    rel = ra.PerDayDP(1.0).release(world, Query("footfall", level="zone", time_bin="6h"))
+    rel = make_anonymiser("dp", {"epsilon": 1.0, "unit": "subscriber-day"}).release(
+        world, Query("footfall", level="zone", time_bin="6h"))
     table = rel.to_pandas()
     assert table["time"].nunique() == 8 and len(table) == 8 * world.cells["zone_id"].nunique()
     assert rel.privacy.epsilon == 1.0 and "per day" in rel.privacy.privacy_unit
+    assert rel.privacy.unit["period"] == "day" and rel.privacy.unit["periods"] == 2
 
 
 def test_cli_rejects_bad_claim(tmp_path, capsys):
@@ -146,7 +149,7 @@ def test_cli_rejects_bad_claim(tmp_path, capsys):
     bad.write_text(TINY.replace("k = 5", "k = 5\nepsilon = 1"))
     assert main(["audit", str(bad), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"privagg audit: error: {bad}, line 22: [method] (name = \"suppression\"): unknown key 'epsilon'.")
+    assert err.startswith(f"privagg audit: error: {bad}, line 22: [method] (family = \"suppression\"): unknown key 'epsilon'.")
     assert not (tmp_path / "out").exists()
 
 
@@ -158,21 +161,23 @@ def test_missing_data_directory_is_an_input_error(tmp_path):
 
 @pytest.mark.parametrize("level", ["cell", "zone"])
 def test_reconstruction_from_crossbreaks_by_home_area(world, level):
-    from privagg.claims import MethodSpec
+    from privagg.anonymisers.factory import make_anonymiser
+    from privagg.attacks import NotApplicable
     from privagg.queries import Query
 
-    q = Query("footfall", level="cell", time_bin="1h")
-    target = ra.Target("raw", None, q, q, None, MethodSpec("raw", {}))
-    res = ra.run_reconstruction(world, target, [("age_band", "gender"), ("age_band", "contract")], level,
-                                {"bootstrap": 50}, seed=0)
-    assert res["attack"] == "reconstruction" and f"home {level} x age_band x gender" in res["target"]
-    assert 0.0 <= res["ci_low"] <= res["risk"] <= res["ci_high"] <= 1.0
-    assert ra.run_reconstruction(world, target, [("device_tier",)], level, {"bootstrap": 50}, seed=0) is None
+    q = Query("segment_counts", level=level, time_bin="1D", by=("age_band", "gender"))
+    raw = make_anonymiser("raw")
+    res = run_attack("reconstruction", world, raw, q, seed=0, label="raw",
+                     settings={"bootstrap": 50, "crossbreaks": [("age_band", "gender"), ("age_band", "contract")]})
+    assert res.attack == "reconstruction" and f"home {level} x age_band x gender" in res.target
+    assert 0.0 <= res.ci_low <= res.risk <= res.ci_high <= 1.0
+    with pytest.raises(NotApplicable):
+        run_attack("reconstruction", world, raw, q, settings={"bootstrap": 50, "crossbreaks": [("device_tier",)]})
 
 
 def test_pseudonymised_microdata_is_attacked_by_unicity(tmp_path, world):
-    text = TINY.replace('name = "suppression"\nk = 5', 'name = "pseudonymised"')
-    outcome = ra.audit_claim(parse_claim(text, tmp_path / "p.toml"), tmp_path / "p", progress=None, world=world)
+    text = TINY.replace('family = "suppression"\nk = 5', 'family = "pseudonymised"')
+    outcome = audit_claim(parse_claim(text, tmp_path / "p.toml"), tmp_path / "p", progress=None, world=world)
     doc = json.loads(outcome.json.read_text())
     assert [a["attack"] for a in doc["attacks"]] == ["unicity"]
     assert doc["attacks"][0]["risk"] > 0.5 and doc["verdict"]["severity"] == "high"

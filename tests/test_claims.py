@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from privagg import PrivaggInputError
-from privagg.claims import ATTACK_DEFAULTS, DEFAULT_EPSILONS, load_claim, parse_claim
+from privagg.claim_audit.claim import ATTACK_DEFAULTS, DEFAULT_EPSILONS, load_claim, parse_claim
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ time_bin = "1h"
 crossbreaks = [["age_band", "gender"]]
 
 [method]
-name = "suppression"
+family = "suppression"
 k = 10
 """
 
@@ -52,9 +52,9 @@ def test_good_claim_and_defaults():
 
 
 def test_dp_claim_defaults_to_subscriber_day():
-    text = GOOD.replace('name = "suppression"\nk = 10', 'name = "dp"\nepsilon = 1')
+    text = GOOD.replace('family = "suppression"\nk = 10', 'family = "dp"\nepsilon = 1')
     claim = parse_claim(text, "claim.toml")
-    assert claim.method.params == {"epsilon": 1.0, "privacy_unit": "subscriber-day"}
+    assert claim.method.params == {"epsilon": 1.0, "unit": "subscriber-day"}
     assert claim.method.describe() == "differential privacy, epsilon = 1 per subscriber-day"
 
 
@@ -72,7 +72,7 @@ def test_unknown_top_level_key_names_file_line_and_suggestion():
 
 def test_unknown_method_parameter():
     msg = error_of(GOOD.replace("k = 10", "k = 10\nepsilon = 1"))
-    assert msg.startswith("claim.toml, line 19: [method] (name = \"suppression\"): unknown key 'epsilon'.")
+    assert msg.startswith("claim.toml, line 19: [method] (family = \"suppression\"): unknown key 'epsilon'.")
     assert "allowed keys are k, rounding." in msg
 
 
@@ -84,16 +84,16 @@ def test_bad_values_name_key_and_fix():
     assert error_of(GOOD.replace('time_bin = "1h"', 'time_bin = "7min"')) == (
         "claim.toml, line 13: [release]: time_bin = '7min' is not a supported time bin. Fix: use a duration from "
         "15 minutes to 1 day that divides a day, e.g. \"1h\", \"3h\", \"1D\".")
-    assert error_of(GOOD.replace('name = "suppression"', 'name = "supression"')).endswith(
+    assert error_of(GOOD.replace('family = "suppression"', 'family = "supression"')).endswith(
         "Fix: did you mean 'suppression'? use one of 'raw', 'suppression', 'coarsening', 'pseudonymised', 'dp', "
         "'naive_laplace'.")
 
 
 def test_dp_needs_exactly_one_loss():
-    msg = error_of(GOOD.replace('name = "suppression"\nk = 10', 'name = "dp"'))
+    msg = error_of(GOOD.replace('family = "suppression"\nk = 10', 'family = "dp"'))
     assert msg == ("claim.toml, line 16: [method]: needs exactly one of 'epsilon' or 'rho'. "
                    "Fix: write e.g. epsilon = 1.0.")
-    msg = error_of(GOOD.replace('name = "suppression"\nk = 10', 'name = "dp"\nepsilon = -1'))
+    msg = error_of(GOOD.replace('family = "suppression"\nk = 10', 'family = "dp"\nepsilon = -1'))
     assert "epsilon = -1 is not a positive number" in msg
 
 
@@ -128,10 +128,10 @@ def test_crossbreaks_and_by_checked():
 
 
 def test_coarsening_must_be_coarser():
-    text = GOOD.replace('name = "suppression"\nk = 10', 'name = "coarsening"\ntime_bin = "90min"')
+    text = GOOD.replace('family = "suppression"\nk = 10', 'family = "coarsening"\ntime_bin = "90min"')
     assert "time_bin = '90min' is not a multiple of the release's '1h'" in error_of(text)
     text = GOOD.replace('level = "cell"', 'level = "zone"').replace(
-        'name = "suppression"\nk = 10', 'name = "coarsening"\nlevel = "cell"')
+        'family = "suppression"\nk = 10', 'family = "coarsening"\nlevel = "cell"')
     assert "level = 'cell' is finer than the release's level 'zone'" in error_of(text)
 
 

@@ -29,29 +29,29 @@ def results_table() -> pd.DataFrame:
                     "params": json.dumps(params, separators=(",", ":")), "epsilon": params.get("epsilon"),
                     "repetition": rep, "status": "ok"}
             rows.append({**base, "kind": "utility", "metric": "mean_relative_error", "value": err + 0.01 * rep})
-            rows.append({**base, "kind": "risk", "attack": "membership", "metric": "risk", "value": risk,
+            rows.append({**base, "kind": "risk", "attack": "membership_inference", "metric": "risk", "value": risk,
                          "ci_low": risk - 0.04, "ci_high": min(1, risk + 0.04), "baseline": 0.5})
     return tidy(rows)
 
 
 def test_dp_bounds():
-    auc = plots.DP_BOUNDS[("membership", "risk")]
+    auc = plots.DP_BOUNDS[("membership_inference", "risk")]
     assert auc(0.0, 0.0) == pytest.approx(0.5, abs=1e-3)
     assert auc(1.0, 0.0) < auc(3.0, 0.0) < auc(10.0, 0.0) <= 1.0
     # closed form of the area under min(e^eps x, 1 - e^-eps (1 - x)): 1/2 + (e^eps - 1)/(2 (e^eps + 1))
     e = math.e
     assert auc(1.0, 0.0) == pytest.approx(0.5 + (e - 1) / (2 * (e + 1)), abs=1e-4)
     assert plots.DP_BOUNDS[("differencing", "risk")](1.0, 0.0) == pytest.approx(e / (1 + e))
-    assert plots.DP_BOUNDS[("membership", "tpr_at_0.01_fpr")](1.0, 1e-6) == pytest.approx(0.01 * e + 1e-6)
+    assert plots.DP_BOUNDS[("membership_inference", "tpr_at_0.01_fpr")](1.0, 1e-6) == pytest.approx(0.01 * e + 1e-6)
 
 
 def test_frontier_table_and_figure():
     df = results_table()
-    table = plots.frontier_table(df, "membership", "mean_relative_error")
+    table = plots.frontier_table(df, "membership_inference", "mean_relative_error")
     assert len(table) == 5
     dp1 = table[table["config"] == "dp epsilon=1.0"].iloc[0]
     assert dp1["utility"] == pytest.approx(1.005) and dp1["risk"] == pytest.approx(0.5 + 0.4 * (1 - math.exp(-1)))
-    fig = plots.frontier_figure(df, "membership")
+    fig = plots.frontier_figure(df, "membership_inference")
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "user-level DP (epsilon)" in labels and "random guess (baseline)" in labels
@@ -89,7 +89,7 @@ def test_maps():
 
 def test_trajectory_frontier_draws_the_stay_put_yardstick():
     df = results_table()
-    df = df.assign(attack=df["attack"].replace("membership", "trajectory_recovery"))
+    df = df.assign(attack=df["attack"].replace("membership_inference", "trajectory_recovery"))
     extra = df[df["kind"] == "risk"].assign(metric="stay_put_accuracy", value=0.6, ci_low=np.nan, ci_high=np.nan)
     df = pd.concat([df, extra], ignore_index=True)
     table = plots.frontier_table(df, "trajectory_recovery", "mean_relative_error")
@@ -98,4 +98,4 @@ def test_trajectory_frontier_draws_the_stay_put_yardstick():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "staying put at the night cell (no linking)" in labels
     plt.close(fig)
-    assert plots.frontier_table(results_table(), "membership", "mean_relative_error")["yardstick"].isna().all()
+    assert plots.frontier_table(results_table(), "membership_inference", "mean_relative_error")["yardstick"].isna().all()

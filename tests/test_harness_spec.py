@@ -93,7 +93,7 @@ def test_typo_in_anonymiser_parameter_names_file_line_key_and_fix(tmp_path):
     line = GOOD.splitlines().index("epsilon = [0.1, 1.0, 10.0]") + 1
     assert msg == (
         f"{path}, line {line}: [[anonymisers]] #3 (family 'dp'): unknown key 'epsilom'. "
-        "Fix: did you mean 'epsilon'? Family 'dp' accepts epsilon, rho, delta, max_partitions, "
+        "Fix: did you mean 'epsilon'? Family 'dp' accepts epsilon, rho, delta, unit, max_partitions, "
         "max_per_partition, lower, upper, public_keys, ci_level."
     )
 
@@ -122,7 +122,7 @@ def test_unknown_family_and_bad_values(tmp_path):
 
 def test_attack_metric_and_seed_mistakes(tmp_path):
     msg, _ = error_for(tmp_path, GOOD.replace('name = "membership"', 'name = "membershp"'))
-    assert "[[attacks]] #1: name = 'membershp' is not a known attack. Fix: did you mean 'membership'?" in msg
+    assert "[[attacks]] #1: name = 'membershp' is not a known attack. Fix: did you mean 'membership_inference'?" in msg
     msg, _ = error_for(tmp_path, GOOD.replace('"mae", "mean_relative_error"', '"mae", "mre"'))
     assert "line 4: top level: metric 'mre' is not known." in msg
     msg, _ = error_for(tmp_path, GOOD.replace("repetitions = 2", "repetitions = 2\nseeds = [1, 2, 3]"))

@@ -59,8 +59,14 @@ def test_verdict_sentences():
         "this risk at 73.1%.")
     trajectory = {"attack": "trajectory_recovery", "target": "raw footfall", "risk": 0.63, "ci_low": 0.6,
                   "ci_high": 0.66, "baseline": 0.13, "metrics": {"stay_put_accuracy": 0.6}}
-    assert verdict_sentence(trajectory).endswith(
-        "An attacker who only keeps everyone all day where the night counts put them is right 60.0% of the time.")
+    assert verdict_sentence(trajectory) == (
+        "The trajectory recovery attack is not shown to do better than the simplest attack against raw footfall: "
+        "risk 63.0% (95% interval 60.0% to 66.0%), against 13.0% for an attacker who only guesses. An attacker who "
+        "only keeps everyone all day where the night counts put them is right 60.0% of the time; the verdict is "
+        "judged against the stronger of the two.")
+    # Judged against the stronger of guessing (13%) and staying put (60%): 0.6 - 0.6 is no margin.
+    assert severity(trajectory) == "none"
+    assert severity({**trajectory, "metrics": {}}) == "high"
     v = overall_verdict([STRONG.to_dict(), WEAK])
     assert (v["severity"], v["n_attacks"], v["n_succeeded"]) == ("high", 2, 1)
     assert v["text"].startswith("1 of 2 attacks succeeds clearly better than guessing (membership). This release")

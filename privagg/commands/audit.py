@@ -26,8 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from privagg.claims import load_claim
-    from privagg.regulator_audit import audit_claim
+    from privagg.claim_audit import audit_claim, load_claim
 
     claim = load_claim(args.claim)  # validate before any work
     outcome = audit_claim(claim, args.out, progress=None if args.quiet else print)

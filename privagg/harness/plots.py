@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -77,18 +77,18 @@ def _tpr_at_1pct_bound(epsilon: float, delta: float = 0.0) -> float:
 #: DP bounds on an attack's figure, as functions of (epsilon, delta), by (attack, metric).
 #: ``risk`` means the AttackResult's headline risk. INTEGRATION: keep in step with what each attack reports.
 DP_BOUNDS: dict[tuple[str, str], Callable[[float, float], float]] = {
-    ("membership", "risk"): _tradeoff_auc_bound,
-    ("membership", "auc"): _tradeoff_auc_bound,
-    ("membership", "tpr_at_0.01_fpr"): _tpr_at_1pct_bound,
+    ("membership_inference", "risk"): _tradeoff_auc_bound,
+    ("membership_inference", "auc"): _tradeoff_auc_bound,
+    ("membership_inference", "tpr_at_0.01_fpr"): _tpr_at_1pct_bound,
     ("differencing", "risk"): _accuracy_bound,
 }
 
 #: Metrics in which an attack reports the DP bound of its own game (tighter than the release-level
 #: bound when the game sees only part of the release), by (attack, metric). Used instead of DP_BOUNDS.
 REPORTED_BOUNDS: dict[tuple[str, str], str] = {
-    ("membership", "risk"): "dp_auc_bound",
-    ("membership", "auc"): "dp_auc_bound",
-    ("membership", "tpr_at_0.01_fpr"): "dp_tpr_bound_at_0.01_fpr",
+    ("membership_inference", "risk"): "dp_auc_bound",
+    ("membership_inference", "auc"): "dp_auc_bound",
+    ("membership_inference", "tpr_at_0.01_fpr"): "dp_tpr_bound_at_0.01_fpr",
 }
 
 
@@ -99,7 +99,7 @@ YARDSTICKS: dict[tuple[str, str], tuple[str, str]] = {
 
 #: What each attack's headline ``risk`` measures, for axis labels.
 RISK_LABELS: dict[str, str] = {
-    "membership": "AUC of telling members from non-members",
+    "membership_inference": "AUC of telling members from non-members",
     "trajectory_recovery": "share of trajectory recovered",
     "unicity": "share of subscribers singled out",
     "differencing": "success rate of the differencing game",
@@ -366,6 +366,79 @@ def od_flow_map_figure(cells: pd.DataFrame, flows: pd.DataFrame, *, top: int = 6
     return fig
 
 
+def risk_figure(results: Sequence[Mapping[str, Any]], labels: Sequence[str] | None = None,
+                release_label: str = "claimed release") -> Figure:
+    """Risk with its interval per attack: the release and, where run, the DP release of equal utility.
+
+    ``results`` are report rows (:func:`privagg.harness.report.finding`): ``risk``, ``ci_low``, ``ci_high``,
+    ``baseline``, optional ``yardstick`` (the strongest simple attack, e.g. staying put) and
+    ``dp_comparison``. ``labels`` name the rows (default: the attack names); ``release_label`` names the
+    red points. The legend sits below the axes, where it can hide no point.
+    """
+    import matplotlib.pyplot as plt
+
+    n = max(len(results), 1)
+    fig, ax = plt.subplots(figsize=(7.5, 1.6 + 0.75 * n), dpi=110)
+    seen: set[str] = set()
+
+    def once(label: str) -> str | None:
+        if label in seen:
+            return None
+        seen.add(label)
+        return label
+
+    for i, r in enumerate(results):
+        y = len(results) - 1 - i
+        rows = [(r, "#c62828", 0.15 if r.get("dp_comparison") else 0.0, release_label)]
+        if r.get("dp_comparison"):
+            rows.append((r["dp_comparison"], "#1565c0", -0.15, "DP, same utility"))
+        for item, colour, dy, label in rows:
+            risk, lo, hi = (item.get(k) for k in ("risk", "ci_low", "ci_high"))
+            if risk is None:
+                continue
+            ax.errorbar([risk], [y + dy], xerr=[[risk - (lo if lo is not None else risk)],
+                                                [(hi if hi is not None else risk) - risk]],
+                        fmt="o", color=colour, capsize=3, label=once(label))
+        base = r.get("baseline")
+        if base is not None:
+            ax.plot([base, base], [y - 0.35, y + 0.35], color="#1d232a", lw=1.5, label=once("guessing baseline"))
+        stay = r.get("yardstick")
+        if stay is not None:
+            ax.plot([stay], [y + 0.15], marker="D", mfc="none", mec="#6d6d6d", ls="none", ms=7,
+                    label=once("simplest attack (yardstick)"))
+    ax.set_yticks(range(len(results)))
+    names = list(labels) if labels else [str(r.get("attack", "")).replace("_", " ") for r in results]
+    ax.set_yticklabels(list(reversed(names)), fontsize=8 if labels else None)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("attack success (risk), with 95% interval")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.2 / n), ncol=2, frameon=False)
+    ax.set_title("How often each attack succeeds", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def search_figure(searched: Sequence[tuple[float, float]], claimed_error: float, method: str,
+                  chosen: float | None, unit: str = "per subscriber-day") -> Figure:
+    """Mean relative error of DP against epsilon (the search for the DP release of equal accuracy)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.0), dpi=110)
+    eps, err = zip(*searched)
+    ax.plot(eps, err, "o-", color="#1565c0", label=f"DP (epsilon {unit})")
+    ax.axhline(claimed_error, color="#c62828", ls="--", label=f"claimed: {method}")
+    if chosen is not None:
+        ax.axvline(chosen, color="#2e7d32", ls=":", label=f"same accuracy at epsilon = {chosen:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"epsilon {unit} (smaller = more private)")
+    ax.set_ylabel("mean relative error")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Accuracy of differential privacy against epsilon", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig: Figure, directory: str | Path, name: str) -> list[Path]:
     """Write ``fig`` as ``name.png`` and ``name.svg`` into ``directory`` (atomically) and close it."""
     from privagg.harness.store import publish
@@ -454,5 +527,5 @@ def plot_experiment(directory: str | Path) -> dict[str, list[Path]]:
 
 __all__ = [
     "DP_BOUNDS", "FAMILY_STYLE", "error_vs_epsilon_figure", "footfall_map_figure", "frontier_figure",
-    "frontier_table", "od_flow_map_figure", "plot_experiment", "save_figure",
+    "frontier_table", "od_flow_map_figure", "plot_experiment", "risk_figure", "save_figure", "search_figure",
 ]

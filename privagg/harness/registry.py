@@ -31,38 +31,31 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from privagg.anonymisers.factory import FAMILY_PARAMETERS
+from privagg.attacks.runner import ATTACK_SETTINGS, NotApplicable
 from privagg.errors import PrivaggError
 from privagg.harness import spec as spec_module
 
 Entry = str | Callable[..., Any]
 
 
-class NotApplicable(Exception):
-    """Raised by an attack runner when the attack does not apply to this release (e.g. unicity on aggregates)."""
-
-
 class MissingComponentError(PrivaggError):
     """A registry entry names code that is not installed or not yet written."""
 
 
-# Anonymiser families -> factories. The adapters module connects the library's classes.
-ANONYMISERS: dict[str, Entry] = {
-    "dp": "privagg.harness.adapters:dp_anonymiser",
-    "raw": "privagg.harness.adapters:raw_anonymiser",
-    "suppression": "privagg.harness.adapters:suppression_anonymiser",
-    "coarsening": "privagg.harness.adapters:coarsening_anonymiser",
-    "pseudonymised": "privagg.harness.adapters:pseudonymised_anonymiser",
-    "naive_laplace": "privagg.harness.adapters:naive_laplace_anonymiser",
-}
+# Anonymiser families -> factories, and attack names -> runners taking an AttackContext. The library's
+# entries all go through the one factory and the one attack runner (privagg.harness.adapters).
+def _default_entries() -> tuple[dict[str, Entry], dict[str, Entry]]:
+    from privagg.harness.adapters import anonymiser_factory as family_entry
+    from privagg.harness.adapters import attack_entry
 
-# Attack names -> runners taking an AttackContext.
-ATTACKS: dict[str, Entry] = {
-    "unicity": "privagg.harness.adapters:run_unicity",
-    "trajectory_recovery": "privagg.harness.adapters:run_trajectory_recovery",
-    "membership": "privagg.harness.adapters:run_membership",
-    "reconstruction": "privagg.harness.adapters:run_reconstruction",
-    "differencing": "privagg.harness.adapters:run_differencing",
-}
+    return ({family: family_entry(family) for family in FAMILY_PARAMETERS},
+            {name: attack_entry(name) for name in ATTACK_SETTINGS})
+
+
+ANONYMISERS: dict[str, Entry]
+ATTACKS: dict[str, Entry]
+ANONYMISERS, ATTACKS = _default_entries()
 
 HOOKS: dict[str, Entry] = {
     "world": "privagg.synth:generate_world",

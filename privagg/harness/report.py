@@ -51,7 +51,6 @@ SEVERITY_MARGINS = (("high", 0.20), ("moderate", 0.05), ("low", 0.0))
 ATTACK_TITLES: dict[str, str] = {
     "unicity": "Singling people out from a few known places and times (unicity)",
     "trajectory_recovery": "Rebuilding people's journeys from the counts (trajectory recovery)",
-    "membership": "Telling whether a given person is in the data (membership inference)",
     "membership_inference": "Telling whether a given person is in the data (membership inference)",
     "reconstruction": "Rebuilding individual records from the tables (reconstruction)",
     "differencing": "Comparing two overlapping releases to isolate one person (differencing)",
@@ -66,9 +65,12 @@ GLOSSARY: dict[str, str] = {
                 "An attack matters only when it does clearly better than this.",
     "Differential privacy (DP)": "A mathematical guarantee that a release reveals almost nothing about any one "
                                  "person: it would look nearly the same whether or not that person's data were used.",
-    "Epsilon (ε)": "The strength of the DP guarantee, here per subscriber over the release period. Smaller is "
-                   "more private: at ε = 1 no attack can be more than about 2.7 times as confident after seeing "
-                   "the release as before.",
+    "Epsilon (ε)": "The strength of the DP guarantee, always stated with its privacy unit: per subscriber over "
+                   "the release window, or per subscriber-day (each day of a subscriber's data protected at ε; "
+                   "over a week of daily releases the losses add up to 7 ε). Smaller is more private: at ε = 1 "
+                   "no attack can be more than about 2.7 times as confident after seeing the release as before.",
+    "Simplest attack (yardstick)": "What a trivial attack achieves, e.g. assuming everyone stays all day where "
+                                   "they sleep. An attack is judged against the stronger of this and guessing.",
     "Small-count suppression (k)": "Hiding every count below k. Common in industry, but it gives no guarantee: "
                                    "the counts that remain can still reveal individuals.",
     "Coarsening": "Publishing larger areas or longer time periods. It lowers detail, not necessarily risk.",
@@ -156,9 +158,94 @@ def _fmt(value: Any) -> str:
     return f"{v:.3g}"
 
 
+#: Metric keys that hold the simplest attack's figure (a yardstick stronger than random guessing).
+YARDSTICK_METRICS = ("stay_put_accuracy",)
+#: How further figures are named for a reader (keys not listed are shown with underscores as spaces).
+METRIC_LABELS = {
+    "auc": "area under the ROC curve (AUC)",
+    "tpr_at_0.01_fpr": "members caught at 1% false positives",
+    "tpr_at_0.001_fpr": "members caught at 0.1% false positives",
+    "dp_auc_bound": "highest AUC the DP guarantee allows",
+    "dp_bound": "highest success the DP guarantee allows",
+    "stay_put_accuracy": "share right when everyone stays where they slept",
+    "mae": "mean absolute error",
+    "share_within_10pct": "share of counts within 10% of the truth",
+    "mean_relative_error": "mean relative error",
+    "share_reconstructed": "share of records rebuilt exactly",
+    "baseline_product_of_marginals": "share rebuilt from the one-way tables alone",
+    "group_size": "subscribers per group",
+    "n_targets": "targets",
+}
+#: Further figures that are internal detail, not for the report's reader.
+HIDDEN_METRICS = ("auc_per_target", "roc_max_excess_over_bound", "seconds", "game")
+
+
+def yardstick(result: Mapping[str, Any]) -> float | None:
+    """The strongest simple attack's figure recorded with ``result`` (e.g. staying put), if any."""
+    metrics = result.get("metrics")
+    if not isinstance(metrics, Mapping):
+        return None
+    values = [_num(metrics.get(k)) for k in YARDSTICK_METRICS]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def reference_level(result: Mapping[str, Any]) -> float | None:
+    """What an attack must beat to count: the stronger of guessing and the simplest attack."""
+    base, stay = _num(result.get("baseline")), yardstick(result)
+    if base is None:
+        return stay
+    return base if stay is None else max(base, stay)
+
+
+def _dp_bound(result: Any) -> float | None:
+    metrics = getattr(result, "metrics", None) or {}
+    for key in ("dp_auc_bound", "dp_bound"):
+        if metrics.get(key) is not None:
+            return float(metrics[key])
+    return None
+
+
+def finding(result: Any, comparison: Any = None, *, epsilon: float | None = None, utility: str | None = None,
+            similar: bool = True) -> dict[str, Any]:
+    """One report row from an :class:`~privagg.attacks.result.AttackResult`.
+
+    Parameters
+    ----------
+    result
+        The attack against the release under review.
+    comparison
+        The same attack against a DP release of similar accuracy (an AttackResult), if one was run.
+    epsilon, utility, similar
+        That DP release's epsilon (per its unit), its accuracy in words, and
+        whether it reached the reviewed release's accuracy.
+    """
+    row = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    bound = _dp_bound(result)
+    if bound is not None:
+        row["dp_bound"] = bound
+    stay = yardstick(row)
+    if stay is not None:
+        row["yardstick"] = stay
+    if comparison is not None:
+        comp = comparison.to_dict() if hasattr(comparison, "to_dict") else dict(comparison)
+        row["dp_comparison"] = {"target": comp.get("target"), "risk": comp.get("risk"), "ci_low": comp.get("ci_low"),
+                                "ci_high": comp.get("ci_high"), "baseline": comp.get("baseline"),
+                                "epsilon": epsilon, "utility": utility, "similar": similar}
+        comp_bound = _dp_bound(comparison)
+        if comp_bound is not None:
+            row["dp_comparison"]["dp_bound"] = comp_bound
+    return row
+
+
 def severity(result: Mapping[str, Any]) -> str:
-    """``high``, ``moderate``, ``low``, ``none`` or ``unknown``: how far the interval lies above the baseline."""
-    low, base, risk = _num(result.get("ci_low")), _num(result.get("baseline")), _num(result.get("risk"))
+    """``high``, ``moderate``, ``low``, ``none`` or ``unknown``: how far the interval lies above the reference.
+
+    The reference is the stronger of random guessing and the simplest attack
+    recorded with the result (:func:`reference_level`), so an attack that only
+    matches staying put is not said to succeed.
+    """
+    low, base, risk = _num(result.get("ci_low")), reference_level(result), _num(result.get("risk"))
     if risk is None or base is None:
         return "unknown"
     if low is None:
@@ -187,18 +274,39 @@ def verdict_sentence(result: Mapping[str, Any]) -> str:
     risk, lo, hi, base = (result.get(k) for k in ("risk", "ci_low", "ci_high", "baseline"))
     if sev == "unknown":
         return f"The {name} could not be scored against {result.get('target', 'this release')}."
-    core = (f"The {name} {SEVERITY_WORDS[sev]} against {result.get('target', 'this release')}: "
+    stay = yardstick(result)
+    words = SEVERITY_WORDS[sev]
+    if stay is not None and stay > (_num(base) or 0):
+        words = words.replace("guessing", "the simplest attack")
+    core = (f"The {name} {words} against {result.get('target', 'this release')}: "
             f"risk {_pct(risk)} ({round(100 * level)}% interval {_pct(lo)} to {_pct(hi)}), "
             f"against {_pct(base)} for an attacker who only guesses.")
     bound = _num(result.get("dp_bound"))
     if bound is not None:
         core += f" The differential-privacy guarantee caps this risk at {_pct(bound)}."
-    metrics = result.get("metrics")
-    stay = _num(metrics.get("stay_put_accuracy")) if isinstance(metrics, Mapping) else None
     if stay is not None:
         core += (f" An attacker who only keeps everyone all day where the night counts put them is right "
-                 f"{_pct(stay)} of the time.")
+                 f"{_pct(stay)} of the time; the verdict is judged against the stronger of the two.")
+    if result.get("variant"):
+        core += f" Strongest variant: {result['variant']}."
     return core
+
+
+def metric_label(key: str) -> str:
+    """How a further figure is named for a reader."""
+    if key in METRIC_LABELS:
+        return METRIC_LABELS[key]
+    return key.replace("_", " ").replace(" pct", "%")
+
+
+def further_figures(metrics: Mapping[str, Any]) -> str:
+    """The further figures of a result, named for a reader and rounded to 3 significant digits."""
+    parts = []
+    for key, value in metrics.items():
+        if key in HIDDEN_METRICS or value is None or isinstance(value, (list, dict, tuple)):
+            continue
+        parts.append(f"{metric_label(key)} {_fmt(value)}")
+    return "; ".join(parts)
 
 
 def _comparison_sentence(result: Mapping[str, Any]) -> str | None:
@@ -435,22 +543,25 @@ def _render_html(doc: dict[str, Any], figures: list[tuple[str, str, str]]) -> st
                 parts.append(f"<p><strong>With differential privacy:</strong> {e(r['comparison'])}</p>")
             if r.get("background_knowledge"):
                 parts.append(f'<p class="meta"><strong>What the attacker knew:</strong> {e(str(r["background_knowledge"]))}</p>')
-            extra = {k: val for k, val in (r.get("metrics") or {}).items() if val is not None}
+            extra = further_figures(r.get("metrics") or {})
             if extra:
-                parts.append('<p class="meta">Further figures: ' + e(", ".join(f"{k.replace('_', ' ')} {_fmt(val)}"
-                                                                          for k, val in extra.items())) + "</p>")
+                parts.append(f'<p class="meta">Further figures: {e(extra)}</p>')
+            if r.get("variants"):
+                shown = "; ".join(f"{k} {_fmt(v)}" for k, v in r["variants"].items())
+                parts.append(f'<p class="meta">Variants run (held-out figures): {e(shown)}</p>')
         else:
             worst = max(rs, key=lambda r: (_num(r.get("ci_low")) or -1) - (_num(r.get("baseline")) or 0))
             parts.append(f"<p>{e(worst['verdict'])}</p>")
             if worst.get("background_knowledge"):
                 parts.append(f'<p class="meta"><strong>What the attacker knew:</strong> {e(str(worst["background_knowledge"]))}</p>')
             parts.append("<table><tr><th>release</th><th>risk</th><th>interval</th><th>guessing</th>"
-                         "<th>DP cap</th><th>verdict</th></tr>")
+                         "<th>simplest attack</th><th>DP cap</th><th>verdict</th></tr>")
             for r in rs:
                 parts.append(
                     f"<tr><td>{e(str(r.get('target', '')))}</td><td class=num>{e(_pct(r.get('risk')))}</td>"
                     f"<td class=num>{e(_pct(r.get('ci_low')))} to {e(_pct(r.get('ci_high')))}</td>"
-                    f"<td class=num>{e(_pct(r.get('baseline')))}</td><td class=num>"
+                    f"<td class=num>{e(_pct(r.get('baseline')))}</td>"
+                    f"<td class=num>{e(_pct(yardstick(r))) if yardstick(r) is not None else ''}</td><td class=num>"
                     f"{e(_pct(r.get('dp_bound'))) if r.get('dp_bound') is not None else ''}</td>"
                     f"<td><span class=\"badge {e(r['severity'])}\">{e(SEVERITY_WORDS[r['severity']])}</span></td></tr>")
             parts.append("</table>")
@@ -585,5 +696,6 @@ def write_experiment_report(directory: str | Path, figures: Mapping[str, Sequenc
                                "per-repetition intervals."])
 
 
-__all__ = ["GLOSSARY", "experiment_results", "overall_verdict", "severity", "verdict_sentence",
+__all__ = ["GLOSSARY", "experiment_results", "finding", "further_figures", "overall_verdict", "reference_level",
+           "severity", "verdict_sentence", "yardstick",
            "write_experiment_report", "write_report"]

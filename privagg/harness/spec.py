@@ -39,7 +39,7 @@ utility metrics to compute and how often. Example (``experiments/frontier.toml``
     max_partitions = 24
 
     [[attacks]]
-    name = "membership"
+    name = "membership_inference"
     applies_to = ["raw", "suppression", "dp"]   # optional: families it runs against
     [attacks.params]
     group_size = 100
@@ -62,6 +62,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from privagg.anonymisers.factory import FAMILY_PARAMETERS as FACTORY_PARAMETERS
+from privagg.attacks.runner import ATTACK_ALIASES, ATTACK_SETTINGS
 from privagg.errors import PrivaggInputError
 from privagg.toml_errors import TomlErrors, parse_toml, suggest
 
@@ -72,23 +74,14 @@ STATISTICS = (
 )
 LEVELS = ("cell", "zone", "district")
 
-#: Parameters each anonymiser family accepts in a spec (besides ``family`` and ``label``):
-#: the constructor arguments of privagg.anonymisers (DP bounds flattened).
-#: Extend with :func:`register_family` when adding an anonymiser.
-FAMILY_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "raw": ("include_empty",),
-    "suppression": ("k", "rounding", "include_empty"),
-    "coarsening": ("level", "time_bin", "k"),
-    "pseudonymised": ("source", "level", "time_bin", "attributes"),
-    "dp": ("epsilon", "rho", "delta", "max_partitions", "max_per_partition", "lower", "upper",
-           "public_keys", "ci_level"),
-    "naive_laplace": ("epsilon", "max_partitions", "max_per_partition"),
-}
+#: Parameters each anonymiser family accepts in a spec (besides ``family`` and ``label``): the one
+#: vocabulary of :mod:`privagg.anonymisers.factory`, shared with claim files. Extend with
+#: :func:`register_family` when adding an anonymiser.
+FAMILY_PARAMETERS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in FACTORY_PARAMETERS.items()}
 
-#: Attack names a spec may use. Extend with :func:`register_attack_name`.
-ATTACK_NAMES: tuple[str, ...] = (
-    "unicity", "trajectory_recovery", "membership", "reconstruction", "differencing",
-)
+#: Attack names a spec may use (those of :mod:`privagg.attacks.runner`; ``"membership"`` is read as
+#: ``"membership_inference"``). Extend with :func:`register_attack_name`.
+ATTACK_NAMES: tuple[str, ...] = tuple(ATTACK_SETTINGS)
 
 TOP_KEYS = (
     "name", "description", "repetitions", "seed", "seeds", "metrics", "primary_metric",
@@ -312,6 +305,11 @@ def _validate_param(ctx: TomlErrors, family: str, key: str, value: Any, where: s
         if value not in LEVELS and value != "none":
             raise ctx.error(where, f"level = {value!r} is not an area level",
                             f"use one of {', '.join(map(repr, LEVELS))}.", header=h, key=key, index=index)
+    elif key == "unit":
+        if value not in ("subscriber", "subscriber-day", "subscriber-week"):
+            raise ctx.error(where, f"unit = {value!r} is not a privacy unit",
+                            "use \"subscriber\" (the whole window), \"subscriber-day\" or \"subscriber-week\".",
+                            header=h, key=key, index=index)
     elif key == "time_bin":
         if not _time_bin_ok(value):
             raise ctx.error(where, f"time_bin = {value!r} is not a supported time bin",
@@ -418,6 +416,7 @@ def _parse_attack(ctx: TomlErrors, table: Any, i: int) -> AttackSpec:
         raise ctx.error(where, "is not a table", "write each attack as an [[attacks]] table.", header=h, index=i, key=None)
     _check_keys(ctx, table, ATTACK_KEYS, where, h, i)
     name = table.get("name")
+    name = ATTACK_ALIASES.get(name, name) if isinstance(name, str) else name
     if name is None:
         raise ctx.error(where, "has no 'name'", f"add name = one of {', '.join(map(repr, ATTACK_NAMES))}.",
                         header=h, index=i, key=None)

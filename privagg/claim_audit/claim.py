@@ -6,7 +6,7 @@ crossbreaks), how it is protected (method and parameters: suppression with
 synthetic world's parameters or a directory of the user's own tables), and
 optionally how hard the attacks should try. :func:`load_claim` parses and
 validates it into an immutable :class:`Claim`; ``privagg audit CLAIM.toml``
-(:func:`privagg.regulator_audit.audit_claim`) then makes the release, attacks
+(:func:`privagg.claim_audit.audit_claim`) then makes the release, attacks
 it and writes the report. The format is documented key by key in
 ``docs/claims.md``. A minimal claim::
 
@@ -25,8 +25,13 @@ it and writes the report. The format is documented key by key in
     crossbreaks = [["age_band", "gender"]]
 
     [method]
-    name = "suppression"
+    family = "suppression"
     k = 10
+
+Anonymisers and attacks are named as in experiment specs: ``family`` and
+its parameters (:mod:`privagg.anonymisers.factory`), attack names and
+settings (:mod:`privagg.attacks.runner`). The older spellings ``[method]
+name =``, ``privacy_unit =`` and ``[attacks.membership]`` are still read.
 
 Invalid claims raise :class:`~privagg.errors.PrivaggInputError` naming the
 file, the line (when it can be found) and the key, and the fix. Unknown
@@ -40,6 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from privagg.anonymisers.factory import FAMILY_PARAMETERS, make_anonymiser
+from privagg.attacks.runner import ATTACK_ALIASES, ATTACK_SETTINGS
+from privagg.dp.units import PrivacyUnit
 from privagg.errors import PrivaggInputError
 from privagg.toml_errors import TomlErrors, parse_toml, suggest
 
@@ -47,33 +55,25 @@ from privagg.toml_errors import TomlErrors, parse_toml, suggest
 STATISTICS = ("footfall", "visits", "od_flows", "segment_counts")
 LEVELS = ("cell", "zone", "district")
 TIME_BINS_HINT = "a duration from 15 minutes to 1 day that divides a day, e.g. \"1h\", \"3h\", \"1D\""
-METHODS = ("raw", "suppression", "coarsening", "pseudonymised", "dp", "naive_laplace")
-PRIVACY_UNITS = ("subscriber-day", "subscriber")
-ATTACKS = ("unicity", "trajectory_recovery", "membership", "reconstruction", "differencing")
+METHODS = tuple(FAMILY_PARAMETERS)
+PRIVACY_UNITS = ("subscriber-day", "subscriber-week", "subscriber")
+ATTACKS = tuple(ATTACK_SETTINGS)
 
 TOP_KEYS = ("name", "title", "description", "seed", "data", "release", "method", "attacks", "comparison")
 DATA_KEYS = ("n_users", "n_cells", "days", "seed", "path", "options")
 RELEASE_KEYS = ("statistic", "level", "time_bin", "by", "crossbreaks", "crossbreak_level",
                 "crossbreak_time_bin", "source")
-#: Parameters of each method (besides ``name``).
+#: Parameters a claim may give each method (besides ``family``): a subset of the factory's.
 METHOD_KEYS: dict[str, tuple[str, ...]] = {
     "raw": (),
     "suppression": ("k", "rounding"),
     "coarsening": ("level", "time_bin", "k"),
     "pseudonymised": ("source",),
-    "dp": ("epsilon", "rho", "delta", "privacy_unit", "max_partitions", "max_per_partition"),
+    "dp": ("epsilon", "rho", "delta", "unit", "max_partitions", "max_per_partition"),
     "naive_laplace": ("epsilon", "max_partitions", "max_per_partition"),
 }
-#: Attack settings: name -> {key: (default, minimum)}. Defaults keep one audit to about 1-2 minutes
-#: on a 2-core machine for the example worlds (2,000 subscribers, 100 cells, 7 days).
-ATTACK_DEFAULTS: dict[str, dict[str, tuple[int, int]]] = {
-    "unicity": {"points": (4, 1), "targets": (1000, 10)},
-    "trajectory_recovery": {"days": (3, 1), "bootstrap": (200, 50)},
-    "membership": {"group_size": (100, 2), "targets": (3, 1), "n_train": (200, 10), "n_test": (40, 10),
-                   "days": (1, 1)},
-    "reconstruction": {"bootstrap": (200, 50)},
-    "differencing": {"trials": (40, 5), "days": (1, 1)},
-}
+#: Attack settings: name -> {key: (default, minimum)}, shared with experiment specs.
+ATTACK_DEFAULTS = ATTACK_SETTINGS
 COMPARISON_KEYS = ("epsilons", "metric_floor", "enabled")
 #: The epsilon grid searched for the DP release of the same utility (per subscriber-day).
 DEFAULT_EPSILONS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
@@ -128,14 +128,22 @@ class ReleaseSpec:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """How the release is protected: ``name`` and its parameters."""
+    """How the release is protected: the anonymiser ``family`` (``name``) and its parameters."""
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def family(self) -> str:
+        return self.name
+
+    @property
     def is_dp(self) -> bool:
         return self.name == "dp"
+
+    def anonymiser(self, seed: int | None = None) -> Any:
+        """The :class:`~privagg.anonymisers.base.Anonymiser` this method describes (the one factory)."""
+        return make_anonymiser(self.name, self.params, seed=seed)
 
     def describe(self) -> str:
         p = self.params
@@ -143,7 +151,7 @@ class MethodSpec:
             return f"counts below {p['k']} suppressed" + (f", others rounded to {p['rounding']}" if p.get("rounding") else "")
         if self.name == "dp":
             loss = f"epsilon = {p['epsilon']:g}" if p.get("epsilon") is not None else f"rho = {p['rho']:g}"
-            return f"differential privacy, {loss} per {p['privacy_unit']}"
+            return f"differential privacy, {loss} {PrivacyUnit.parse(p.get('unit')).per}"
         if self.name == "coarsening":
             parts = [f"{k} {p[k]}" for k in ("level", "time_bin") if p.get(k)]
             return "coarsened to " + ", ".join(parts) + (f", counts below {p['k']} suppressed" if p.get("k") else "")
@@ -154,7 +162,7 @@ class MethodSpec:
         return "exact aggregates, no protection"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, **self.params}
+        return {"family": self.name, **self.params}
 
 
 @dataclass(frozen=True)
@@ -374,12 +382,17 @@ def _parse_release(ctx: TomlErrors, table: dict[str, Any]) -> ReleaseSpec:
 
 def _parse_method(ctx: TomlErrors, table: dict[str, Any], release: ReleaseSpec) -> MethodSpec:
     where, h = "[method]", "method"
-    if "name" not in table:
-        raise ctx.error(where, "has no 'name'", f"write name = \"suppression\" (one of {', '.join(METHODS)}).",
+    table = dict(table)
+    if "name" in table and "family" not in table:  # the older spelling
+        table["family"] = table.pop("name")
+    if "privacy_unit" in table and "unit" not in table:
+        table["unit"] = table.pop("privacy_unit")
+    if "family" not in table:
+        raise ctx.error(where, "has no 'family'", f"write family = \"suppression\" (one of {', '.join(METHODS)}).",
                         header=h, key=None)
-    name = _choice(ctx, table, "name", METHODS, where, h, None)
-    rest = {k: v for k, v in table.items() if k != "name"}
-    _check_keys(ctx, rest, METHOD_KEYS[name], f"{where} (name = \"{name}\")", h)
+    name = _choice(ctx, table, "family", METHODS, where, h, None)
+    rest = {k: v for k, v in table.items() if k != "family"}
+    _check_keys(ctx, rest, METHOD_KEYS[name], f"{where} (family = \"{name}\")", h)
     params: dict[str, Any] = {}
     if name == "suppression":
         params["k"] = _int(ctx, table, "k", where, h, 1, 10)
@@ -418,12 +431,12 @@ def _parse_method(ctx: TomlErrors, table: dict[str, Any], release: ReleaseSpec) 
         if name == "dp":
             params["rho"] = rho
             params["delta"] = _positive(ctx, table, "delta", where, h, "1e-9", below_one=True)
-            unit = _choice(ctx, table, "privacy_unit", PRIVACY_UNITS, where, h, "subscriber-day")
-            if unit == "subscriber-day" and release.time_bin is None:
-                raise ctx.error(where, "privacy_unit = \"subscriber-day\" needs a release with time bins",
-                                "give [release] a time_bin, or write privacy_unit = \"subscriber\".",
-                                header=h, key="privacy_unit")
-            params["privacy_unit"] = unit
+            unit = _choice(ctx, table, "unit", PRIVACY_UNITS, where, h, "subscriber-day")
+            if unit != "subscriber" and release.time_bin is None:
+                raise ctx.error(where, f"unit = \"{unit}\" needs a release with time bins",
+                                "give [release] a time_bin, or write unit = \"subscriber\".",
+                                header=h, key="unit")
+            params["unit"] = unit
         params["max_partitions"] = _int(ctx, table, "max_partitions", where, h, 1)
         params["max_per_partition"] = _int(ctx, table, "max_per_partition", where, h, 1)
     return MethodSpec(name=name, params={k: v for k, v in params.items() if v is not None})
@@ -431,6 +444,9 @@ def _parse_method(ctx: TomlErrors, table: dict[str, Any], release: ReleaseSpec) 
 
 def _parse_attacks(ctx: TomlErrors, table: dict[str, Any]) -> dict[str, dict[str, int]]:
     where, h = "[attacks]", "attacks"
+    table = {ATTACK_ALIASES.get(k, k): v for k, v in table.items()}
+    if isinstance(table.get("run"), list):
+        table["run"] = [ATTACK_ALIASES.get(a, a) if isinstance(a, str) else a for a in table["run"]]
     _check_keys(ctx, table, ("run", *ATTACKS), where, h)
     run = list(ATTACKS)
     if "run" in table:
@@ -508,11 +524,11 @@ def parse_claim(text: str, path: str | Path = "<claim>") -> Claim:
                        base_dir)
     release = _parse_release(ctx, _table(ctx, raw, "release", True,
                                          "[release] statistic = \"footfall\", level = \"cell\", time_bin = \"1h\""))
-    method = _parse_method(ctx, _table(ctx, raw, "method", True, "[method] name = \"suppression\", k = 10"), release)
+    method = _parse_method(ctx, _table(ctx, raw, "method", True, "[method] family = \"suppression\", k = 10"), release)
     if method.name == "pseudonymised" and release.statistic not in ("footfall", "segment_counts"):
         raise ctx.error("[method]", f"pseudonymised microdata does not answer {release.statistic}",
                         "use statistic = \"footfall\" in [release] (its level and time bin set the microdata's "
-                        "resolution).", header="method", key="name")
+                        "resolution).", header="method", key="family")
     if method.name in ("suppression", "coarsening", "naive_laplace") and release.statistic not in STATISTICS:
         raise ctx.error("[release]", f"{method.name} applies to counts", "use a count statistic.", header="release",
                         key="statistic")
