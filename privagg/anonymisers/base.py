@@ -11,6 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+import numpy as np
+
 from privagg.anonymisers.models import Publication
 from privagg.errors import PrivaggInputError
 from privagg.queries import Query
@@ -19,6 +21,22 @@ from privagg.release import Release
 
 class PublicationModelUnavailable(PrivaggInputError):
     """An anonymiser cannot describe its publications to an attack (see :meth:`Anonymiser.publication_model`)."""
+
+
+def check_game(l0: Any, linf: Any = 1, days: Any = None) -> tuple[int, int, int | None]:
+    """Validate the contribution a publication model is asked for: whole numbers >= 1 (``days`` may be None)."""
+    out = []
+    for name, value in (("l0", l0), ("linf", linf), ("days", days)):
+        if value is None and name == "days":
+            out.append(None)
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise PrivaggInputError(
+                f"{name}={value!r} is not a whole number >= 1. Fix: pass how one subscriber contributes to the "
+                "attacked table, e.g. l0=24, linf=1, days=7 for hourly presence over a week."
+            )
+        out.append(int(value))
+    return out[0], out[1], out[2]
 
 
 class Anonymiser(ABC):

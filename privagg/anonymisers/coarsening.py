@@ -13,9 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from privagg.anonymisers.base import Anonymiser
+from privagg.anonymisers.base import Anonymiser, check_game
+from privagg.anonymisers.models import Exact, Suppressed
 from privagg.anonymisers.raw import baseline_record, exact_release
-from privagg.anonymisers.suppression import _check_positive_int, check_count_statistic, suppress_table
+from privagg.anonymisers.suppression import _check_positive_int, check_count_statistic
 from privagg.errors import PrivaggInputError
 from privagg.queries import LEVELS, Query, parse_time_bin
 from privagg.release import Release
@@ -99,13 +100,22 @@ class Coarsening(Anonymiser):
         """The query actually answered (public: the release's keys are at its level and bin)."""
         return coarsen_query(world, query, self.level, self.time_bin)
 
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Exact | Suppressed:
+        """The model of the coarser table: exact counts, below ``k`` suppressed when ``k`` is set.
+
+        The caller computes the exact counts at :meth:`published_query`'s
+        level and bin (public), and ``l0`` counts keys of that coarser table.
+        """
+        check_game(l0, linf, days)
+        return Exact() if self.k is None else Suppressed(k=self.k)
+
     def release(self, world: World, query: Query) -> Release:
         coarse = self.published_query(world, query)
         table, keys = exact_release(world, coarse)
         notes = [f"Released as '{coarse.describe()}' instead of '{query.describe()}'."]
         if self.k is not None:
             check_count_statistic(query, "coarsening with k")
-            table["value"] = suppress_table(table["value"].to_numpy(), self.k, None)
+            table["value"] = self.publication_model(l0=1)(table["value"].to_numpy())
             notes.append(f"Counts below k={self.k} are suppressed: value NaN, key kept.")
         notes.append("No formal guarantee: coarse counts are exact.")
         return Release(table, keys, baseline_record(world, coarse, "coarsening", self.params(), notes=tuple(notes)))

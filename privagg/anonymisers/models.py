@@ -246,4 +246,59 @@ class Noisy(Publication):
             return a + np.log1p(-np.exp(np.minimum(b - a, 0.0)))
 
 
-__all__ = ["Exact", "Noisy", "Publication", "Suppressed"]
+@dataclass(frozen=True, kw_only=True)
+class FloatLaplace(Publication):
+    """Counts plus continuous Laplace noise from numpy, published as floats: the insecure textbook mechanism.
+
+    The model of :class:`~privagg.anonymisers.naive_laplace.NaiveLaplace`.
+    Its values are real numbers, so :meth:`log_likelihood` is a log density
+    (of the released float given the exact count), not a log probability;
+    likelihood ratios between candidate counts are what attacks use, and those
+    are exact. ``loss`` is ``None``: the mechanism has no formal guarantee
+    (Mironov 2012), whatever its nominal epsilon.
+
+    Attributes
+    ----------
+    scale
+        Laplace ``b`` (density ~ exp(-|z|/b)).
+    seed
+        Seed of the numpy generator used by :meth:`__call__` (``None``: fresh).
+    """
+
+    scale: float = 1.0
+    label: str = ""
+    seed: int | None = None
+
+    kind = "float_noise"
+
+    @property
+    def name(self) -> str:
+        return self.label or f"naive_laplace(scale={self.scale:g})"
+
+    @property
+    def noise_kind(self) -> str | None:
+        return "float_laplace"
+
+    @property
+    def noise_scale(self) -> float:
+        return float(self.scale)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        import secrets
+
+        # The insecure mechanism itself draws numpy noise; this is what it publishes, not a DP release.
+        rng = np.random.default_rng(self.seed if self.seed is not None else secrets.randbits(128))
+        return self.simulate(values, rng)
+
+    def simulate(self, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        counts = _as_counts(values)
+        return counts + rng.laplace(0.0, self.scale, counts.shape)
+
+    def log_likelihood(self, released: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        """Elementwise log density of the published float ``released`` given exact count ``expected``."""
+        released = np.asarray(released, dtype=float)
+        centre = np.rint(np.asarray(expected, dtype=float))
+        return -np.abs(released - centre) / self.scale - math.log(2 * self.scale)
+
+
+__all__ = ["Exact", "FloatLaplace", "Noisy", "Publication", "Suppressed"]

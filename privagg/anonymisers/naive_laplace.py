@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from privagg.anonymisers.base import Anonymiser
+from privagg.anonymisers.base import Anonymiser, check_game
+from privagg.anonymisers.models import FloatLaplace
 from privagg.anonymisers.raw import baseline_record
 from privagg.anonymisers.suppression import check_count_statistic
 from privagg.dp.bounds import Bounds, as_bounds
@@ -82,6 +83,20 @@ class NaiveLaplace(Anonymiser):
     def scale(self) -> float:
         """Laplace scale: l1 sensitivity over epsilon."""
         return self.bounds.l1_sensitivity / self.epsilon
+
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> FloatLaplace:
+        """Continuous Laplace noise at :attr:`scale` on each count, published as a float; ``loss`` None.
+
+        The scale comes from the anonymiser's own bounds, as in :meth:`release`.
+        Where the game's subscribers touch more keys than ``max_partitions``
+        (or contribute more than ``max_per_partition``), the release would drop
+        some of their contributions; the model publishes the untruncated counts
+        (an attack on it is at least as strong). There is no DP guarantee to
+        state either way: the mechanism is not private (Mironov 2012), so
+        ``loss`` is ``None`` and attacks report no DP bound for it.
+        """
+        check_game(l0, linf, days)
+        return FloatLaplace(scale=self.scale, label=self.name, seed=self.seed)
 
     def release(self, world: World, query: Query) -> Release:
         check_count_statistic(query, "naive_laplace")

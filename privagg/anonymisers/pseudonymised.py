@@ -110,6 +110,21 @@ class Pseudonymised(Anonymiser):
     def params(self) -> dict[str, Any]:
         return {"source": self.source, "level": self.level, "time_bin": self.time_bin}
 
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Any:
+        """Unavailable: pseudonymised microdata is not a table of counts.
+
+        Raises
+        ------
+        PublicationModelUnavailable
+            Always; attack the microdata directly (unicity, trajectory linking).
+        """
+        from privagg.anonymisers.base import PublicationModelUnavailable
+
+        raise PublicationModelUnavailable(
+            f"{self.name} publishes pseudonymised records, not a table of counts, so it has no publication model. "
+            "Fix: attack its releases with privagg.attacks.unicity instead."
+        )
+
     def release(self, world: World, query: Any = None) -> PseudonymisedMicrodata:  # type: ignore[override]
         """Pseudonymise the consenting subscribers' ``source`` table.
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from privagg.anonymisers.base import Anonymiser
+from privagg.anonymisers.base import Anonymiser, check_game
+from privagg.anonymisers.models import Exact
 from privagg.dp.units import PrivacyUnit
 from privagg.exact import exact_aggregate
 from privagg.queries import Query
@@ -81,6 +82,11 @@ class Raw(Anonymiser):
 
     def params(self) -> dict[str, Any]:
         return {"include_empty": self.include_empty} if self.include_empty else {}
+
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Exact:
+        """Exact counts, published as they are (no guarantee: ``loss`` is None)."""
+        check_game(l0, linf, days)
+        return Exact()
 
     def release(self, world: World, query: Query) -> Release:
         table, keys = exact_release(world, query, self.include_empty)

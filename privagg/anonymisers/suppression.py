@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from privagg.anonymisers.base import Anonymiser
+from privagg.anonymisers.base import Anonymiser, check_game
+from privagg.anonymisers.models import Suppressed
 from privagg.anonymisers.raw import COUNT_STATISTICS, baseline_record, exact_release
 from privagg.errors import PrivaggInputError
 from privagg.queries import Query
@@ -32,12 +33,12 @@ def _check_positive_int(name: str, value: Any, example: int) -> int:
 
 
 def suppress_table(values: np.ndarray, k: int, rounding: int | None) -> np.ndarray:
-    """Counts below ``k`` become NaN; the rest are rounded to the nearest multiple of ``rounding``."""
-    out = np.asarray(values, dtype=float).copy()
-    out[out < k] = np.nan
-    if rounding is not None:
-        out = np.round(out / rounding) * rounding
-    return out
+    """Counts below ``k`` become NaN; the rest are rounded to the nearest multiple of ``rounding``.
+
+    Kept for callers written before the publication models; it is
+    :class:`~privagg.anonymisers.models.Suppressed` (the one implementation).
+    """
+    return Suppressed(k=k, rounding=rounding)(values)
 
 
 def check_count_statistic(query: Query, method: str) -> None:
@@ -81,10 +82,15 @@ class Suppression(Anonymiser):
     def params(self) -> dict[str, Any]:
         return {"k": self.k, "rounding": self.rounding}
 
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Suppressed:
+        """Exact counts with those below ``k`` suppressed and the rest rounded, as :meth:`release` publishes them."""
+        check_game(l0, linf, days)
+        return Suppressed(k=self.k, rounding=self.rounding)
+
     def release(self, world: World, query: Query) -> Release:
         check_count_statistic(query, "suppression")
         table, keys = exact_release(world, query, self.include_empty)
-        table["value"] = suppress_table(table["value"].to_numpy(), self.k, self.rounding)
+        table["value"] = self.publication_model(l0=1)(table["value"].to_numpy())
         notes = [f"Counts below k={self.k} are suppressed: value NaN, key kept."]
         if self.rounding:
             notes.append(f"Published counts are rounded to the nearest multiple of {self.rounding}.")
