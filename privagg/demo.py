@@ -1,22 +1,17 @@
-"""The demo: privagg's main job, end to end, in a few minutes on a laptop.
+"""The demo: privagg's main job, end to end, in under a minute.
 
-:func:`run_demo` builds a small synthetic city, releases three products
-(hourly footfall per cell, daily origin-destination flows between zones, and
-a daily crossbreak of footfall by age band and gender per zone) three ways:
+:func:`run_demo` builds a synthetic city and releases three products, hourly
+footfall per zone, daily origin-destination flows between zones and a daily
+age x gender crossbreak per zone, three ways: with small-count suppression
+(``k = 10``), as operators' products do, and with user-level differential
+privacy at two levels of epsilon per subscriber-day, split over the three
+products and charged to a budget ledger. It then attacks every footfall
+release (differencing, membership inference) and every crossbreak
+(reconstruction) through the one attack runner, measures every release's accuracy and writes
+``report.html`` / ``report.json`` and the releases into ``out_dir``, which is
+replaced whole only when the demo succeeds.
 
-* with small-count suppression (``k = 10``), as operators' products do;
-* with user-level differential privacy at ``epsilon = 0.5`` and at
-  ``epsilon = 4`` per subscriber-day, split over the three products
-  (half for footfall, a quarter each for flows and the crossbreak), each day
-  released separately and charged to a :class:`~privagg.dp.budget.Budget`
-  whose JSON ledger is written next to the report;
-
-then attacks them (trajectory recovery from footfall, Xu et al. 2017; the
-differencing game; membership inference, Pyrgelis et al. 2018, when this build
-has it), measures every release's accuracy, and writes ``report.html`` /
-``report.json`` (:func:`privagg.harness.report.write_report`) and every release
-as Parquet into ``out_dir``. Nothing is written there unless the whole demo
-succeeds.
+It uses only privagg's public functions, as a user would.
 
 >>> from privagg.demo import run_demo
 >>> report = run_demo("privagg-demo")          # doctest: +SKIP
@@ -30,29 +25,45 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from privagg.queries import Query
+from privagg import Budget, Query, __version__
+from privagg.anonymisers.factory import make_anonymiser
+from privagg.atomic import publish_directory
+from privagg.attacks import NotApplicable, run_attack
+from privagg.claim_audit import truth_of, utility_of
+from privagg.harness.plots import footfall_map_figure, od_flow_map_figure, risk_figure
+from privagg.harness.report import finding, write_report
+from privagg.synth import generate_world
 
-#: The demo city: small enough for about a minute of CPU, big enough for the attacks to mean something.
-DEFAULTS = {"n_users": 1000, "n_cells": 80, "days": 2, "seed": 1}
+#: The demo city: zones of several hundred people each, where DP at a published epsilon is as useful as
+#: suppression, and small enough for the demo to take well under a minute.
+DEFAULTS = {"n_users": 6000, "n_cells": 60, "days": 2, "seed": 1}
 #: Privacy levels, epsilon per subscriber-day for the three products together.
-EPSILONS = (0.5, 4.0)
+EPSILONS = (1.0, 4.0)
 #: Share of each level spent on each product (binary fractions, so the ledger sums exactly).
 SHARES = {"footfall": 0.5, "od_flows": 0.25, "segments": 0.25}
 K = 10
-
-
-def _products() -> dict[str, Query]:
-    return {
-        "footfall": Query("footfall", level="cell", time_bin="1h"),
-        "od_flows": Query("od_flows", level="zone", time_bin="1D"),
-        "segments": Query("segment_counts", level="zone", time_bin="1D", by=("age_band", "gender")),
-    }
+UNIT = "subscriber-day"
+#: Attacks on each product's releases, with their settings (sized for the demo). Trajectory recovery is
+#: left to the harness and the claim audit: on zone-level footfall it does no better than assuming that
+#: everyone stays where they sleep, and it is the slowest attack.
+ATTACKS: dict[str, dict[str, dict[str, int]]] = {
+    "footfall": {
+        "differencing": {"trials": 20, "days": 1},
+        "membership_inference": {"group_size": 100, "targets": 2, "n_train": 100, "n_test": 40, "days": 1,
+                                 "bootstrap": 100},
+    },
+    "segments": {"reconstruction": {"bootstrap": 100}},
+}
+PRODUCTS = {
+    "footfall": Query("footfall", level="zone", time_bin="1h"),
+    "od_flows": Query("od_flows", level="zone", time_bin="1D"),
+    "segments": Query("segment_counts", level="zone", time_bin="1D", by=("age_band", "gender")),
+}
 
 
 def run_demo(out_dir: str | Path = "privagg-demo", *, n_users: int = DEFAULTS["n_users"],
              n_cells: int = DEFAULTS["n_cells"], days: int = DEFAULTS["days"], seed: int = DEFAULTS["seed"],
-             epsilons: tuple[float, ...] = EPSILONS, k: int = K, trajectory_days: int | None = None,
-             differencing_trials: int = 20, membership_targets: int = 2,
+             epsilons: tuple[float, ...] = EPSILONS, k: int = K, attacks: dict[str, dict[str, dict[str, int]]] | None = None,
              progress: Callable[[str], None] | None = print) -> Path:
     """Run the demo and return the path of ``report.html``.
 
@@ -66,166 +77,116 @@ def run_demo(out_dir: str | Path = "privagg-demo", *, n_users: int = DEFAULTS["n
         Privacy levels, epsilon per subscriber-day for the three products together.
     k
         Suppression threshold of the baseline.
-    trajectory_days
-        Days of footfall the trajectory-recovery attack uses (all by default).
-    differencing_trials
-        Games of the differencing attack per release method.
-    membership_targets
-        Targets of the membership-inference attack per method (0 skips it).
+    attacks
+        Attacks per product, with their settings (default :data:`ATTACKS`).
     progress
         Called with one line per step; ``None`` is silent.
     """
-    from privagg.regulator_audit import staged
-
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
-    html = staged(out_dir, lambda staging: _demo(
-        staging, say, n_users=n_users, n_cells=n_cells, days=days, seed=seed, epsilons=tuple(epsilons), k=k,
-        trajectory_days=trajectory_days or days, differencing_trials=differencing_trials,
-        membership_targets=membership_targets, started=started))
-    report = Path(out_dir) / Path(html).name
+    publish_directory(out_dir, lambda staging: _demo(staging, say, n_users, n_cells, days, seed, tuple(epsilons), k,
+                                                     ATTACKS if attacks is None else attacks, started))
+    report = Path(out_dir) / "report.html"
     say(f"done in {time.perf_counter() - started:.0f} s. Open the report: {report.resolve()}")
     return report
 
 
-def _demo(staging: Path, say: Callable[[str], None], *, n_users: int, n_cells: int, days: int, seed: int,
-          epsilons: tuple[float, ...], k: int, trajectory_days: int, differencing_trials: int,
-          membership_targets: int, started: float) -> Path:
-    from privagg.anonymisers.suppression import Suppression
-    from privagg.claims import MethodSpec
-    from privagg.dp.budget import Budget
-    from privagg.harness.plots import footfall_map_figure, od_flow_map_figure
-    from privagg.harness.report import write_report
-    from privagg.regulator_audit import (
-        TRAJECTORY_DP_NOTE, PerDayDP, Target, risk_figure, run_differencing, run_membership, run_trajectory_recovery,
-        truth_of, utility_of,
-    )
-    from privagg.synth import generate_world
-
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
+def _demo(staging: Path, say: Callable[[str], None], n_users: int, n_cells: int, days: int, seed: int,
+          epsilons: tuple[float, ...], k: int, attacks: dict[str, dict[str, dict[str, int]]], started: float) -> Path:
     say(f"building a synthetic city: {n_users:,} subscribers, {n_cells} cells, {days} days (seed {seed})")
     world = generate_world(n_users=n_users, n_cells=n_cells, days=days, seed=seed)
     summary = world.summary()
     say(f"  {summary['opted_in']:,} subscribers opted in; {summary['events']:,} network events, "
         f"{summary['stays']:,} stays, {summary['trips']:,} trips")
-    timings["world"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    products = _products()
-    methods: dict[str, tuple[Any, MethodSpec, float | None]] = {
-        f"suppression (k={k})": (Suppression(k=k), MethodSpec("suppression", {"k": k}), None)}
-    budgets: dict[float, Budget] = {}
-    releases: dict[tuple[str, str], Any] = {}
+    # One anonymiser per (method, product): suppression alike for all, DP with each product's share of epsilon.
+    methods: dict[str, dict[str, Any]] = {"suppression": {p: make_anonymiser("suppression", {"k": k}) for p in PRODUCTS}}
+    budgets: dict[str, Budget] = {}
     for eps in epsilons:
-        budgets[eps] = Budget(epsilon=eps * days, ledger=staging / f"budget_epsilon_{eps:g}.json")
-        methods[f"DP, epsilon {eps:g}/day"] = (None, MethodSpec("dp", {"epsilon": eps, "privacy_unit": "subscriber-day"}), eps)
+        name = f"dp_epsilon_{eps:g}"
+        budgets[name] = Budget(epsilon=eps * days, ledger=staging / f"budget_{name}.json")
+        methods[name] = {p: make_anonymiser("dp", {"epsilon": eps * SHARES[p], "unit": UNIT}, budget=budgets[name])
+                         for p in PRODUCTS}
     (staging / "releases").mkdir()
-    truths = {name: truth_of(world, q) for name, q in products.items()}
+    truths = {p: truth_of(world, q) for p, q in PRODUCTS.items()}
+    releases: dict[tuple[str, str], Any] = {}
     utility: dict[str, dict[str, float]] = {}
-    for label, (anonymiser, spec, eps) in methods.items():
-        for name, query in products.items():
-            if eps is not None:
-                share = eps * SHARES[name]
-                anonymiser = PerDayDP(share, budget=budgets[eps])
-            release = anonymiser.release(world, query)
-            releases[(label, name)] = release
-            slug = label.split(" (")[0].split(",")[0].lower() + ("" if eps is None else f"_epsilon_{eps:g}")
-            release.write(staging / "releases" / f"{name}_{slug}.parquet")
-            m = utility_of(truths[name], release, floor=10.0)
-            utility[f"{name}: {label}"] = m
-        say(f"released footfall, OD flows and the age x gender crossbreak with {label}: footfall mean relative "
-            f"error {utility[f'footfall: {label}']['mean_relative_error']:.2f}")
-    for eps, budget in budgets.items():
-        say(f"  budget at epsilon {eps:g}/day: spent {budget.spent['epsilon']:g} of {eps * days:g} over {days} days "
-            f"in {len(budget.entries)} releases (ledger {budget.ledger.name})")
-    timings["releases"] = time.perf_counter() - t
+    for method, anonymisers in methods.items():
+        for product, query in PRODUCTS.items():
+            release = anonymisers[product].release(world, query)
+            releases[(method, product)] = release
+            release.write(staging / "releases" / f"{product}_{method}.parquet")
+            utility[f"{product}: {release.privacy.label()}"] = utility_of(truths[product], release, floor=10.0)
+        footfall = releases[(method, "footfall")]
+        say(f"released the three products with {method}; footfall ({footfall.privacy.label()}): mean relative "
+            f"error {utility[f'footfall: {footfall.privacy.label()}']['mean_relative_error']:.3f}")
+    for name, budget in budgets.items():
+        say(f"  budget {name}: spent epsilon {budget.spent['epsilon']:g} of {budget.totals()['epsilon']:g} per "
+            f"subscriber over the {days} days, in {len(budget.entries)} charges")
 
-    results: list[dict[str, Any]] = []
-    footfall_q = products["footfall"]
-    for label, (anonymiser, spec, eps) in methods.items():
-        # Attacks simulate an adversary: their extra releases are not publications and charge no budget.
-        attacker_view = anonymiser if eps is None else PerDayDP(eps * SHARES["footfall"])
-        spec = spec if eps is None else MethodSpec("dp", {"epsilon": eps * SHARES["footfall"],
-                                                         "privacy_unit": "subscriber-day"})
-        target = Target(f"hourly footfall per cell, {label}", attacker_view, footfall_q, footfall_q,
-                        releases[(label, "footfall")], spec, eps)
-        t = time.perf_counter()
-        res = run_trajectory_recovery(world, target, {"days": trajectory_days, "bootstrap": 200}, seed)
-        timings[f"trajectory_recovery {label}"] = time.perf_counter() - t
-        say(f"attack: trajectory recovery on footfall, {label}: {100 * res['risk']:.0f}% of slots right "
-            f"(guessing {100 * res['baseline']:.0f}%)")
-        results.append(res)
-        t = time.perf_counter()
-        res = run_differencing(world, target, {"trials": differencing_trials, "days": 1}, seed)
-        timings[f"differencing {label}"] = time.perf_counter() - t
-        say(f"attack: differencing on footfall, {label}: presence inferred in {100 * res['risk']:.0f}% of games "
-            f"(guessing 50%)")
-        results.append(res)
-        if membership_targets:
-            try:
-                t = time.perf_counter()
-                res = run_membership(world, target, {"group_size": 100, "targets": membership_targets,
-                                                     "n_train": 200, "n_test": 40, "days": 1}, seed)
-                timings[f"membership {label}"] = time.perf_counter() - t
-            except ImportError:
-                res = None
-                membership_targets = 0
-                say("  (membership inference is not in this build of privagg; skipped)")
-            if res is not None:
-                say(f"attack: membership inference on footfall, {label}: AUC {res['risk']:.2f} (guessing 0.50)")
-                results.append(res)
+    rows, labels = [], []
+    for product, product_attacks in attacks.items():
+        query = PRODUCTS[product]
+        for method, anonymisers in methods.items():
+            release = releases[(method, product)]
+            label = f"{query.describe()}, {release.privacy.label()}"
+            # Attacks replay releases to measure risk: their simulated releases are not publications and
+            # are not charged to the budget, so they use the same anonymiser without one.
+            attacker_view = make_anonymiser("dp", {"epsilon": release.privacy.epsilon, "unit": UNIT}) \
+                if release.privacy.formally_private else anonymisers[product]
+            for attack, settings in product_attacks.items():
+                try:
+                    result = run_attack(attack, world, attacker_view, query, release=release, settings=settings,
+                                        seed=seed, label=label)
+                except NotApplicable:
+                    continue
+                say(f"attack {attack.replace('_', ' ')} on {product}, {release.privacy.label()}: risk "
+                    f"{result.risk:.2f} (baseline {result.baseline:.2f})")
+                rows.append(finding(result))
+                labels.append(f"{attack.replace('_', ' ')}\n{release.privacy.label()}")
 
-    labels = [f"{r['attack'].replace('_', ' ')}\n{label}" for label in methods for r in results
-              if r["target"].startswith(f"hourly footfall per cell, {label}")]
-    figures: dict[str, Any] = {"risks": (risk_figure(results, labels if len(labels) == len(results) else None,
-                                                     release_label="release"),
-                                         "Attack success with 95% intervals, per release method; black bars: guessing")}
-    maps = {"true": truths["footfall"], **{label: releases[(label, "footfall")].to_pandas() for label in methods}}
-    figures["footfall-map"] = (footfall_map_figure(world.cells, maps, title="Hourly footfall per cell, summed over the period"),
-                               "True footfall and its releases (hatched: suppressed)")
+    figures: dict[str, Any] = {"risks": (risk_figure(rows, labels, release_label="release"),
+                                         "Attack success with 95% intervals, per release; black bars: guessing; "
+                                         "hollow diamonds: the simplest attack")}
+    maps = {"true": truths["footfall"], **{releases[(m, "footfall")].privacy.label(): releases[(m, "footfall")].to_pandas()
+                                            for m in methods}}
+    figures["footfall-map"] = (footfall_map_figure(world.cells, maps, title="Hourly footfall per zone, summed over "
+                                                                            "the period"),
+                               "True footfall and its releases, on one colour scale (hatched: suppressed)")
     figures["od-true"] = (od_flow_map_figure(world.cells, truths["od_flows"], title="OD flows, true"),
                           "True origin-destination flows between zones")
     if epsilons:
-        label = f"DP, epsilon {max(epsilons):g}/day"
-        figures["od-dp"] = (od_flow_map_figure(world.cells, releases[(label, "od_flows")].to_pandas(),
-                                               title=f"OD flows, {label}"), f"Origin-destination flows, {label}")
-    from privagg import __version__
-    from privagg.harness.store import git_commit
-
+        best = releases[(f"dp_epsilon_{max(epsilons):g}", "od_flows")]
+        figures["od-dp"] = (od_flow_map_figure(world.cells, best.to_pandas(), title=f"OD flows, {best.privacy.label()}"),
+                            f"Origin-destination flows, {best.privacy.label()}")
     claim = {
         "name": "privagg demo",
         "title": "privagg demo: what suppression and differential privacy protect",
         "description": (f"A synthetic city of {n_users:,} subscribers over {days} days. Three products - hourly "
-                        f"footfall per cell, daily origin-destination flows between zones, and daily footfall per "
+                        f"footfall per zone, daily origin-destination flows between zones, and daily footfall per "
                         f"zone by age band and gender - released with small-count suppression (k = {k}) and with "
                         f"differential privacy at " + " and ".join(f"epsilon = {e:g}" for e in epsilons) +
-                        " per subscriber-day (split over the three products), then attacked."),
-        "statistic": "footfall (cell x 1h); od_flows (zone x 1D); segment_counts by age_band, gender (zone x 1D)",
-        "method": f"suppression k = {k}; " + "; ".join(f"DP epsilon = {e:g} per subscriber-day" for e in epsilons),
+                        f" per {UNIT} for the three products together (half for footfall, a quarter each for the "
+                        "others), then attacked."),
+        "releases": {label: rel.privacy.describe() for label, rel in
+                     ((f"{p}, {m}", r) for (m, p), r in releases.items())},
         "data": {"n_users": n_users, "n_cells": n_cells, "days": days, "seed": seed},
-        "budget_ledgers": [f"budget_epsilon_{e:g}.json" for e in epsilons],
-        "releases": "releases/*.parquet (each with a .privacy.json record)",
+        "budget_ledgers": [f"budget_{name}.json" for name in budgets],
     }
     notes = [
-        "DP releases: each day is released separately; a subscriber's epsilon over the whole period is the daily "
-        "epsilon times the number of days. The ledgers budget_epsilon_*.json record every charge.",
+        f"DP releases: each day is released separately at the loss shown, per {UNIT}; over the {days} days a "
+        "subscriber's epsilon is the daily epsilon times the number of days. The ledgers record every charge.",
         "Attacks replay releases many times to measure risk; those simulated releases are not publications and "
         "are not charged to the budget.",
-        "The verdict above counts the attacks on all three release methods together; each attack's table "
-        "separates suppression from the two DP levels.",
-        TRAJECTORY_DP_NOTE,
     ]
-    timings["total_before_report"] = time.perf_counter() - started
-    provenance = {"privagg_version": __version__, "git_commit": git_commit(Path(__file__).parent),
-                  "seeds": {"world": seed, "attacks": seed},
-                  "seconds": {key: round(v, 2) for key, v in timings.items()},
+    provenance = {"privagg_version": __version__, "seeds": {"world": seed, "attacks": seed},
+                  "seconds": round(time.perf_counter() - started, 2),
                   "finished": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
-    html, _ = write_report(staging, claim, results, {"metrics": utility}, figures, provenance=provenance, notes=notes)
+    html, _ = write_report(staging, claim, rows, {"metrics": utility}, figures, provenance=provenance, notes=notes)
     import matplotlib.pyplot as plt
 
     plt.close("all")
     return html
 
 
-__all__ = ["DEFAULTS", "EPSILONS", "run_demo"]
+__all__ = ["ATTACKS", "DEFAULTS", "EPSILONS", "PRODUCTS", "run_demo"]

@@ -100,6 +100,19 @@ class PrivacyRecord:
         out["notes"] = list(self.notes)
         return out
 
+    def label(self) -> str:
+        """A short name of the method and its loss per unit, e.g. ``"DP, epsilon 0.5 per subscriber-day"``.
+
+        Reports, plots and the command line name a release by this label, so
+        the name always matches the record it comes from.
+        """
+        if self.formally_private and (self.epsilon is not None or self.rho is not None):
+            loss = f"rho {self.rho:g}" if self.rho is not None else f"epsilon {self.epsilon:g}"
+            return f"DP, {loss} {self.privacy_unit_type.per}"
+        shown = [f"{k}={self.parameters[k]}" for k in ("k", "rounding", "level", "time_bin")
+                 if self.parameters.get(k) is not None]
+        return f"{self.method} ({', '.join(shown)})" if shown else self.method
+
     def describe(self) -> str:
         """One sentence stating the loss per privacy unit, or that there is no guarantee."""
         if not self.formally_private:

@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from privagg.harness.plots import plot_experiment
-    from privagg.harness.report import write_experiment_report
+    from privagg.harness.experiment_report import write_experiment_report
 
     out = Path(args.dir)
     figures = plot_experiment(out)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from privagg.engines.base import Contributions
-from privagg.queries import BinIndex, KeySet, as_int64
+from privagg.keysets import BinIndex, KeySet, as_int64
 
 AreaMap = Callable[[np.ndarray], np.ndarray]
 

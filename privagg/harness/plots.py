@@ -283,7 +283,12 @@ def footfall_map_figure(cells: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     if not tables:
         raise PrivaggInputError("no tables to map. Fix: pass at least one table, e.g. {'true': truth}.")
     n = len(tables)
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 0.8, 4.6), dpi=110, squeeze=False)
+    cols = min(n, 2)  # at most two panels a row, so each map stays readable in a report column
+    rows = int(math.ceil(n / cols))
+    fig, grid = plt.subplots(rows, cols, figsize=(5.6 * cols + 1.2, 5.2 * rows + 0.4), dpi=110, squeeze=False)
+    axes = [list(grid.ravel()[:n])]
+    for extra in grid.ravel()[n:]:
+        extra.set_visible(False)
     totals = {}
     for name, table in tables.items():
         area = next((c for c in AREA_KEYS if c in table.columns), None)
@@ -322,12 +327,23 @@ def footfall_map_figure(cells: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
         ax.set_ylim(frame["y"].min() - side, frame["y"].max() + side)
         ax.set_title(name, fontsize=10)
         ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _km_axes(ax)
     if sc is not None:
-        fig.colorbar(sc, ax=list(axes[0]), shrink=0.85, label="people (sum over time bins)")
-    fig.suptitle(title, fontsize=11)
+        fig.colorbar(sc, ax=list(grid.ravel()), shrink=0.8, label="people (sum over time bins)")
+    fig.suptitle(title, fontsize=12)
     return fig
+
+
+def _km_axes(ax: Any) -> None:
+    """Label map axes in kilometres (cell coordinates are metres)."""
+    from matplotlib.ticker import FuncFormatter
+
+    km = FuncFormatter(lambda v, _pos: f"{v / 1000:g}")
+    ax.xaxis.set_major_formatter(km)
+    ax.yaxis.set_major_formatter(km)
+    ax.set_xlabel("x (km)", fontsize=8)
+    ax.set_ylabel("y (km)", fontsize=8)
+    ax.tick_params(labelsize=7)
 
 
 def od_flow_map_figure(cells: pd.DataFrame, flows: pd.DataFrame, *, top: int = 60,
@@ -356,12 +372,17 @@ def od_flow_map_figure(cells: pd.DataFrame, flows: pd.DataFrame, *, top: int = 6
                             arrowprops={"arrowstyle": "-|>", "lw": 0.5 + 5.0 * v / vmax, "alpha": 0.25 + 0.7 * v / vmax,
                                         "color": "#1f77b4", "shrinkA": 2, "shrinkB": 2,
                                         "connectionstyle": "arc3,rad=0.15"})
+        from matplotlib.lines import Line2D
+
+        refs = sorted({float(f"{vmax * q:.2g}") for q in (0.1, 0.5, 1.0)})
+        handles = [Line2D([], [], color="#1f77b4", lw=0.5 + 5.0 * r / vmax, alpha=0.25 + 0.7 * r / vmax) for r in refs]
+        ax.legend(handles, [f"{r:,.0f} trips" for r in refs], title="flow", fontsize=7, title_fontsize=8,
+                  loc="upper right", framealpha=0.85)
     else:
         ax.text(0.5, 0.5, "no flows between different areas", ha="center", va="center", transform=ax.transAxes)
     ax.set_aspect("equal", adjustable="datalim")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(f"{title} (top {min(top, len(agg))}, width by flow)", fontsize=10)
+    _km_axes(ax)
+    ax.set_title(f"{title} (top {min(top, len(agg))} flows between areas; width and colour by flow)", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -41,7 +41,8 @@ from privagg.dp.partition_selection import ThresholdMechanism, calibrate
 from privagg.engines import default_engine
 from privagg.engines.base import Engine
 from privagg.errors import PrivaggInputError
-from privagg.queries import LEVELS, PER_USER_STATISTICS, TIME_COLUMN, KeySet, Query, _kind, check_domain_size
+from privagg.keysets import KeySet, _kind
+from privagg.queries import LEVELS, PER_USER_STATISTICS, TIME_COLUMN, Query, check_domain_size
 from privagg.release import PrivacyRecord, Release
 from privagg.releases.build import Inputs, clamp_range, contributions, dwell_range, key_columns
 from privagg.releases.inputs import resolve
