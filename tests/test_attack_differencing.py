@@ -106,3 +106,97 @@ def test_wilson_interval_contains_the_rate_even_at_the_extremes():
         for successes in (0, n):
             low, high = wilson_interval(successes, n)
             assert low <= successes / n <= high
+
+
+# ---------------------------------------------------------------- the likelihood-ratio adversary
+
+
+def test_likelihood_ratio_reads_exact_and_suppressed_values_as_the_optimal_test():
+    """Deterministic: the likelihood ratio under the anonymiser's own model decides as subtraction does
+    where values are shown, and two hidden values favour 'absent' (a present target could only have made
+    the count visible)."""
+    from privagg.anonymisers.models import Exact, Noisy, Suppressed
+    from privagg.attacks.differencing import likelihood_ratio
+
+    assert likelihood_ratio(Exact(), 12.0, 13.0, 1.0) > 0 > likelihood_ratio(Exact(), 12.0, 12.0, 1.0)
+    k5 = Suppressed(k=5)
+    assert likelihood_ratio(k5, math.nan, math.nan, 1.0) == pytest.approx(math.log(4 / 5))
+    assert likelihood_ratio(k5, math.nan, 5.0, 1.0) > 0  # the target pushed the count over k
+    assert likelihood_ratio(k5, 12.0, 12.0, 1.0) < 0 < likelihood_ratio(k5, 12.0, 13.0, 1.0)
+    # with symmetric noise the test is the difference rule: present when test - reference > contribution / 2
+    noisy = Noisy(mechanism="laplace", scale=3.0)
+    assert likelihood_ratio(noisy, 10.0, 12.0, 2.0) > 0 > likelihood_ratio(noisy, 10.0, 10.0, 2.0)
+
+
+class _MisreadSuppression(Suppression):
+    """A deliberately weakened adversary: it believes published counts are rounded to tens."""
+
+    def publication_model(self, **kw):
+        from privagg.anonymisers.models import Suppressed
+
+        return Suppressed(k=self.k, rounding=10)
+
+
+CELL_HOUR = Query("footfall", level="cell", time_bin="1h")
+
+
+@pytest.mark.parametrize("anonymiser", [Raw(), Suppression(k=5)], ids=["raw", "k5"])
+def test_likelihood_ratio_is_at_least_as_strong_as_subtraction(world, anonymiser):
+    """On raw and k=5 releases (cell x hour, where about 7% of games show two hidden values) both adversaries
+    play the same 60 held-out games. They decide alike except where both values are hidden: there the rule
+    flips a coin and the likelihood ratio says 'absent', which is right with probability >= 1/2. The LR's
+    deficit is at most the number of hidden games where the coin is right and the LR wrong, each game being
+    one with probability <= 0.07 x 1/2 x 1/2; a deficit of 7 games (> 0.10) then has probability
+    P(Bin(60, 0.0175) >= 7) < 2e-4 (over seeds; for a given seed the game is deterministic).
+    Companion: test_a_misspecified_likelihood_ratio_fails_that_check."""
+    r = differencing(world, CELL_HOUR, anonymiser, n_trials=60, seed=3)
+    assert set(r.variants) == {"likelihood ratio", "difference rule"}
+    assert r.variant in r.variants and r.risk == r.variants[r.variant]
+    assert r.variants["likelihood ratio"] >= r.variants["difference rule"] - 0.10
+    assert r.metrics["n_training_games"] == 30
+
+
+def test_a_misspecified_likelihood_ratio_fails_that_check(world):
+    """Companion: an adversary with the wrong model (counts rounded to tens) cannot tell a difference of one
+    and falls far below subtraction on the same release. Deterministic (suppression is; coins seeded)."""
+    rule = differencing(world, CELL_HOUR, Suppression(k=5), n_trials=60, seed=3, variants=("difference rule",))
+    weak = differencing(world, CELL_HOUR, _MisreadSuppression(k=5), n_trials=60, seed=3, variants=("likelihood ratio",))
+    assert weak.variant == "likelihood ratio"
+    assert not weak.risk >= rule.risk - 0.10
+
+
+@pytest.mark.statistical
+def test_both_adversaries_stay_within_the_dp_bound_per_subscriber_day(world):
+    """DP at epsilon 1 per subscriber-day (one day: epsilon 1 over the window): neither adversary beats
+    e / (1 + e) = 0.73 beyond the 99.9% Wilson interval, which for a true rate at the bound happens with
+    probability < 0.05% per figure (< 0.1% for both). Companion below: a release labelled epsilon 0.01 that
+    adds almost no noise is caught by the same check."""
+    from privagg.anonymisers import DPAnonymiser
+    from privagg.attacks.result import wilson_interval
+
+    result = differencing(world, FOOTFALL, DPAnonymiser(epsilon=1.0, unit="subscriber-day"), n_trials=40,
+                          seed=0, level=0.999)
+    bound = math.exp(1.0) / (1 + math.exp(1.0))
+    assert result.metrics["dp_bound"] == pytest.approx(bound)
+    for rate in result.variants.values():
+        assert wilson_interval(round(rate * result.n_trials), result.n_trials, 0.999)[0] <= bound
+
+
+def test_the_dp_bound_check_catches_a_mislabelled_release(world):
+    """Companion of the test above: noise for epsilon 500 (discrete Laplace of scale 24/500, nonzero with
+    probability about 1e-9) labelled epsilon 0.01 (bound 0.5025) is caught: the attack wins every game, and the
+    99.9% interval's lower end over 40 games (0.79) is far above the bound. False-failure probability < 1e-6."""
+    from dataclasses import replace
+
+    from privagg.anonymisers import DPAnonymiser
+    from privagg.release import Release
+
+    loud = DPAnonymiser(epsilon=500.0)
+
+    def mislabelled(w, q):
+        r = loud.release(w, q)
+        return Release(r.to_pandas(), r.key_columns, replace(r.privacy, epsilon=0.01))
+
+    result = differencing(world, FOOTFALL, mislabelled, n_trials=40, seed=0, level=0.999)
+    assert result.metrics["dp_bound"] == pytest.approx(math.exp(0.01) / (1 + math.exp(0.01)))
+    assert not result.ci_low <= result.metrics["dp_bound"]

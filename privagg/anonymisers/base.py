@@ -57,7 +57,8 @@ class Anonymiser(ABC):
     def release(self, world: Any, query: Query) -> Release:
         """Answer ``query`` on ``world`` (a :class:`~privagg.world.World`) and return the protected release."""
 
-    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Publication:
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None,
+                          query: Query | None = None) -> Publication:
         """The anonymiser's model of itself, for attacks that must simulate many of its releases.
 
         Parameters
@@ -69,6 +70,10 @@ class Anonymiser(ABC):
         days
             Days the attacked table covers (None: a table without time, such
             as a crossbreak of subscribers' attributes).
+        query
+            Optional: the query the attacked table answers. Methods whose
+            release depends on it (a DP release's default contribution bounds)
+            then model exactly that release; the others ignore it.
 
         Returns
         -------

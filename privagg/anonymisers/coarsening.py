@@ -100,7 +100,7 @@ class Coarsening(Anonymiser):
         """The query actually answered (public: the release's keys are at its level and bin)."""
         return coarsen_query(world, query, self.level, self.time_bin)
 
-    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Exact | Suppressed:
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None, query: Any = None) -> Exact | Suppressed:
         """The model of the coarser table: exact counts, below ``k`` suppressed when ``k`` is set.
 
         The caller computes the exact counts at :meth:`published_query`'s

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from privagg.anonymisers.base import Anonymiser, check_game
+from privagg.anonymisers.base import Anonymiser, PublicationModelUnavailable, check_game
 from privagg.anonymisers.models import Noisy
 from privagg.dp.bounds import Bounds, as_bounds
 from privagg.dp.budget import Budget
@@ -27,7 +27,7 @@ from privagg.dp.units import Loss, PrivacyUnit, UnitLoss
 from privagg.errors import PrivaggInputError
 from privagg.queries import TIME_COLUMN, KeySet, Query, public_keys
 from privagg.release import Release
-from privagg.releases.core import default_bounds, effective_bounds, plan, release_query
+from privagg.releases.core import MEAN_STATISTICS, default_bounds, effective_bounds, plan, release_query
 from privagg.releases.inputs import window
 from privagg.world import World
 
@@ -116,7 +116,8 @@ class DPAnonymiser(Anonymiser):
 
     # ------------------------------------------------------------------ the model for attacks
 
-    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Noisy:
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None,
+                          query: Query | None = None) -> Noisy:
         """The noise this anonymiser adds to a table of counts, and the guarantee of that publication.
 
         The attacked table: each subscriber touches at most ``l0`` keys per
@@ -128,8 +129,12 @@ class DPAnonymiser(Anonymiser):
         ----
         * Noise scale: exactly the release's, calibrated from the anonymiser's
           bounds per period (:func:`privagg.releases.core.plan`, the same call
-          :meth:`release` makes); ``bounds=None`` is modelled as bounds that fit
-          the game (``max_partitions`` = keys per period, ``max_per_partition`` = ``linf``).
+          :meth:`release` makes). With ``query`` (the query the attacked table
+          answers) the bounds are the ones the release of that query uses
+          (:func:`~privagg.releases.core.effective_bounds` of ``bounds`` or the
+          statistic's defaults). Without it, ``bounds`` are taken as given, and
+          ``bounds=None`` is modelled as bounds that fit the game
+          (``max_partitions`` = keys per period, ``max_per_partition`` = ``linf``).
         * Private partition selection (``public_keys=False``) is modelled by
           the release's threshold: noisy counts below it are unpublished (NaN).
         * When the game's subscribers exceed the bounds, the real release would
@@ -151,12 +156,20 @@ class DPAnonymiser(Anonymiser):
         else:
             periods, days_per_period = math.ceil(days / 7), min(7, days)
         game_l0 = l0 * days_per_period
-        if self.bounds is not None:
+        if query is not None:
+            if query.statistic in MEAN_STATISTICS:
+                raise PublicationModelUnavailable(
+                    f"{self.name} publishes {query.statistic} as noisy sums over noisy counts, not a table of counts. "
+                    "Fix: model a count statistic (footfall, visits, od_flows, segment_counts, ...)."
+                )
+            eff = effective_bounds(query, as_bounds(self.bounds, default_bounds(query)))
+            bound_l0, bound_linf = eff.max_partitions, eff.max_per_partition
+        elif self.bounds is not None:
             bound_l0, bound_linf = self.bounds.max_partitions, self.bounds.max_per_partition
         else:
             bound_l0, bound_linf = game_l0, linf
-        p = plan(_COUNTS, Bounds(max_partitions=bound_l0, max_per_partition=bound_linf), epsilon=self.epsilon,
-                 rho=self.rho, delta=self.delta, public=self.public_keys)
+        p = plan(query or _COUNTS, Bounds(max_partitions=bound_l0, max_per_partition=bound_linf),
+                 epsilon=self.epsilon, rho=self.rho, delta=self.delta, public=self.public_keys)
         loss = p.loss
         if game_l0 > bound_l0 or linf > bound_linf:
             loss = _max_loss(loss, self._loss_at(p.count, game_l0, linf))

@@ -84,7 +84,7 @@ class NaiveLaplace(Anonymiser):
         """Laplace scale: l1 sensitivity over epsilon."""
         return self.bounds.l1_sensitivity / self.epsilon
 
-    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> FloatLaplace:
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None, query: Any = None) -> FloatLaplace:
         """Continuous Laplace noise at :attr:`scale` on each count, published as a float; ``loss`` None.
 
         The scale comes from the anonymiser's own bounds, as in :meth:`release`.

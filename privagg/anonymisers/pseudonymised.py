@@ -110,7 +110,7 @@ class Pseudonymised(Anonymiser):
     def params(self) -> dict[str, Any]:
         return {"source": self.source, "level": self.level, "time_bin": self.time_bin}
 
-    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Any:
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None, query: Any = None) -> Any:
         """Unavailable: pseudonymised microdata is not a table of counts.
 
         Raises

@@ -83,7 +83,7 @@ class Raw(Anonymiser):
     def params(self) -> dict[str, Any]:
         return {"include_empty": self.include_empty} if self.include_empty else {}
 
-    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Exact:
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None, query: Any = None) -> Exact:
         """Exact counts, published as they are (no guarantee: ``loss`` is None)."""
         check_game(l0, linf, days)
         return Exact()

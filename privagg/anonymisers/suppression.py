@@ -82,7 +82,7 @@ class Suppression(Anonymiser):
     def params(self) -> dict[str, Any]:
         return {"k": self.k, "rounding": self.rounding}
 
-    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None) -> Suppressed:
+    def publication_model(self, *, l0: int, linf: int = 1, days: int | None = None, query: Any = None) -> Suppressed:
         """Exact counts with those below ``k`` suppressed and the rest rounded, as :meth:`release` publishes them."""
         check_game(l0, linf, days)
         return Suppressed(k=self.k, rounding=self.rounding)

@@ -17,9 +17,17 @@ Areas are independent, so the programs stay small. Two refinements make the
 solution a good guess rather than any consistent one: suppressed cells get
 a weak pull towards their share of the estimated area total (otherwise the
 cheapest solution leaves them empty), and ties between consistent solutions
-are broken towards the maximum-entropy table fitted to the published cells
-(iterative proportional fitting), so no association is invented that the
-tables do not show.
+are broken by one of several rules (:data:`TIE_BREAKS`): towards the
+maximum-entropy table fitted to the published cells (iterative proportional
+fitting, inventing no association the tables do not show), towards a random
+table (a random choice among the consistent ones), or as the solver finds
+them. No rule is best everywhere, so the attack runs all of them, chooses
+the one that rebuilds most records on a training half of the areas and
+reports its success on the held-out half (``AttackResult.variant``).
+
+The tables are published by the attacked anonymiser's own model
+(:meth:`~privagg.anonymisers.base.Anonymiser.publication_model`, through
+:func:`table_model`), applied to each table's ``value`` column.
 
 Success is the share of true records exactly reconstructed: reconstructed
 and true records are matched one-to-one within each area, and a record
@@ -33,26 +41,28 @@ too, since a reconstruction could inflate its share by inventing records.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, sparse
 
-from privagg.attacks.result import AttackResult
+from privagg.anonymisers.models import Exact, Publication
+from privagg.attacks.result import AttackResult, strongest_variant
 from privagg.errors import PrivaggInputError
 
 __all__ = [
-    "DPTables",
-    "RawTables",
-    "SuppressedTables",
+    "TIE_BREAKS",
     "crossbreak_tables",
+    "publish_tables",
     "reconstruct",
     "reconstruction_attack",
     "records_from_users",
-    "table_publication",
+    "table_model",
 ]
+
+#: Tie-breaks between tables equally consistent with the publication, in the order that wins ties.
+TIE_BREAKS = ("max-entropy", "random", "solver")
 
 DEFAULT_CROSSBREAKS = (
     ("area", "age_band", "gender"),
@@ -96,22 +106,6 @@ def _domains(records: pd.DataFrame, domains: Mapping[str, Sequence] | None) -> d
     return out
 
 
-def table_publication(method: str, params: Mapping[str, Any]) -> RawTables | SuppressedTables | DPTables | None:
-    """The attack's model of a release method for crossbreak tables, or None when it has none.
-
-    ``raw`` and ``coarsening`` without ``k`` publish exact tables;
-    ``suppression`` and ``coarsening`` with ``k`` suppress counts below it
-    (default 10); ``dp`` spends ``epsilon`` per subscriber over all tables.
-    """
-    if method == "raw" or (method == "coarsening" and not params.get("k")):
-        return RawTables()
-    if method in ("suppression", "coarsening"):
-        return SuppressedTables(int(params.get("k") or 10))
-    if method == "dp" and params.get("epsilon") is not None:
-        return DPTables(float(params["epsilon"]))
-    return None
-
-
 def crossbreak_tables(records: pd.DataFrame, crossbreaks: Sequence[Sequence[str]],
                       domains: Mapping[str, Sequence] | None = None) -> list[pd.DataFrame]:
     """Exact crossbreak counts over the full public domain (empty cells included), column ``value``."""
@@ -123,66 +117,6 @@ def crossbreak_tables(records: pd.DataFrame, crossbreaks: Sequence[Sequence[str]
         counts = records.groupby(cb, sort=False).size().reindex(index, fill_value=0)
         tables.append(counts.rename("value").astype(float).reset_index())
     return tables
-
-
-# ----------------------------------------------------------------------------- publication methods
-
-
-@dataclass(frozen=True)
-class RawTables:
-    """Publish exact counts."""
-
-    name = "raw"
-
-    def __call__(self, tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
-        return [t.copy() for t in tables]
-
-
-@dataclass(frozen=True)
-class SuppressedTables:
-    """Suppress counts below ``k`` (value NaN), as footfall and census products do; zeros included."""
-
-    k: int
-
-    @property
-    def name(self) -> str:
-        return f"suppression(k={self.k})"
-
-    def __call__(self, tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
-        from privagg.anonymisers.suppression import suppress_table
-
-        out = []
-        for t in tables:
-            t = t.copy()
-            t["value"] = suppress_table(t["value"].to_numpy(), self.k, None)
-            out.append(t)
-        return out
-
-
-@dataclass(frozen=True)
-class DPTables:
-    """Discrete Laplace (OpenDP) on every cell; ``epsilon`` per subscriber for all tables together.
-
-    Each subscriber is one record, counted once in each of the ``n`` tables,
-    so each table gets ``epsilon / n`` with sensitivity 1.
-    """
-
-    epsilon: float
-
-    @property
-    def name(self) -> str:
-        return f"dp(epsilon={self.epsilon:g})"
-
-    def __call__(self, tables: list[pd.DataFrame]) -> list[pd.DataFrame]:
-        from privagg.dp.mechanisms import laplace
-
-        mech = laplace(self.epsilon / len(tables), 1)
-        out = []
-        for t in tables:
-            t = t.copy()
-            t["value"] = mech.sample(np.rint(t["value"].to_numpy()).astype(np.int64)).astype(float)
-            out.append(t)
-        return out
 
 
 # ----------------------------------------------------------------------------- the integer programs
@@ -323,7 +257,8 @@ def reconstruct(
     area: str = "area",
     domains: Mapping[str, Sequence] | None = None,
     check_uniqueness: bool = False,
-    tie_break: bool = True,
+    tie_break: bool | str = "max-entropy",
+    seed: int | None = 0,
 ) -> pd.DataFrame:
     """Find records consistent with published crossbreaks, one integer program per area.
 
@@ -343,6 +278,16 @@ def reconstruct(
         Also solve, per area, for the consistent solution overlapping least
         with the one found (nice to have, slower): ``unique`` is True where
         every consistent solution equals it.
+    tie_break
+        How to choose among tables equally consistent with the publication
+        (:data:`TIE_BREAKS`): ``"max-entropy"`` (closest in L1 to the
+        maximum-entropy fit of the tables: invents no association),
+        ``"random"`` (closest to a random table of the area's estimated size,
+        drawn per area: a random choice among the consistent tables) or
+        ``"solver"`` (whichever the solver finds first). ``True``/``False``
+        mean ``"max-entropy"``/``"solver"``.
+    seed
+        Seeds the random tie-break (the adversary's own draws).
 
     Returns
     -------
@@ -373,6 +318,11 @@ def reconstruct(
     areas = sorted(pd.unique(pd.concat([f[area] for _, f in tables], ignore_index=True)))
     grouped = [dict(tuple(f.groupby(area, sort=False))) for _, f in tables]
 
+    if tie_break is True or tie_break is False:
+        tie_break = "max-entropy" if tie_break else "solver"
+    if tie_break not in TIE_BREAKS:
+        raise PrivaggInputError(f"tie_break={tie_break!r} is unknown. Fix: use one of {', '.join(TIE_BREAKS)}.")
+    rng = np.random.default_rng(seed)
     rows = []
     for a in areas:
         published_a = []
@@ -381,8 +331,13 @@ def reconstruct(
             if sub is not None:
                 published_a.append(([c for c in keys if c != area], sub))
         a_pub, v_pub, w_pub, a_sup, s_sup = _area_program(types, published_a, k)
-        x, dev = _solve_area(a_pub, v_pub, w_pub, a_sup, s_sup, k, len(types),
-                             prior=_max_entropy_fit(a_pub, v_pub, a_sup, s_sup, len(types)) if tie_break else None)
+        prior = None
+        if tie_break != "solver":
+            prior = _max_entropy_fit(a_pub, v_pub, a_sup, s_sup, len(types))
+            if tie_break == "random":
+                # a random table of the same estimated size: the consistent table closest to it is a random one
+                prior = prior.sum() * rng.dirichlet(np.ones(len(types)))
+        x, dev = _solve_area(a_pub, v_pub, w_pub, a_sup, s_sup, k, len(types), prior=prior)
         if x is None:
             continue
         out = types.copy()
@@ -441,18 +396,59 @@ def _marginal_baseline(published: list[pd.DataFrame], true_counts: pd.Series, n_
     return float(matched_prod / total), float(matched_unif / total)
 
 
+def table_model(anonymiser: Any, crossbreaks: Sequence[Sequence[str]] = DEFAULT_CROSSBREAKS) -> Publication:
+    """The publication model of ``anonymiser`` for a set of crossbreak tables.
+
+    The tables are published together: each subscriber is one record,
+    counted once in each table, so one subscriber touches ``len(crossbreaks)``
+    cells of the whole publication, 1 each, with no time
+    (``publication_model(l0=len(crossbreaks), linf=1, days=None)``); the
+    model's ``loss`` is the guarantee of all the tables together.
+
+    Raises
+    ------
+    PublicationModelUnavailable
+        When the anonymiser has no model (e.g. pseudonymised microdata).
+    """
+    if isinstance(anonymiser, Publication):
+        return anonymiser
+    return anonymiser.publication_model(l0=len(crossbreaks), linf=1, days=None)
+
+
+def publish_tables(tables: Sequence[pd.DataFrame], model: Publication) -> list[pd.DataFrame]:
+    """Each table with its ``value`` column as ``model`` publishes it (NaN where suppressed)."""
+    return [t.assign(value=model(t["value"].to_numpy())) for t in tables]
+
+
+def _per_area(records: pd.DataFrame, guess: pd.DataFrame, attrs: list[str]) -> pd.DataFrame:
+    """Per area: true records, reconstructed records, and matched ones (one-to-one within the area)."""
+    true_counts = _type_counts(records, ["area", *attrs])
+    rec_counts = _type_counts(guess, ["area", *attrs], "count") if len(guess) else true_counts.iloc[:0]
+    both = pd.concat([true_counts.rename("true"), rec_counts.rename("rec")], axis=1).fillna(0)
+    both["matched"] = np.minimum(both["true"], both["rec"])
+    areas = pd.Index(sorted(pd.unique(records["area"])), name="area")
+    return both.groupby(level="area")[["true", "rec", "matched"]].sum().reindex(areas, fill_value=0)
+
+
+def _share(per_area: pd.DataFrame, areas: np.ndarray) -> float:
+    sub = per_area.loc[areas]
+    return float(sub["matched"].sum() / max(sub["true"].sum(), 1))
+
+
 def reconstruction_attack(
     records: pd.DataFrame,
     *,
-    anonymiser: Callable[[list[pd.DataFrame]], list[pd.DataFrame]] | None = None,
+    anonymiser: Any = None,
     crossbreaks: Sequence[Sequence[str]] = DEFAULT_CROSSBREAKS,
     k: int | None = None,
     domains: Mapping[str, Sequence] | None = None,
     check_uniqueness: bool = False,
     n_bootstrap: int = 1000,
     seed: int | None = None,
+    tie_breaks: Sequence[str] = TIE_BREAKS,
+    train_share: float = 0.5,
 ) -> AttackResult:
-    """Publish crossbreaks of ``records`` with ``anonymiser``, reconstruct, and score the reconstruction.
+    """Publish crossbreaks of ``records`` as ``anonymiser`` would, reconstruct, and score the strongest tie-break.
 
     Parameters
     ----------
@@ -460,22 +456,36 @@ def reconstruction_attack(
         One row per subscriber with ``area`` and the attribute columns
         (:func:`records_from_users`).
     anonymiser
-        Callable mapping the exact tables to published ones:
-        :class:`RawTables` (default), :class:`SuppressedTables`,
-        :class:`DPTables`, or any function.
+        A :class:`~privagg.anonymisers.models.Publication` applied to each
+        table's ``value`` column, or an anonymiser, whose model for the
+        tables is :func:`table_model` (default: exact tables).
     crossbreaks
         Attribute tuples of the published tables; each includes ``area``.
     k
-        Suppression threshold the adversary assumes (read from the
-        anonymiser's ``k`` if it has one).
+        Suppression threshold the adversary assumes (default: the model's ``k``).
     check_uniqueness
         Also test whether each area's solution is the only consistent one.
     n_bootstrap
-        Resamples of areas for the interval of the share.
+        Resamples of held-out areas for the interval of the share.
     seed
-        Seeds the baseline draws and the bootstrap.
+        Seeds the split of areas, the random tie-break, the baseline draws and the bootstrap.
+    tie_breaks
+        The tie-break variants run (:data:`TIE_BREAKS`). Areas are split at
+        random into training areas (``train_share``) and held-out ones; the
+        variant reconstructing most records on training areas is chosen
+        (:func:`~privagg.attacks.result.strongest_variant`) and ``risk`` is its
+        share on held-out areas, so the choice does not inflate it. With
+        fewer than 4 areas there is no split: the first variant is reported
+        on every area.
+
+    Returns
+    -------
+    AttackResult
+        ``variant`` names the chosen tie-break, ``variants`` gives every
+        tie-break's held-out share; ``metrics`` holds precision, the
+        baselines (on the held-out areas) and the counts.
     """
-    anonymiser = anonymiser or RawTables()
+    model = table_model(anonymiser if anonymiser is not None else Exact(), crossbreaks)
     for cb in crossbreaks:
         missing = [c for c in cb if c not in records.columns]
         if "area" not in cb or missing:
@@ -483,42 +493,62 @@ def reconstruction_attack(
                 f"crossbreak {tuple(cb)} must include 'area' and columns of records; missing {missing}. "
                 "Fix: e.g. ('area', 'age_band', 'gender')."
             )
+    tie_breaks = tuple(tie_breaks)
+    unknown = [t for t in tie_breaks if t not in TIE_BREAKS]
+    if not tie_breaks or unknown:
+        raise PrivaggInputError(f"tie_breaks={tie_breaks!r}: unknown or none. Fix: choose from {', '.join(TIE_BREAKS)}.")
+    if not 0 < train_share < 1:
+        raise PrivaggInputError(f"train_share={train_share!r} must lie in (0, 1). Fix: pass e.g. train_share=0.5.")
     if k is None:
-        k = getattr(anonymiser, "k", None)
+        k = getattr(model, "k", None)
     rng = np.random.default_rng(seed)
     dom = _domains(records, domains)
     exact = crossbreak_tables(records, crossbreaks, dom)
-    published = anonymiser(exact)
+    published = publish_tables(exact, model)
     attrs = [c for c in dom if c != "area" and any(c in cb for cb in crossbreaks)]
-    guess = reconstruct(published, k=k, domains=dom, check_uniqueness=check_uniqueness)
 
-    true_counts = _type_counts(records, ["area", *attrs])
-    rec_counts = _type_counts(guess, ["area", *attrs], "count") if len(guess) else true_counts.iloc[:0]
-    both = pd.concat([true_counts.rename("true"), rec_counts.rename("rec")], axis=1).fillna(0)
-    both["matched"] = np.minimum(both["true"], both["rec"])
-    per_area = both.groupby(level="area")[["true", "rec", "matched"]].sum()
-    share = float(per_area["matched"].sum() / per_area["true"].sum())
-    # Cluster bootstrap over areas (records of one area are reconstructed together).
-    t, mt = per_area["true"].to_numpy(), per_area["matched"].to_numpy()
+    guesses = {
+        name: reconstruct(published, k=k, domains=dom, check_uniqueness=check_uniqueness and i == 0,
+                          tie_break=name, seed=int(rng.integers(2**32)))
+        for i, name in enumerate(tie_breaks)
+    }
+    per_area = {name: _per_area(records, guess, attrs) for name, guess in guesses.items()}
+    areas = per_area[tie_breaks[0]].index.to_numpy()
+    if len(areas) >= 4:
+        order = rng.permutation(len(areas))
+        n_train = min(max(int(round(train_share * len(areas))), 1), len(areas) - 1)
+        train, test = np.sort(areas[order[:n_train]]), np.sort(areas[order[n_train:]])
+        chosen = strongest_variant({name: _share(pa, train) for name, pa in per_area.items()})
+    else:
+        train, test, chosen = areas[:0], areas, tie_breaks[0]
+    variants = {name: _share(pa, test) for name, pa in per_area.items()}
+    held = per_area[chosen].loc[test]
+    share = variants[chosen]
+    # Cluster bootstrap over held-out areas (records of one area are reconstructed together).
+    t, mt = held["true"].to_numpy(), held["matched"].to_numpy()
     idx = rng.integers(0, len(t), size=(n_bootstrap, len(t)))
     boot = mt[idx].sum(axis=1) / np.maximum(t[idx].sum(axis=1), 1)
     ci_low, ci_high = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
-    baseline, uniform = _marginal_baseline(published, true_counts, per_area["rec"], attrs, k, rng)
+    ci_low, ci_high = min(ci_low, share), max(ci_high, share)
+    in_test = records["area"].isin(test).to_numpy()
+    true_counts = _type_counts(records.loc[in_test], ["area", *attrs])
+    baseline, uniform = _marginal_baseline(published, true_counts, held["rec"], attrs, k, rng)
     metrics: dict[str, Any] = {
         "share_reconstructed": share,
-        "n_records": int(per_area["true"].sum()),
-        "n_reconstructed": int(both["rec"].sum()),
-        "precision": float(per_area["matched"].sum() / max(per_area["rec"].sum(), 1)),
-        "n_areas": int(len(per_area)),
+        "n_records": int(held["true"].sum()),
+        "n_reconstructed": int(held["rec"].sum()),
+        "precision": float(held["matched"].sum() / max(held["rec"].sum(), 1)),
+        "n_areas": int(len(test)),
+        "n_training_areas": int(len(train)),
         "n_record_types": int(np.prod([len(dom[a]) for a in attrs])),
         "baseline_product_of_marginals": baseline,
         "baseline_uniform": uniform,
-        "areas_fully_reconstructed": float((per_area["matched"] == per_area["true"]).mean()),
+        "areas_fully_reconstructed": float((held["matched"] == held["true"]).mean()),
     }
-    if check_uniqueness and len(guess):
-        flags = guess.groupby("area")["unique"].first()
+    if check_uniqueness and len(guesses[tie_breaks[0]]):
+        flags = guesses[tie_breaks[0]].groupby("area")["unique"].first()
         metrics["areas_with_unique_solution"] = float(flags.mean())
-    name = getattr(anonymiser, "name", getattr(anonymiser, "__name__", "anonymiser"))
+    name = model.name
     tables = ", ".join(" x ".join(cb) for cb in crossbreaks)
     return AttackResult(
         attack="reconstruction",
@@ -527,7 +557,7 @@ def reconstruction_attack(
         ci_low=ci_low,
         ci_high=ci_high,
         baseline=baseline,
-        n_trials=int(per_area["true"].sum()),
+        n_trials=int(held["true"].sum()),
         background_knowledge="only the published tables, the attribute domains and the suppression rule",
         metrics=metrics,
         interpretation=(
@@ -535,4 +565,6 @@ def reconstruction_attack(
             f"{', '.join(attrs)}) are rebuilt exactly, against {baseline:.0%} for records drawn from the "
             "published marginals."
         ),
+        variant=f"tie-break: {chosen}",
+        variants={f"tie-break: {n}": v for n, v in variants.items()},
     )
