@@ -7,6 +7,7 @@ import pytest
 import privagg.claim_audit.audit as audit_module
 from privagg import PrivaggInputError
 from privagg.attacks import run_attack
+from privagg.cli import main
 from privagg.claim_audit import audit_claim, parse_claim
 from privagg.claim_audit.equivalent import UTILITY_METRICS
 

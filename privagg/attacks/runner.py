@@ -162,6 +162,10 @@ def run_attack(attack: str, world: Any, anonymiser: Any, query: Query, *, releas
     return result if result.target.startswith(label) else replace(result, target=label + _detail(result))
 
 
+def _days(days: int) -> str:
+    return "first day" if days == 1 else f"first {days} days"
+
+
 def _detail(result: AttackResult) -> str:
     return f" ({result.metrics['game']})" if "game" in result.metrics else ""
 
@@ -205,7 +209,7 @@ def _trajectory_recovery(world: Any, anonymiser: Any, query: Query, published: Q
     n_trajectories = s.get("n_trajectories", int(len(consenting.users)))
     return trajectory_recovery(table, location_coordinates(world.cells, area), truth, location_col=area,
                                n_trajectories=n_trajectories, seed=seed, n_bootstrap=s["bootstrap"],
-                               target=f"{label} (first {s['days']} day(s))")
+                               target=f"{label} ({_days(s['days'])})")
 
 
 def _membership_inference(world: Any, anonymiser: Any, query: Query, published: Query, release: Any,
@@ -229,7 +233,7 @@ def _membership_inference(world: Any, anonymiser: Any, query: Query, published: 
     result = membership_inference(presence, group_size=group, anonymiser=model, targets=s["targets"],
                                   n_train=s["n_train"], n_test=s["n_test"], seed=seed,
                                   n_bootstrap=s["bootstrap"], **options)
-    return replace(result, target=f"{label} (groups of {group}, first {s['days']} day(s))")
+    return replace(result, target=f"{label} (groups of {group}, {_days(s['days'])})")
 
 
 def _reconstruction(world: Any, anonymiser: Any, query: Query, published: Query, release: Any,
@@ -270,7 +274,7 @@ def _differencing(world: Any, anonymiser: Any, query: Query, published: Query, r
         raise NotApplicable("differencing attacks count tables. Fix: attack a count statistic.")
     q = first_days(world, query, s["days"]) if query.time_bin else query
     return differencing(world, q, anonymiser, n_trials=s["trials"], seed=seed,
-                        target=f"{label} (first {s['days']} day(s))")
+                        target=f"{label} ({_days(s['days'])})")
 
 
 _RUNNERS = {

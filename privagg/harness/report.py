@@ -236,13 +236,18 @@ def write_report(
 
 
 def _kv_table(d: Mapping[str, Any]) -> str:
+    e = html.escape
     rows = []
     for k, v in d.items():
-        if isinstance(v, Mapping):
-            v = ", ".join(f"{a} = {b}" for a, b in v.items()) or "none"
+        if isinstance(v, Mapping) and any(len(str(b)) > 40 for b in v.values()):
+            cell = "<br>".join(f"<strong>{e(str(a))}</strong>: {e(str(b))}" for a, b in v.items()) or "none"
+        elif isinstance(v, Mapping):
+            cell = e(", ".join(f"{a} = {b}" for a, b in v.items()) or "none")
         elif isinstance(v, list):
-            v = ", ".join(map(str, v)) or "none"
-        rows.append(f"<tr><th>{html.escape(str(k).replace('_', ' '))}</th><td>{html.escape(str(v))}</td></tr>")
+            cell = e(", ".join(map(str, v)) or "none")
+        else:
+            cell = e(str(v))
+        rows.append(f"<tr><th>{e(str(k).replace('_', ' '))}</th><td>{cell}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
 
 
@@ -305,16 +310,21 @@ def _render_html(doc: dict[str, Any], figures: list[tuple[str, str, str]]) -> st
             parts.append(f"<p>{e(worst['verdict'])}</p>")
             if worst.get("background_knowledge"):
                 parts.append(f'<p class="meta"><strong>What the attacker knew:</strong> {e(str(worst["background_knowledge"]))}</p>')
+            with_stay = any(yardstick(r) is not None for r in rs)
+            with_cap = any(r.get("dp_bound") is not None for r in rs)
             parts.append("<table><tr><th>release</th><th>risk</th><th>interval</th><th>guessing</th>"
-                         "<th>simplest attack</th><th>DP cap</th><th>verdict</th></tr>")
+                         + ("<th>simplest attack</th>" if with_stay else "")
+                         + ("<th>DP cap</th>" if with_cap else "") + "<th>verdict</th></tr>")
             for r in rs:
+                stay = yardstick(r)
                 parts.append(
                     f"<tr><td>{e(str(r.get('target', '')))}</td><td class=num>{e(_pct(r.get('risk')))}</td>"
                     f"<td class=num>{e(_pct(r.get('ci_low')))} to {e(_pct(r.get('ci_high')))}</td>"
                     f"<td class=num>{e(_pct(r.get('baseline')))}</td>"
-                    f"<td class=num>{e(_pct(yardstick(r))) if yardstick(r) is not None else ''}</td><td class=num>"
-                    f"{e(_pct(r.get('dp_bound'))) if r.get('dp_bound') is not None else ''}</td>"
-                    f"<td><span class=\"badge {e(r['severity'])}\">{e(SEVERITY_WORDS[r['severity']])}</span></td></tr>")
+                    + (f"<td class=num>{e(_pct(stay)) if stay is not None else ''}</td>" if with_stay else "")
+                    + (f"<td class=num>{e(_pct(r.get('dp_bound'))) if r.get('dp_bound') is not None else ''}</td>"
+                       if with_cap else "")
+                    + f"<td><span class=\"badge {e(r['severity'])}\">{e(SEVERITY_WORDS[r['severity']])}</span></td></tr>")
             parts.append("</table>")
             comps = [r["comparison"] for r in rs if r.get("comparison")]
             if comps:
