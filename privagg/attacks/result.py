@@ -128,7 +128,7 @@ def _check(successes: int, n: int, level: float) -> None:
             f"successes={successes}, n={n}: need 0 <= successes <= n. Fix: count successes among the n trials."
         )
     if not 0.0 < level < 1.0:
-        raise PrivaggInputError(f"level={level}: must lie strictly between 0 and 1, e.g. 0.95.")
+        raise PrivaggInputError(f"level={level} must lie strictly between 0 and 1. Fix: pass e.g. level=0.95.")
 
 
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:

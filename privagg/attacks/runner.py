@@ -63,6 +63,8 @@ ATTACK_OPTIONS: dict[str, tuple[str, ...]] = {
     "differencing": (),
 }
 ATTACK_ALIASES = {"membership": "membership_inference"}
+#: Other spellings of settings, as the attack functions name their parameters.
+SETTING_ALIASES = {"n_bootstrap": "bootstrap", "p": "points", "n_targets": "targets", "n_trials": "trials"}
 #: Subscriber attributes the reconstruction attack rebuilds (besides the home area and one tag).
 RECORD_COLUMNS = ("age_band", "gender", "contract")
 
@@ -88,7 +90,7 @@ def attack_settings(attack: str, settings: Mapping[str, Any] | None = None) -> d
         For an unknown setting or an integer setting below its minimum.
     """
     attack = canonical_attack(attack)
-    given = dict(settings or {})
+    given = {SETTING_ALIASES.get(k, k): v for k, v in (settings or {}).items()}
     allowed = (*ATTACK_SETTINGS[attack], *ATTACK_OPTIONS[attack])
     for key in given:
         if key not in allowed:

@@ -283,12 +283,12 @@ def _time_bin(ctx: TomlErrors, table: dict[str, Any], key: str, where: str, head
     from privagg.queries import parse_time_bin
 
     try:
-        if not isinstance(value, str):
-            raise PrivaggInputError("not a string")
-        parse_time_bin(value)
+        ok = isinstance(value, str) and parse_time_bin(value) is not None
     except PrivaggInputError:
+        ok = False
+    if not ok:
         raise ctx.error(where, f"{key} = {value!r} is not a supported time bin", f"use {TIME_BINS_HINT}.",
-                        header=header, key=key) from None
+                        header=header, key=key)
     return value
 
 

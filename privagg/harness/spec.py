@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from privagg.anonymisers.factory import FAMILY_PARAMETERS as FACTORY_PARAMETERS
-from privagg.attacks.runner import ATTACK_ALIASES, ATTACK_SETTINGS
+from privagg.attacks.runner import ATTACK_ALIASES, ATTACK_SETTINGS, attack_settings
 from privagg.errors import PrivaggInputError
 from privagg.toml_errors import TomlErrors, parse_toml, suggest
 
@@ -428,6 +428,13 @@ def _parse_attack(ctx: TomlErrors, table: Any, i: int) -> AttackSpec:
     if not isinstance(params, dict):
         raise ctx.error(where, "'params' is not a table", "write [attacks.params] with key = value lines.",
                         header=h, index=i, key="params")
+    if name in ATTACK_SETTINGS:  # checked now, before any cell runs (registered attacks check their own)
+        try:
+            attack_settings(name, params)
+        except PrivaggInputError as exc:
+            problem, _, fix = str(exc).partition(" Fix: ")
+            raise ctx.error(where, problem.rstrip("."), fix or "see privagg.attacks.ATTACK_SETTINGS.",
+                            header="attacks.params", index=i, key=None) from None
     applies_to = table.get("applies_to")
     if applies_to is not None:
         if isinstance(applies_to, str):
