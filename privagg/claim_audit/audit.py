@@ -127,7 +127,7 @@ def attack_releases(claim: Claim, world: Any, claimed: ClaimedRelease, equivalen
                     say: Progress, timings: dict[str, float]) -> list[Finding]:
     """Every applicable attack against the claimed release, and against the DP release of equal accuracy."""
     findings = []
-    label = f"{claim.method.describe()} (the claim)"
+    label = f"{claimed.release.privacy.label()} (the claim)"
     for name in AGGREGATE_ATTACKS:
         if name not in claim.attacks:
             continue
@@ -140,7 +140,7 @@ def attack_releases(claim: Claim, world: Any, claimed: ClaimedRelease, equivalen
             + (f" (strongest variant: {result.variant})" if result.variant else ""))
         comparison = None
         if equivalent is not None:
-            dp_label = f"DP, epsilon = {equivalent.epsilon:g} {SEARCH_UNIT.per} (same accuracy)"
+            dp_label = f"{equivalent.release.privacy.label()}, as accurate as the claim"
             comparison = _attack(name, world, equivalent.anonymiser, claimed.published, equivalent.release, claim,
                                  dp_label)
             if comparison is not None:

@@ -44,7 +44,7 @@ from typing import Any, Mapping, Sequence
 
 from privagg.atomic import atomic_write_text
 from privagg.harness.verdicts import (  # noqa: F401 - re-exported: the report's judgement of a result
-    SEVERITY_WORDS, _comparison_sentence, _fmt, _num, _pct, _plain, finding, further_figures,
+    _comparison_sentence, severity_words, _fmt, _num, _pct, _plain, finding, further_figures,
     overall_verdict, reference_level, severity, verdict_sentence, yardstick,
 )
 
@@ -287,7 +287,7 @@ def _render_html(doc: dict[str, Any], figures: list[tuple[str, str, str]]) -> st
         parts.append(f"<h3>{e(ATTACK_TITLES.get(name, name.replace('_', ' ').capitalize()))}</h3>")
         if len(rs) == 1:
             r = rs[0]
-            parts.append(f'<p><span class="badge {e(r["severity"])}">{e(SEVERITY_WORDS[r["severity"]])}</span></p>')
+            parts.append(f'<p><span class="badge {e(r["severity"])}">{e(severity_words(r))}</span></p>')
             parts.append(f'<p class="figure-risk">risk {e(_pct(r.get("risk")))} '
                          f'<span class="meta">(interval {e(_pct(r.get("ci_low")))} to {e(_pct(r.get("ci_high")))}; '
                          f'guessing: {e(_pct(r.get("baseline")))}; {e(_fmt(r.get("n_trials")))} trials)</span></p>')
@@ -324,7 +324,7 @@ def _render_html(doc: dict[str, Any], figures: list[tuple[str, str, str]]) -> st
                     + (f"<td class=num>{e(_pct(stay)) if stay is not None else ''}</td>" if with_stay else "")
                     + (f"<td class=num>{e(_pct(r.get('dp_bound'))) if r.get('dp_bound') is not None else ''}</td>"
                        if with_cap else "")
-                    + f"<td><span class=\"badge {e(r['severity'])}\">{e(SEVERITY_WORDS[r['severity']])}</span></td></tr>")
+                    + f"<td><span class=\"badge {e(r['severity'])}\">{e(severity_words(r))}</span></td></tr>")
             parts.append("</table>")
             comps = [r["comparison"] for r in rs if r.get("comparison")]
             if comps:

@@ -168,6 +168,15 @@ SEVERITY_WORDS = {
 }
 
 
+def severity_words(result: Mapping[str, Any]) -> str:
+    """The severity in words, naming what the attack was judged against (guessing or the simplest attack)."""
+    words = SEVERITY_WORDS[severity(result)]
+    stay, base = yardstick(result), _num(result.get("baseline"))
+    if stay is not None and stay > (base or 0):
+        words = words.replace("guessing", "the simplest attack")
+    return words
+
+
 def verdict_sentence(result: Mapping[str, Any]) -> str:
     """One plain-language sentence for a non-specialist."""
     name = _attack_name(result)
@@ -177,9 +186,7 @@ def verdict_sentence(result: Mapping[str, Any]) -> str:
     if sev == "unknown":
         return f"The {name} could not be scored against {result.get('target', 'this release')}."
     stay = yardstick(result)
-    words = SEVERITY_WORDS[sev]
-    if stay is not None and stay > (_num(base) or 0):
-        words = words.replace("guessing", "the simplest attack")
+    words = severity_words(result)
     core = (f"The {name} {words} against {result.get('target', 'this release')}: "
             f"risk {_pct(risk)} ({round(100 * level)}% interval {_pct(lo)} to {_pct(hi)}), "
             f"against {_pct(base)} for an attacker who only guesses.")
@@ -205,7 +212,8 @@ def further_figures(metrics: Mapping[str, Any]) -> str:
     """The further figures of a result, named for a reader and rounded to 3 significant digits."""
     parts = []
     for key, value in metrics.items():
-        if key in HIDDEN_METRICS or value is None or isinstance(value, (list, dict, tuple)):
+        if (key in HIDDEN_METRICS or key.endswith(("_ci_low", "_ci_high")) or value is None
+                or isinstance(value, (list, dict, tuple))):
             continue
         parts.append(f"{metric_label(key)} {_fmt(value)}")
     return "; ".join(parts)
@@ -268,4 +276,4 @@ def overall_verdict(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 __all__ = ["METRIC_LABELS", "SEVERITY_MARGINS", "SEVERITY_WORDS", "finding", "further_figures", "metric_label",
-           "overall_verdict", "reference_level", "severity", "verdict_sentence", "yardstick"]
+           "overall_verdict", "reference_level", "severity", "severity_words", "verdict_sentence", "yardstick"]
