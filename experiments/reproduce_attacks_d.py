@@ -35,13 +35,13 @@ from privagg.attacks.membership import (
     hourly_presence,
     membership_inference,
 )
+from privagg.anonymisers.dp import DPAnonymiser
+from privagg.anonymisers.models import Exact, Suppressed
 from privagg.attacks.reconstruction import (
     DEFAULT_CROSSBREAKS,
-    DPTables,
-    RawTables,
-    SuppressedTables,
     reconstruction_attack,
     records_from_users,
+    table_model,
 )
 from privagg.audit import (
     DiscreteLaplaceCounts,
@@ -92,10 +92,11 @@ def reconstruction_section(world, args, rows):
     records = records_from_users(world.users, area="home_cell", tag=args.tag)
     print(f"records: {len(records)} subscribers in {records['area'].nunique()} home cells, tag={args.tag}")
     four = DEFAULT_CROSSBREAKS + (("area", "gender", "tag"),)
-    configs = [(RawTables(), True, DEFAULT_CROSSBREAKS), (SuppressedTables(5), False, DEFAULT_CROSSBREAKS),
-               (SuppressedTables(10), False, DEFAULT_CROSSBREAKS)]
-    configs += [(DPTables(eps), False, DEFAULT_CROSSBREAKS) for eps in EPSILONS]
-    configs += [(RawTables(), False, four), (SuppressedTables(5), False, four), (SuppressedTables(10), False, four)]
+    configs = [(Exact(), True, DEFAULT_CROSSBREAKS), (Suppressed(k=5), False, DEFAULT_CROSSBREAKS),
+               (Suppressed(k=10), False, DEFAULT_CROSSBREAKS)]
+    # epsilon per subscriber over all the tables together (the model of the tables as one publication)
+    configs += [(table_model(DPAnonymiser(epsilon=eps)), False, DEFAULT_CROSSBREAKS) for eps in EPSILONS]
+    configs += [(Exact(), False, four), (Suppressed(k=5), False, four), (Suppressed(k=10), False, four)]
     for anonymiser, unique, crossbreaks in configs:
         t0 = time.time()
         r = reconstruction_attack(records, anonymiser=anonymiser, crossbreaks=crossbreaks,

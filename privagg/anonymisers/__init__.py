@@ -1,6 +1,12 @@
-"""Anonymisers: the release methods compared by privagg (DP and the field's baselines)."""
+"""Anonymisers: the release methods compared by privagg (DP and the field's baselines).
 
-from privagg.anonymisers.base import Anonymiser
+Each gives attacks its model of itself (:meth:`Anonymiser.publication_model`,
+a :class:`~privagg.anonymisers.models.Publication`), or raises
+:class:`PublicationModelUnavailable`.
+"""
+
+from privagg.anonymisers.base import Anonymiser, PublicationModelUnavailable
 from privagg.anonymisers.dp import DPAnonymiser
+from privagg.anonymisers.models import Publication
 
-__all__ = ["Anonymiser", "DPAnonymiser"]
+__all__ = ["Anonymiser", "DPAnonymiser", "Publication", "PublicationModelUnavailable"]

@@ -98,22 +98,11 @@ def _as_series(release: Any, key_columns: tuple[str, ...] | None = None) -> pd.S
     return table.set_index(keys)["value"].astype(float)
 
 
-def _lookup(series: pd.Series, key: tuple) -> float:
-    """Released value at ``key``; a key absent from the table was not published (empty), i.e. 0."""
-    try:
-        value = series.loc[key] if len(key) > 1 else series.loc[key[0]]
-    except KeyError:
-        return 0.0
-    if isinstance(value, pd.Series):
-        value = value.iloc[0]
-    return float(value)
-
-
 RULE, LR = "difference rule", "likelihood ratio"
 
 
-def _lookup_published(series: pd.Series, key: tuple, absent: float) -> float:
-    """Like :func:`_lookup`, with ``absent`` for a key missing from the table."""
+def _lookup(series: pd.Series, key: tuple, absent: float = 0.0) -> float:
+    """Released value at ``key``; a key absent from the table was not published: ``absent`` (0: empty)."""
     try:
         value = series.loc[key] if len(key) > 1 else series.loc[key[0]]
     except KeyError:
@@ -298,7 +287,7 @@ def differencing(
         privacy = getattr(test, "privacy", privacy)
         ref_series, test_series = _as_series(reference), _as_series(test)
         games.append((b, (_lookup(ref_series, key), _lookup(test_series, key)),
-                      (_lookup_published(ref_series, key, absent_value), _lookup_published(test_series, key, absent_value)),
+                      (_lookup(ref_series, key, absent_value), _lookup(test_series, key, absent_value)),
                       contribution, int(rng.integers(2))))
 
     def guesses(name: str, part: list) -> np.ndarray:
