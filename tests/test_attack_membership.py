@@ -1,11 +1,13 @@
 """Knock-Knock membership inference (Pyrgelis et al., NDSS 2018) on a hand-made population.
 
 Levels asserted (toy population: home at night, work by day, 15% random visits):
-raw footfall of groups of 10 over 30 cells, paper's statistical features: AUC >= 0.75;
+raw footfall of groups of 10 over 30 cells, strongest variant: AUC >= 0.75 (it
+reaches 1.0; the paper's statistical features alone 0.85);
 k=5 suppressed footfall of groups of 60 over 10 cells, raw features: AUC >= 0.8;
 DP at 0.1 per subscriber-day: the ROC stays under the DP bound (false-failure
-probability <= 5% per ROC point family, by the Clopper-Pearson margins; the
-AUC assertion fails with probability < 1e-3).
+probability <= 0.1%, the uniform margins of ``bound_alpha=0.001``; the AUC
+assertion fails with probability < 1e-3). The attacks' strength against their
+baselines and the DP bound are tested in ``test_attack_membership_strength.py``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ import pandas as pd
 import pytest
 from _mobility_toy import toy_events
 
+from privagg.anonymisers.models import Exact, Noisy, Suppressed
 from privagg.attacks.membership import (
-    DPAggregate,
-    RawAggregate,
-    SuppressedAggregate,
+    VARIANTS,
     dp_auc_bound,
     dp_tpr_bound,
     hourly_presence,
@@ -26,6 +27,7 @@ from privagg.attacks.membership import (
     roc_curve,
     time_series_features,
 )
+from privagg.dp.units import Loss
 from privagg.errors import PrivaggInputError
 
 
@@ -70,11 +72,16 @@ def test_roc_curve_of_a_perfect_score():
 
 
 def test_membership_succeeds_against_raw_footfall(city30):
-    r = membership_inference(city30, group_size=10, anonymiser=RawAggregate(), targets=4, n_train=200,
+    r = membership_inference(city30, group_size=10, anonymiser=Exact(), targets=4, n_train=200,
                              n_test=100, n_bootstrap=100, seed=0)
     assert r.attack == "membership_inference" and r.baseline == 0.5
     assert r.risk >= 0.75 and r.ci_low > 0.7
     assert r.metrics["tpr_at_0.01_fpr"] > 0.05
+    # The strongest variant is named, measured like every other one, and every variant ran.
+    assert r.variant in r.variants and r.risk == pytest.approx(r.variants[r.variant])
+    assert set(r.variants) == {v for v in VARIANTS if "k/2" not in v and "mean counts" not in v}
+    assert r.metrics["tpr_at_0.001_fpr_ci_low"] <= r.metrics["tpr_at_0.001_fpr"] <= r.metrics["tpr_at_0.001_fpr_ci_high"]
+    assert "full hourly trace" in r.background_knowledge
 
 
 def test_membership_is_deterministic_given_a_seed(city30):
@@ -83,16 +90,19 @@ def test_membership_is_deterministic_given_a_seed(city30):
 
 
 def test_membership_succeeds_against_k_suppressed_footfall(city10):
-    r = membership_inference(city10, group_size=60, anonymiser=SuppressedAggregate(5), targets=3, n_train=200,
+    r = membership_inference(city10, group_size=60, anonymiser=Suppressed(k=5), targets=3, n_train=200,
                              n_test=100, n_bootstrap=100, features="raw", seed=0)
+    assert r.variant == "raw/logistic" and list(r.variants) == ["raw/logistic"]  # the former interface: one variant
     assert r.risk >= 0.8 and r.ci_low > 0.7
 
 
 @pytest.mark.statistical
 def test_membership_against_dp_stays_under_the_dp_bound(city10):
-    r = membership_inference(city10, group_size=30, anonymiser=DPAggregate(0.1), targets=2, n_train=200,
-                             n_test=60, n_bootstrap=100, features="raw", seed=0)
-    assert r.metrics["dp_epsilon"] == pytest.approx(0.2)  # 2 days at 0.1
+    dp = Noisy(mechanism="laplace", scale=24 / 0.1, loss=Loss(epsilon=0.2), label="dp(epsilon=0.1/subscriber-day)")
+    r = membership_inference(city10, group_size=30, anonymiser=dp, targets=2, n_train=200,
+                             n_test=60, n_bootstrap=100, variants=["likelihood ratio", "raw/logistic"],
+                             bound_alpha=0.001, seed=0)
+    assert r.metrics["dp_epsilon"] == pytest.approx(0.2)  # 2 days at 0.1, from the model's loss
     assert r.metrics["bound_epsilon"] == pytest.approx(0.4)  # substitution game: 2 x epsilon
     assert r.metrics["within_dp_bound"]
     assert r.ci_low <= r.metrics["dp_auc_bound"]
@@ -118,15 +128,24 @@ def test_auc_interval_carries_the_spread_between_targets():
     assert low == high == 1.0
 
 
-def test_release_methods_map_to_the_attacks_publication_models():
-    from privagg.attacks.membership import (
-        DPAggregate, RawAggregate, SuppressedAggregate, aggregate_publication,
-    )
+def test_membership_needs_a_publication_model(city10):
+    with pytest.raises(PrivaggInputError, match="is not a publication model"):
+        membership_inference(city10, group_size=5, anonymiser=lambda x: x)
+    with pytest.raises(PrivaggInputError, match="prior='oracle' is unknown"):
+        membership_inference(city10, group_size=5, prior="oracle")
+    with pytest.raises(PrivaggInputError, match="does not apply to prior='past_membership'"):
+        membership_inference(city10, group_size=5, prior="past_membership", variants=["own keys"])
 
-    assert isinstance(aggregate_publication("raw", {}), RawAggregate)
-    assert aggregate_publication("suppression", {"k": 5}) == SuppressedAggregate(5)
-    assert aggregate_publication("coarsening", {"level": "zone"}) == RawAggregate()
-    assert aggregate_publication("coarsening", {"k": 3}) == SuppressedAggregate(3)
-    assert aggregate_publication("dp", {"epsilon": 0.5, "max_partitions": 12}) == DPAggregate(0.5, 12)
-    assert aggregate_publication("dp", {}) is None
-    assert aggregate_publication("pseudonymised", {}) is None
+
+def test_tpr_at_fpr_agrees_with_the_roc_curve():
+    """The fast TPR at a false-positive rate is the ROC curve's point, ties included."""
+    from privagg.attacks.membership import _tpr_at, _tpr_at_fpr
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        scores = rng.integers(0, 6, 40).astype(float)
+        labels = rng.random(40) < 0.5
+        labels[:2] = [True, False]
+        fpr, tpr = roc_curve(scores, labels)
+        for f in (0.0, 0.01, 0.1, 0.3):
+            assert _tpr_at_fpr(scores[labels], scores[~labels], f) == pytest.approx(_tpr_at(f, fpr, tpr))

@@ -1,19 +1,70 @@
 """Membership inference on aggregate location time series.
 
 Re-implements Pyrgelis, Troncoso and De Cristofaro, "Knock Knock, Who's
-There? Membership Inference on Aggregate Location Data" (NDSS 2018).
+There? Membership Inference on Aggregate Location Data" (NDSS 2018), and
+runs it at full strength: several attack variants, the strongest chosen on
+training groups and its risk measured on held-out ones.
 
 The game. A release is the footfall of a group of ``m`` subscribers: for
-every location and hour, how many of them were there. The adversary knows
-one target's trace and a reference population the group is drawn from, and
-wants to tell whether the target is in the group. They simulate the release
-themselves: many groups with the target and as many without, aggregated and
-(with ``train_on_releases=True``) passed through the same anonymiser; they
-summarise each location's time series by statistics (mean, standard
-deviation, minimum, maximum, median; the paper's features) and train a
-classifier (logistic regression here) to separate "in" from "out". On fresh
-groups the classifier's scores give the ROC curve: AUC (0.5 = guessing) and
-the true-positive rate at 1% false positives.
+every location and hour, how many of them were there, published through a
+publication model (:mod:`privagg.anonymisers.models`: exact, suppressed
+below ``k``, rounded, or with OpenDP noise). The adversary wants to tell
+whether a target is in the group. Per target, ``n_train`` training groups
+and ``n_test`` test groups are drawn, half with the target; test releases
+are published by the model itself (OpenDP noise), the adversary's training
+releases by its seeded simulation (:meth:`Publication.simulate`).
+
+Variants (all run; :data:`VARIANTS`):
+
+``own keys``
+    Sum of the released values over the keys (location, hour) where the
+    target was: the target adds 1 to each. Suppressed values count as 0;
+    ``own keys (suppressed as k/2)`` counts them as ``k / 2`` instead.
+``likelihood ratio``
+    The noise-aware test. The adversary knows the population groups are
+    drawn from, so at each of the target's keys the count of the other
+    members is hypergeometric; convolved with the mechanism
+    (:meth:`Publication.log_likelihood`: noise, suppression, rounding) this
+    gives P(released | in) and P(released | out). The score is the sum over
+    the target's keys of the log ratio (keys treated as independent).
+``likelihood ratio (mean counts)``
+    For noisy releases: per key ``log P(released | mean count with the
+    target) - log P(released | mean count without)``.
+``mean difference``
+    A linear score learned on training releases: each key weighted by the
+    difference of its mean in and out, over its variance.
+``<features>/<classifier>``
+    Pyrgelis's attack: features ``stats`` (mean, standard deviation,
+    minimum, maximum, median of each location's series), ``raw`` (the
+    series) or ``stats+raw``, and classifier ``logistic`` (logistic
+    regression on standardised features; ``stats/logistic`` was privagg's
+    former default), ``forest`` (a small random forest) or ``mlp`` (a small
+    multi-layer perceptron), from scikit-learn.
+
+Choosing honestly. Each variant's training risk is its mean AUC over the
+targets on the training groups: statistics have nothing to fit, learned
+variants are scored out of fold (two folds of training pairs) and then
+refit on all training groups. :func:`~privagg.attacks.result.strongest_variant`
+picks the variant with the highest training risk; the result reports that
+variant's AUC on the test groups, which played no part in the choice.
+
+Priors (the adversary's background knowledge, Pyrgelis et al. section IV):
+
+``"full"``
+    The target's full hourly trace over the window, and the population.
+``"partial"``
+    A random ``known_fraction`` of the target's (location, hour) points. The
+    adversary's simulated "in" groups hold the target's known points only;
+    the statistics use only the known keys.
+``"past_membership"``
+    No trace of the target: the adversary saw ``n_train`` earlier releases
+    of groups from the same population, each labelled with whether the
+    target was in it, and learns from those (learned variants only; the
+    statistics need the trace). The earlier period is ``past_presence``
+    (e.g. the previous week, same subscribers and locations) or, by
+    default, the attacked window itself: the target's behaviour repeats,
+    the best case for the adversary. Those releases were published, so
+    their noise is the model's own (OpenDP).
 
 Neighbouring groups. By default (``neighbouring="substitute"``, as in the
 paper) an "out" group has the target replaced by a random other subscriber,
@@ -27,28 +78,29 @@ Data. :func:`hourly_presence` turns an ``events`` table into a sparse
 subscriber x (location, hour) matrix holding 1 where the subscriber was
 there, at most one location per subscriber and hour (the one with most
 events). That bounds each subscriber to 24 partitions per day and 1 per
-partition, the contribution bounds behind :class:`DPAggregate`'s noise.
+partition: a DP footfall release with those bounds has noise scale
+``24 / epsilon`` per subscriber-day.
 """
 
 from __future__ import annotations
 
+import warnings
+from copy import deepcopy
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, sparse
-from scipy.special import expit
+from scipy import sparse, special, stats
 
-from privagg.attacks.result import AttackResult
+from privagg.anonymisers.models import Exact, Publication
+from privagg.attacks.result import AttackResult, strongest_variant
 from privagg.errors import PrivaggInputError
 
 __all__ = [
-    "DPAggregate",
+    "PRIORS",
     "Presence",
-    "RawAggregate",
-    "SuppressedAggregate",
-    "aggregate_publication",
+    "VARIANTS",
     "auc_interval",
     "dp_auc_bound",
     "dp_tpr_bound",
@@ -57,7 +109,6 @@ __all__ = [
     "roc_curve",
     "time_series_features",
 ]
-
 
 # ----------------------------------------------------------------------------- data
 
@@ -162,82 +213,6 @@ def hourly_presence(
     return Presence(matrix, user_ids, locations, int(n_hours))
 
 
-# ----------------------------------------------------------------------------- anonymisers of aggregates
-
-
-@dataclass(frozen=True)
-class RawAggregate:
-    """Publish the exact footfall."""
-
-    name = "raw"
-    epsilon = None
-
-    def __call__(self, aggregate: np.ndarray) -> np.ndarray:
-        return np.asarray(aggregate, dtype=float)
-
-
-@dataclass(frozen=True)
-class SuppressedAggregate:
-    """Publish counts of at least ``k``; smaller ones (zeros included) are suppressed (NaN)."""
-
-    k: int
-
-    @property
-    def name(self) -> str:
-        return f"suppression(k={self.k})"
-
-    epsilon = None
-
-    def __call__(self, aggregate: np.ndarray) -> np.ndarray:
-        from privagg.anonymisers.suppression import suppress_table
-
-        return suppress_table(aggregate, self.k, None)
-
-
-@dataclass(frozen=True)
-class DPAggregate:
-    """Discrete Laplace noise from OpenDP, at ``epsilon_per_day`` per subscriber-day.
-
-    Each subscriber contributes to at most ``max_partitions_per_day``
-    (location, hour) cells per day, 1 to each (:func:`hourly_presence`
-    guarantees 24), so the daily L1 sensitivity is that number and each value
-    gets noise of scale ``max_partitions_per_day / epsilon_per_day``. A
-    release of ``d`` days costs ``d * epsilon_per_day`` per subscriber.
-    """
-
-    epsilon_per_day: float
-    max_partitions_per_day: int = 24
-
-    @property
-    def name(self) -> str:
-        return f"dp(epsilon={self.epsilon_per_day:g}/subscriber-day)"
-
-    @property
-    def noise_scale(self) -> float:
-        return self.max_partitions_per_day / self.epsilon_per_day
-
-    def epsilon_total(self, n_hours: int) -> float:
-        """Epsilon per subscriber over a release of ``n_hours`` hours (whole days)."""
-        return self.epsilon_per_day * int(np.ceil(n_hours / 24))
-
-    def __call__(self, aggregate: np.ndarray) -> np.ndarray:
-        from privagg.dp.mechanisms import laplace
-
-        counts = np.rint(np.asarray(aggregate)).astype(np.int64)
-        noisy = laplace(self.epsilon_per_day, self.max_partitions_per_day).sample(counts.ravel())
-        return noisy.reshape(counts.shape).astype(float)
-
-    def simulate(self, aggregate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The adversary's own simulation of releases, for training: same distribution, numpy noise.
-
-        Nothing simulated is ever published, so it may use (seeded) numpy;
-        published values always come from :meth:`__call__` (OpenDP).
-        """
-        p = -np.expm1(-1.0 / self.noise_scale)  # discrete Laplace = difference of two geometrics
-        shape = np.shape(aggregate)
-        return np.rint(aggregate) + (rng.geometric(p, shape) - rng.geometric(p, shape))
-
-
 # ----------------------------------------------------------------------------- features and classifier
 
 FEATURES = ("mean", "std", "min", "max", "median")
@@ -259,40 +234,6 @@ def time_series_features(released: np.ndarray, kind: str = "stats") -> np.ndarra
     if not parts:
         raise PrivaggInputError(f"features={kind!r} is unknown. Fix: use 'stats', 'raw' or 'stats+raw'.")
     return np.concatenate(parts, axis=1)
-
-
-class _Logistic:
-    """L2-regularised logistic regression on standardised features (L-BFGS)."""
-
-    def __init__(self, c: float = 1.0) -> None:
-        self.c = c
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> _Logistic:
-        self.mu = x.mean(axis=0)
-        self.sd = x.std(axis=0)
-        self.sd[self.sd == 0] = 1.0
-        z = (x - self.mu) / self.sd
-        s = np.where(np.asarray(y) > 0, 1.0, -1.0)
-        c = self.c
-
-        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-            margin = s * (z @ w[:-1] + w[-1])
-            g = -s * expit(-margin)
-            value = np.logaddexp(0.0, -margin).sum() + 0.5 / c * w[:-1] @ w[:-1]
-            return value, np.append(z.T @ g + w[:-1] / c, g.sum())
-
-        w0 = np.zeros(z.shape[1] + 1)
-        self.w = optimize.minimize(loss, w0, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
-        return self
-
-    def decision_function(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mu) / self.sd) @ self.w[:-1] + self.w[-1]
-
-
-def _scores(classifier: Any, x: np.ndarray) -> np.ndarray:
-    if hasattr(classifier, "decision_function"):
-        return np.asarray(classifier.decision_function(x), dtype=float)
-    return np.asarray(classifier.predict_proba(x), dtype=float)[:, 1]
 
 
 # ----------------------------------------------------------------------------- ROC, AUC, DP bound
@@ -347,61 +288,76 @@ def dp_auc_bound(epsilon: float, delta: float = 0.0) -> float:
     return float(np.trapezoid(dp_tpr_bound(grid, epsilon, delta), grid))
 
 
-def _roc_exceeds_bound(scores, labels, epsilon, delta, alpha=0.05) -> float:
+
+
+def _roc_exceeds_bound(scores: np.ndarray, labels: np.ndarray, epsilon: float, delta: float,
+                       alpha: float = 0.05) -> float:
     """Largest amount by which the ROC exceeds the DP bound beyond sampling error (<= 0: within it).
 
-    At each threshold, the one-sided Clopper-Pearson lower bound on TPR is
-    compared with the bound evaluated at the upper bound on FPR.
+    The margins are uniform over thresholds, from the one-sided
+    Dvoretzky-Kiefer-Wolfowitz inequality with Massart's constant: with
+    probability at least ``1 - alpha``, at every threshold at once the true
+    TPR is at least the empirical one minus ``sqrt(ln(2/alpha) / (2 n_in))``
+    and the true FPR at most the empirical one plus ``sqrt(ln(2/alpha) / (2 n_out))``.
+    Against a release that honours its guarantee the excess is therefore
+    positive with probability at most ``alpha``, however the threshold was
+    chosen (pointwise intervals at data-chosen thresholds would not say that).
     """
-    from privagg.audit.lower_bound import one_sided_clopper_pearson as one_sided
-
     labels = np.asarray(labels).astype(bool)
     n1, n0 = int(labels.sum()), int((~labels).sum())
     fpr, tpr = roc_curve(scores, labels)
-    tpr_lo, _ = one_sided(np.rint(tpr * n1), n1, alpha / 2)
-    _, fpr_hi = one_sided(np.rint(fpr * n0), n0, alpha / 2)
-    return float(np.max(tpr_lo - dp_tpr_bound(fpr_hi, epsilon, delta)))
+    m1 = np.sqrt(np.log(2 / alpha) / (2 * n1))
+    m0 = np.sqrt(np.log(2 / alpha) / (2 * n0))
+    return float(np.max((tpr - m1) - dp_tpr_bound(np.minimum(fpr + m0, 1.0), epsilon, delta)))
 
 
-# ----------------------------------------------------------------------------- the attack
+def _tpr_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
+    """TPR at the ROC point with the largest TPR among those with FPR <= ``fpr`` (ties as one step).
 
-
-def _groups(rng, pool: np.ndarray, target_row: int, n_pairs: int, m: int, neighbouring: str, n_users: int):
-    """Paired in/out membership matrices: rows 0..n-1 "in", n..2n-1 "out"."""
-    others = np.argsort(rng.random((n_pairs, pool.size)), axis=1)[:, :m]  # m distinct per row
-    members = pool[others]
-    in_rows = members.copy()
-    in_rows[:, -1] = target_row  # m-1 others + the target
-    rows_in = np.repeat(np.arange(n_pairs), m)
-    if neighbouring == "substitute":
-        out_rows, size_out = members, m  # the target replaced by another subscriber
-    else:
-        out_rows, size_out = members[:, :-1], m - 1  # the same group without the target
-    rows_out = np.repeat(np.arange(n_pairs, 2 * n_pairs), size_out)
-    cols = np.concatenate([in_rows.ravel(), out_rows.ravel()])
-    rows = np.concatenate([rows_in, rows_out])
-    matrix = sparse.csr_matrix((np.ones(cols.size), (rows, cols)), shape=(2 * n_pairs, n_users))
-    labels = np.r_[np.ones(n_pairs, dtype=bool), np.zeros(n_pairs, dtype=bool)]
-    return matrix, labels
-
-
-def aggregate_publication(method: str, params: Mapping[str, Any]) -> RawAggregate | SuppressedAggregate | DPAggregate | None:
-    """The attack's model of a release method, or None when it has none.
-
-    ``raw``; ``suppression`` (``k``, default 10); ``coarsening`` (raw, or
-    suppressed when it has ``k``: the coarser level is the caller's choice
-    of locations); ``dp`` with ``epsilon`` per subscriber-day and
-    ``max_partitions`` per day (default 24).
+    That point accepts every score above the ``(floor(fpr * n_out) + 1)``-th
+    largest "out" score; the same figure as :func:`roc_curve` gives.
     """
-    if method == "raw":
-        return RawAggregate()
-    if method == "suppression":
-        return SuppressedAggregate(int(params.get("k") or 10))
-    if method == "coarsening":
-        return SuppressedAggregate(int(params["k"])) if params.get("k") else RawAggregate()
-    if method == "dp" and params.get("epsilon") is not None:
-        return DPAggregate(float(params["epsilon"]), int(params.get("max_partitions") or 24))
-    return None
+    allowed = int(np.floor(fpr * neg.size + 1e-9))
+    if allowed >= neg.size:
+        return 1.0
+    v = np.partition(neg, neg.size - 1 - allowed)[neg.size - 1 - allowed]
+    return float(np.mean(pos > v))
+
+
+def _auc_pn(pos: np.ndarray, neg: np.ndarray) -> float:
+    """AUC from the "in" and "out" scores (ties count one half), as :func:`_auc`."""
+    neg = np.sort(neg)
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below.sum() + 0.5 * ties.sum()) / (pos.size * neg.size))
+
+
+def _bootstrap(scored: Sequence[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, n_bootstrap: int,
+               level: float, fprs: Sequence[float] = ()) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of the mean AUC and of the mean TPR at each of ``fprs``, over targets.
+
+    Two levels: targets are resampled, then each drawn target's test groups
+    (stratified by label), the same resamples for every figure.
+    """
+    split = []
+    for scores, labels in scored:
+        labels = np.asarray(labels).astype(bool)
+        split.append((np.asarray(scores, dtype=float)[labels], np.asarray(scores, dtype=float)[~labels]))
+    names = ["auc"] + [f"tpr_at_{f:g}_fpr" for f in fprs]
+    boot = np.empty((n_bootstrap, len(names)))
+    n = len(split)
+    for b in range(n_bootstrap):
+        vals = np.zeros(len(names))
+        for t in rng.integers(0, n, n):
+            pos, neg = split[t]
+            p, q = pos[rng.integers(0, pos.size, pos.size)], neg[rng.integers(0, neg.size, neg.size)]
+            vals[0] += _auc_pn(p, q)
+            for i, f in enumerate(fprs, start=1):
+                vals[i] += _tpr_at_fpr(p, q, f)
+        boot[b] = vals / n
+    alpha = 1 - level
+    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
+    return {name: (float(low[i]), float(high[i])) for i, name in enumerate(names)}
 
 
 def auc_interval(scored: Sequence[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator,
@@ -416,45 +372,348 @@ def auc_interval(scored: Sequence[tuple[np.ndarray, np.ndarray]], rng: np.random
     Parameters
     ----------
     scored
-        Per target: the classifier's scores on the test groups and their labels (True = member).
+        Per target: the attack's scores on the test groups and their labels (True = member).
     rng
         Generator for the resampling.
+    n_bootstrap, level
+        Resamples and confidence level.
     """
-    boot = np.empty(n_bootstrap)
-    n = len(scored)
-    for b in range(n_bootstrap):
-        vals = []
-        for t in rng.integers(0, n, n):
-            scores, labels = scored[t]
-            pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
-            idx = np.r_[rng.choice(pos, pos.size), rng.choice(neg, neg.size)]
-            vals.append(_auc(scores[idx], labels[idx]))
-        boot[b] = np.mean(vals)
-    alpha = 1 - level
-    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    return _bootstrap(scored, rng, n_bootstrap, level)["auc"]
+
+
+# ----------------------------------------------------------------------------- the variants
+
+#: Adversary priors (background knowledge), see the module docstring.
+PRIORS = ("full", "partial", "past_membership")
+CLASSIFIERS = ("logistic", "forest", "mlp")
+FEATURE_SETS = ("stats", "raw", "stats+raw")
+#: Every variant, in the order ties are broken (simplest first).
+VARIANTS = (
+    "own keys", "own keys (suppressed as k/2)", "likelihood ratio", "likelihood ratio (mean counts)",
+    "mean difference",
+) + tuple(f"{f}/{c}" for c in CLASSIFIERS for f in FEATURE_SETS)
+# Variants that need the target's trace (the statistics of the full and partial priors).
+_TRACE_ONLY = ("own keys", "own keys (suppressed as k/2)", "likelihood ratio")
+
+
+def _classifier(name: str, seed: int) -> Any:
+    """A small scikit-learn classifier: cheap enough for thousands of fits on two cores."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if name == "logistic":  # L2, C = 1, on standardised features: privagg's former built-in classifier
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=300))
+    if name == "forest":
+        return RandomForestClassifier(n_estimators=30, min_samples_leaf=2, max_features="sqrt",
+                                      random_state=seed, n_jobs=1)
+    if name == "mlp":
+        return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), alpha=1e-1, solver="lbfgs", max_iter=40,
+                                                             random_state=seed))
+    raise PrivaggInputError(f"classifier={name!r} is unknown. Fix: use one of {', '.join(CLASSIFIERS)}.")
+
+
+def _scores(model: Any, x: np.ndarray) -> np.ndarray:
+    if hasattr(model, "decision_function"):
+        return np.asarray(model.decision_function(x), dtype=float)
+    proba = np.asarray(model.predict_proba(x), dtype=float)
+    return proba[:, -1] if proba.shape[1] > 1 else np.zeros(len(x))
+
+
+@dataclass
+class _Knowledge:
+    """What one target's adversary knows, and the tables the likelihood-ratio variants need."""
+
+    model: Publication  # the adversary's model of the publication
+    shape: tuple[int, int]  # (n_locations, n_hours)
+    keys: np.ndarray | None = None  # flat (location, hour) columns of the target's known points
+    grid: np.ndarray | None = None  # (n_keys, G) candidate exact counts per key
+    logp_in: np.ndarray | None = None  # log P(count | in) on the grid
+    logp_out: np.ndarray | None = None
+    mean_in: np.ndarray | None = None  # mean count per key with / without the target
+    mean_out: np.ndarray | None = None
+    # Exact-count publications under substitution: the keys the target is not known at also differ in
+    # (one more member out), with ``other_present`` pool members at each of ``other_keys``.
+    other_keys: np.ndarray | None = None
+    other_present: np.ndarray | None = None
+    n_pool: int = 0
+    draws: tuple[int, int] = (0, 0)
+
+
+def _count_tables(know: _Knowledge, present: np.ndarray, n_pool: int, draws_in: int, draws_out: int) -> None:
+    """Distribution of each known key's count in and out of the group (hypergeometric draws from the pool).
+
+    ``present[j]`` pool members (the target excluded) are at key ``j``; an
+    "in" group holds the target (1 at each known key) plus ``draws_in``
+    others, an "out" group ``draws_out`` others.
+    """
+    tail = 1e-10
+    hyp_in, hyp_out = stats.hypergeom(n_pool, present, draws_in), stats.hypergeom(n_pool, present, draws_out)
+    lo = np.minimum(hyp_in.ppf(tail) + 1, hyp_out.ppf(tail)).astype(int)
+    hi = np.maximum(hyp_in.isf(tail) + 1, hyp_out.isf(tail)).astype(int)
+    width = int((hi - lo).max(initial=0)) + 1
+    grid = lo[:, None] + np.arange(width)[None, :]
+    with np.errstate(divide="ignore"):
+        know.logp_in = stats.hypergeom.logpmf(grid - 1, n_pool, present[:, None], draws_in)
+        know.logp_out = stats.hypergeom.logpmf(grid, n_pool, present[:, None], draws_out)
+    know.grid = grid.astype(float)
+    know.n_pool, know.draws = n_pool, (draws_in, draws_out)
+    know.mean_in = 1.0 + draws_in * present / n_pool
+    know.mean_out = draws_out * present / n_pool
+
+
+def _clip_log_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a - b`` per key, clipped to +-50 so one impossible value ranks but does not swamp the sum."""
+    with np.errstate(invalid="ignore"):
+        d = a - b
+    return np.clip(np.nan_to_num(d, nan=0.0, posinf=50.0, neginf=-50.0), -50.0, 50.0)
+
+
+def _likelihood_ratio(released: np.ndarray, know: _Knowledge) -> np.ndarray:
+    """Sum over the known keys of log P(released | in) - log P(released | out), counts marginalised."""
+    r = released[:, know.keys]
+    out = np.zeros(len(r))
+    for start in range(0, len(r), 64):  # chunks bound the (rows, keys, grid) temporaries
+        ll = know.model.log_likelihood(r[start:start + 64, :, None], know.grid[None, :, :])
+        a = special.logsumexp(ll + know.logp_in[None], axis=2)
+        b = special.logsumexp(ll + know.logp_out[None], axis=2)
+        out[start:start + 64] = _clip_log_ratio(a, b).sum(axis=1)
+    if know.other_keys is not None and know.other_keys.size:
+        out += _other_keys_ratio(released[:, know.other_keys], know)
+    return out
+
+
+def _other_keys_ratio(r: np.ndarray, know: _Knowledge) -> np.ndarray:
+    """Exact log ratio at the keys the target is not known at: ``draws_in`` vs ``draws_out`` others there.
+
+    Only for publications without noise or rounding (the counts are the
+    published values, or below ``k`` when suppressed), where the ratio has a
+    closed form; with noise the one extra member is lost in it anyway.
+    """
+    (d_in, d_out), n, c = know.draws, know.n_pool, know.other_present[:, None]
+    hidden = np.isnan(r)
+    v = np.clip(np.nan_to_num(r, nan=0.0), 0, None).astype(np.int64)
+    values = np.arange(int(v.max(initial=0)) + 1)[None, :]
+    with np.errstate(divide="ignore"):  # one table per key over the values seen, then look up
+        table = _clip_log_ratio(stats.hypergeom.logpmf(values, n, c, d_in), stats.hypergeom.logpmf(values, n, c, d_out))
+        cols = np.arange(r.shape[1])[None, :]
+        out = table[cols, v]
+        if know.model.k is not None and hidden.any():
+            cut = know.model.k - 1
+            below = _clip_log_ratio(stats.hypergeom.logcdf(cut, n, c[:, 0], d_in),
+                                    stats.hypergeom.logcdf(cut, n, c[:, 0], d_out))
+            out = np.where(hidden, below[None, :], out)
+    return out.sum(axis=1)
+
+
+def _mean_count_ratio(released: np.ndarray, mean_in: np.ndarray, mean_out: np.ndarray,
+                      model: Publication) -> np.ndarray:
+    """Sum over keys of log P(released | mean count in) - log P(released | mean count out)."""
+    ok = np.isfinite(mean_in) & np.isfinite(mean_out) & (np.rint(mean_in) != np.rint(mean_out))
+    if not ok.any():
+        return np.zeros(len(released))
+    r = released[:, ok]
+    a = model.log_likelihood(r, mean_in[ok][None, :])
+    b = model.log_likelihood(r, mean_out[ok][None, :])
+    return _clip_log_ratio(a, b).sum(axis=1)
+
+
+def _statistic(name: str, know: _Knowledge) -> Callable[[np.ndarray], np.ndarray]:
+    """Score function of a variant that fits nothing."""
+    if name == "own keys":
+        return lambda rel: np.nan_to_num(rel[:, know.keys], nan=0.0).sum(axis=1)
+    if name == "own keys (suppressed as k/2)":
+        return lambda rel: np.nan_to_num(rel[:, know.keys], nan=know.model.k / 2).sum(axis=1)
+    if name == "likelihood ratio":
+        return lambda rel: _likelihood_ratio(rel, know)
+    if name == "likelihood ratio (mean counts)":
+        return lambda rel: _mean_count_ratio(rel[:, know.keys], know.mean_in, know.mean_out, know.model)
+    raise AssertionError(name)
+
+
+def _fit(name: str, know: _Knowledge, released: np.ndarray, labels: np.ndarray, feats: dict[str, np.ndarray],
+         seed: int, classifier: Any = None) -> Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray]:
+    """Fit a learned variant on training releases (and their features); return its score function."""
+    if name == "mean difference":
+        x = np.nan_to_num(released, nan=0.0)
+        mu1, mu0 = x[labels].mean(axis=0), x[~labels].mean(axis=0)
+        var = 0.5 * (x[labels].var(axis=0) + x[~labels].var(axis=0))
+        w = (mu1 - mu0) / (var + 1e-9)
+        return lambda rel, _: np.nan_to_num(rel, nan=0.0) @ w
+    if name == "likelihood ratio (mean counts)":  # means learned from past releases (no trace)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # keys suppressed in every release: NaN mean
+            mean_in, mean_out = np.nanmean(released[labels], axis=0), np.nanmean(released[~labels], axis=0)
+        return lambda rel, _: _mean_count_ratio(rel, mean_in, mean_out, know.model)
+    kind, clf = name.split("/", 1)
+    model = deepcopy(classifier) if classifier is not None else _classifier(clf, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a few MLP iterations do not converge: by design, for speed
+        model.fit(feats[kind], labels)
+    return lambda _, f: _scores(model, f[kind])
+
+
+def _features(released: np.ndarray, shape: tuple[int, int], kinds: set[str]) -> dict[str, np.ndarray]:
+    """The feature sets the classifiers need, each computed once per set of releases."""
+    out: dict[str, np.ndarray] = {}
+    cube = released.reshape((-1,) + shape)
+    if kinds & {"stats", "stats+raw"}:
+        out["stats"] = time_series_features(cube, "stats")
+    if kinds & {"raw", "stats+raw"}:
+        out["raw"] = time_series_features(cube, "raw")
+    if "stats+raw" in kinds:
+        out["stats+raw"] = np.concatenate([out["stats"], out["raw"]], axis=1)
+    return out
+
+
+def _applicable(prior: str, model: Publication) -> list[str]:
+    names = []
+    for name in VARIANTS:
+        if prior == "past_membership" and name in _TRACE_ONLY:
+            continue
+        if name == "own keys (suppressed as k/2)" and model.k is None:
+            continue
+        if name == "likelihood ratio (mean counts)" and model.noise_kind is None:
+            continue
+        names.append(name)
+    return names
+
+
+# ----------------------------------------------------------------------------- the attack
+
+
+def _groups(rng: np.random.Generator, pool: np.ndarray, n_pairs: int, m: int, neighbouring: str,
+            n_users: int) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """The other members of paired groups, rows 0..n-1 "in" (the target is added), n..2n-1 "out".
+
+    An "in" group is ``m - 1`` others plus the target; its "out" pair has
+    the target replaced by one more subscriber (substitute) or dropped
+    (add/remove).
+    """
+    members = pool[np.argsort(rng.random((n_pairs, pool.size)), axis=1)[:, :m]]  # m distinct per row
+    in_rows = members[:, :-1]
+    out_rows = members if neighbouring == "substitute" else members[:, :-1]
+    rows = np.r_[np.repeat(np.arange(n_pairs), m - 1), np.repeat(np.arange(n_pairs, 2 * n_pairs), out_rows.shape[1])]
+    cols = np.r_[in_rows.ravel(), out_rows.ravel()]
+    matrix = sparse.csr_matrix((np.ones(cols.size), (rows, cols)), shape=(2 * n_pairs, n_users))
+    labels = np.r_[np.ones(n_pairs, dtype=bool), np.zeros(n_pairs, dtype=bool)]
+    return matrix, labels
+
+
+def _publish(model: Publication, aggregates: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    out = model(aggregates) if rng is None else model.simulate(aggregates, rng)
+    return np.asarray(out, dtype=float)
+
+
+def _knowledge_text(prior: str, known_fraction: float, n_train: int, past: bool) -> str:
+    model = "the publication model (mechanism, noise scale, suppression threshold, rounding)"
+    if prior == "full":
+        return f"the target's full hourly trace over the window, the traces of the population groups are drawn from, and {model}"
+    if prior == "partial":
+        return (f"{known_fraction:.0%} of the target's (location, hour) points, the traces of the population groups "
+                f"are drawn from, and {model}")
+    period = "an earlier period" if past else "an earlier period like the attacked one (modelled by the same window)"
+    return (f"not the target's trace: {n_train} releases of groups from the same population over {period}, each "
+            f"labelled with whether the target was in it, and {model}")
+
+
+def _play(presence, past_presence, anonymiser, attacker, names, custom, target_rows, pool_rows, rng, m, n_train,
+          n_test, prior, known_fraction, neighbouring, train_on_releases):
+    """Run every variant against every target: training AUCs and held-out (scores, labels), by variant."""
+    substitute = neighbouring == "substitute"
+    shape = (presence.n_locations, presence.n_hours)
+    past = past_presence is not None
+    train_source = past_presence.matrix if past else presence.matrix
+    train_scored: dict[str, list[float]] = {n: [] for n in names}
+    test_scored: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in names}
+    pool_counts = np.asarray(presence.matrix[pool_rows].sum(axis=0)).ravel()
+    pool_set = set(pool_rows.tolist())
+    for target in target_rows:
+        pool = pool_rows[pool_rows != target]
+        true_row = presence.matrix[target].toarray().ravel()
+        know = _Knowledge(attacker, shape)
+        if prior != "past_membership":
+            keys = np.flatnonzero(true_row)
+            if prior == "partial" and keys.size:
+                keys = np.sort(rng.choice(keys, max(1, int(round(known_fraction * keys.size))), replace=False))
+            know.keys = keys
+            adv_row = np.zeros_like(true_row)
+            adv_row[keys] = 1.0
+            present = np.asarray(presence.matrix[pool][:, keys].sum(axis=0)).ravel()
+            if any(n in ("likelihood ratio", "likelihood ratio (mean counts)") for n in names):
+                _count_tables(know, present, pool.size, m - 1, m if substitute else m - 1)
+                if substitute and attacker.noise_kind is None and attacker.rounding is None:
+                    others = np.setdiff1d(np.arange(true_row.size), keys)
+                    counts = pool_counts[others] - (true_row[others] if target in pool_set else 0.0)
+                    keep = counts > 0  # nobody there: 0 in and out
+                    know.other_keys, know.other_present = others[keep], counts[keep]
+            train_row = adv_row
+        else:
+            train_row = (past_presence.matrix[target].toarray().ravel() if past else true_row)
+        g_train, y_train = _groups(rng, pool, n_train // 2, m, neighbouring, presence.n_users)
+        g_test, y_test = _groups(rng, pool, n_test // 2, m, neighbouring, presence.n_users)
+        agg_train = np.asarray((g_train @ train_source).todense()) + y_train[:, None] * train_row[None, :]
+        agg_test = np.asarray((g_test @ presence.matrix).todense()) + y_test[:, None] * true_row[None, :]
+        if prior == "past_membership":
+            rel_train = _publish(anonymiser, agg_train)  # earlier releases the adversary saw: published
+        elif train_on_releases:
+            rel_train = _publish(attacker, agg_train, rng)
+        else:
+            rel_train = agg_train
+        rel_test = _publish(anonymiser, agg_test)
+        fold = np.r_[np.arange(n_train // 2), np.arange(n_train // 2)] % 2  # pairs share members: same fold
+        kinds = {n.split("/", 1)[0] for n in names if "/" in n}
+        f_train, f_test = _features(rel_train, shape, kinds), _features(rel_test, shape, kinds)
+        for name in names:
+            learned = prior == "past_membership" or name not in (
+                "own keys", "own keys (suppressed as k/2)", "likelihood ratio", "likelihood ratio (mean counts)")
+            if not learned:
+                score = _statistic(name, know)
+                train_scored[name].append(_auc(score(rel_train), y_train))
+                test_scored[name].append((score(rel_test), y_test))
+                continue
+            fold_aucs = []
+            for f in (0, 1):
+                fit, val = fold != f, fold == f
+                score = _fit(name, know, rel_train[fit], y_train[fit], {k: v[fit] for k, v in f_train.items()},
+                             int(rng.integers(2**31)), custom.get(name) if custom else None)
+                fold_aucs.append(_auc(score(rel_train[val], {k: v[val] for k, v in f_train.items()}), y_train[val]))
+            train_scored[name].append(float(np.mean(fold_aucs)))
+            score = _fit(name, know, rel_train, y_train, f_train, int(rng.integers(2**31)),
+                         custom.get(name) if custom else None)
+            test_scored[name].append((score(rel_test, f_test), y_test))
+
+    return train_scored, test_scored
 
 
 def membership_inference(
     presence: Presence,
     *,
     group_size: int,
-    anonymiser: Callable[[np.ndarray], np.ndarray] | None = None,
+    anonymiser: Publication | None = None,
     targets: Sequence[int] | int = 5,
     population: Sequence[int] | None = None,
     n_train: int = 400,
     n_test: int = 200,
-    features: str = "stats",
-    classifier: Any = "logistic",
+    prior: str = "full",
+    known_fraction: float = 0.5,
+    past_presence: Presence | None = None,
+    variants: Sequence[str] | None = None,
+    attacker_model: Publication | None = None,
+    features: str | None = None,
+    classifier: Any = None,
     train_on_releases: bool = True,
     neighbouring: str = "substitute",
     dp_epsilon: float | None = None,
-    dp_delta: float = 0.0,
-    fpr: float = 0.01,
+    dp_delta: float | None = None,
+    fpr: float | Sequence[float] = (0.01, 0.001),
+    bound_alpha: float = 0.05,
     n_bootstrap: int = 500,
     seed: int | None = None,
 ) -> AttackResult:
-    """Knock-Knock membership inference against released group footfall.
+    """Knock-Knock membership inference against released group footfall, at its strongest variant.
 
     Parameters
     ----------
@@ -463,55 +722,120 @@ def membership_inference(
     group_size
         ``m``, subscribers per aggregated group.
     anonymiser
-        Callable mapping aggregates ``(n, n_locations, n_hours)`` to released
-        ones (NaN = suppressed): :class:`RawAggregate` (default),
-        :class:`SuppressedAggregate`, :class:`DPAggregate`, or any function.
-        If it has ``simulate(aggregates, rng)``, the adversary's training
-        releases come from that (same distribution, cheaper, seeded); test
-        releases always come from the anonymiser itself.
+        The publication model of the attacked release
+        (:class:`~privagg.anonymisers.models.Exact` by default,
+        ``Suppressed``, ``Noisy``; e.g. from ``Anonymiser.publication_model``).
+        Test releases are published by it (OpenDP noise).
     targets
         ``user_id`` values of the targets, or how many to draw at random.
     population
         ``user_id`` values groups are drawn from (default: all rows).
     n_train, n_test
         Groups per target for training and for testing, half with the target.
-    features
-        ``"stats"`` (the paper's per-location statistics), ``"raw"`` or ``"stats+raw"``.
-    classifier
-        ``"logistic"`` (built in) or any object with ``fit`` and
-        ``decision_function`` or ``predict_proba`` (e.g. a scikit-learn model).
+    prior
+        The adversary's background knowledge: ``"full"`` (the target's
+        trace), ``"partial"`` (``known_fraction`` of its points) or
+        ``"past_membership"`` (labelled earlier releases, no trace); see the
+        module docstring.
+    known_fraction
+        Share of the target's points known under ``prior="partial"``.
+    past_presence
+        Under ``prior="past_membership"``: the presence of the earlier
+        period (same subscribers and locations). Default: the attacked window.
+    variants
+        Names from :data:`VARIANTS` to run (default: every one that applies
+        to the prior and the publication).
+    attacker_model
+        The adversary's belief about the publication, for its simulations
+        and likelihoods (default: ``anonymiser``, i.e. the adversary knows
+        the mechanism). A wrong one models a misinformed adversary.
+    features, classifier
+        The former interface: given, only the variant ``"<features>/<classifier>"``
+        runs (``features`` default ``"stats"``, ``classifier`` default
+        ``"logistic"``), or it runs beside ``variants`` when those are given.
+        ``classifier`` may also be a scikit-learn-style object with ``fit``
+        and ``decision_function`` or ``predict_proba`` (the variant is then
+        named after its class).
     train_on_releases
-        Train on releases of the same anonymiser (True), or on raw aggregates.
+        Learned variants train on simulated releases (True) or on exact
+        aggregates (False). Under ``"past_membership"`` they always train on
+        the earlier releases.
     neighbouring
         ``"substitute"`` (paper; out-group has another subscriber in the
         target's place) or ``"add_remove"`` (out-group lacks the target).
     dp_epsilon, dp_delta
-        Privacy loss per subscriber over the whole release, for the DP bound
-        check. Taken from the anonymiser's ``epsilon_total`` if it has one.
+        Privacy loss per subscriber over the whole release, for the DP bound.
+        Default: the publication model's ``loss``.
     fpr
-        False-positive rate at which the TPR is reported (1%).
+        False-positive rate(s) at which the TPR is reported (1% and 0.1%).
+    bound_alpha
+        Probability that a release honouring its DP guarantee is reported
+        above the bound (family-wise over targets; :func:`_roc_exceeds_bound`).
     n_bootstrap
-        Bootstrap resamples of the test groups for the AUC interval.
+        Bootstrap resamples of targets and test groups for the intervals.
     seed
-        Seeds group sampling, target choice and the bootstrap. The noise of
-        DP releases comes from OpenDP and is not seeded.
+        Seeds group sampling, target choice, the adversary's simulations, the
+        classifiers and the bootstrap. The noise of published (test) releases
+        comes from OpenDP and is not seeded.
 
     Returns
     -------
     AttackResult
-        ``risk`` = mean AUC over targets with a bootstrap 95% interval
-        (:func:`auc_interval`: over targets and their test groups),
-        ``baseline`` = 0.5; ``metrics`` hold the TPR at ``fpr``, the per-target
-        AUCs and, for DP, the bound and whether the ROC stays under it.
+        ``risk`` = mean held-out AUC over targets of the variant with the
+        highest training AUC (``variant``), with a bootstrap 95% interval
+        over targets and their test groups; ``variants`` = every variant's
+        held-out AUC; ``baseline`` = 0.5. ``metrics`` hold the TPR at each
+        ``fpr`` with intervals, the chosen variant's training AUC, the
+        per-target AUCs and, for DP, the bound on AUC and on TPR at each
+        ``fpr`` and whether every ROC stays under the bound.
     """
-    anonymiser = anonymiser or RawAggregate()
+    from privagg.dp.units import Loss  # noqa: F401  (the type of anonymiser.loss)
+
+    anonymiser = Exact() if anonymiser is None else anonymiser
+    if not isinstance(anonymiser, Publication):
+        raise PrivaggInputError(
+            f"anonymiser={anonymiser!r} is not a publication model. Fix: pass a privagg.anonymisers.models "
+            "Publication (Exact(), Suppressed(k=...), Noisy(...)), e.g. from Anonymiser.publication_model(l0=24)."
+        )
+    attacker = anonymiser if attacker_model is None else attacker_model
+    if prior not in PRIORS:
+        raise PrivaggInputError(f"prior={prior!r} is unknown. Fix: use one of {', '.join(map(repr, PRIORS))}.")
     if neighbouring not in ("substitute", "add_remove"):
         raise PrivaggInputError(
             f"neighbouring={neighbouring!r} is unknown. Fix: use 'substitute' or 'add_remove'."
         )
-    for name, value, low in (("group_size", group_size, 2), ("n_train", n_train, 4), ("n_test", n_test, 4)):
+    for name, value, low in (("group_size", group_size, 2), ("n_train", n_train, 8), ("n_test", n_test, 4)):
         if int(value) != value or value < low:
             raise PrivaggInputError(f"{name}={value!r} must be an integer >= {low}.")
+    if not 0 < known_fraction <= 1:
+        raise PrivaggInputError(f"known_fraction={known_fraction!r} must lie in (0, 1]. Fix: e.g. 0.5.")
+    fprs = (float(fpr),) if np.isscalar(fpr) else tuple(float(f) for f in fpr)
+    if past_presence is not None and (past_presence.matrix.shape != presence.matrix.shape
+                                      or not np.array_equal(past_presence.user_ids, presence.user_ids)):
+        raise PrivaggInputError(
+            "past_presence does not have presence's subscribers and (location, hour) columns. Fix: build both with "
+            "hourly_presence(..., locations=..., user_ids=...) and the same n_hours."
+        )
+
+    # Which variants run.
+    custom = None
+    names = _applicable(prior, attacker) if variants is None else list(dict.fromkeys(variants))
+    if features is not None or classifier is not None:
+        clf_name = classifier if isinstance(classifier, str) or classifier is None else type(classifier).__name__
+        single = f"{features or 'stats'}/{clf_name or 'logistic'}"
+        names = [single] if variants is None else names + [single]
+        custom = None if isinstance(classifier, str) or classifier is None else {single: classifier}
+    for name in names:
+        f, _, c = name.partition("/")
+        known = name in VARIANTS or (custom is not None and f in FEATURE_SETS)
+        if not known:
+            raise PrivaggInputError(f"variant {name!r} is unknown. Fix: use names from VARIANTS: {', '.join(VARIANTS)}.")
+        if name not in _applicable(prior, attacker) and name in VARIANTS:
+            raise PrivaggInputError(
+                f"variant {name!r} does not apply to prior={prior!r} and a {attacker.name} publication. "
+                f"Fix: use some of {', '.join(_applicable(prior, attacker))}."
+            )
+
     rng = np.random.default_rng(seed)
     index = pd.Index(presence.user_ids)
     pool_rows = np.arange(presence.n_users) if population is None else index.get_indexer(np.asarray(population))
@@ -529,81 +853,81 @@ def membership_inference(
             f"group_size={group_size} needs a population of more than {group_size} subscribers; "
             f"there are {pool_rows.size}. Fix: use smaller groups or a larger population."
         )
-    if dp_epsilon is None and hasattr(anonymiser, "epsilon_total"):
-        dp_epsilon = anonymiser.epsilon_total(presence.n_hours)
-    bound_epsilon = None if dp_epsilon is None else dp_epsilon * (2 if neighbouring == "substitute" else 1)
-    bound_delta = dp_delta * (1 + np.exp(dp_epsilon)) if (dp_epsilon is not None and neighbouring == "substitute") else dp_delta
+    loss = getattr(anonymiser, "loss", None)
+    if dp_epsilon is None and loss is not None:
+        dp_epsilon, dp_delta = float(loss.epsilon), float(loss.delta) if dp_delta is None else dp_delta
+    dp_delta = 0.0 if dp_delta is None else float(dp_delta)
+    substitute = neighbouring == "substitute"
+    bound_epsilon = None if dp_epsilon is None else dp_epsilon * (2 if substitute else 1)
+    bound_delta = min(1.0, dp_delta * (1 + np.exp(dp_epsilon)) if (dp_epsilon is not None and substitute) else dp_delta)
 
-    aucs, tprs, excess, all_scores = [], [], [], []
-    for target in target_rows:
-        pool = pool_rows[pool_rows != target]
-        g_train, y_train = _groups(rng, pool, target, n_train // 2, group_size, neighbouring, presence.n_users)
-        g_test, y_test = _groups(rng, pool, target, n_test // 2, group_size, neighbouring, presence.n_users)
-        agg_train = presence.aggregate(g_train)
-        if not train_on_releases:
-            released_train = agg_train
-        elif hasattr(anonymiser, "simulate"):
-            released_train = anonymiser.simulate(agg_train, rng)
-        else:
-            released_train = anonymiser(agg_train)
-        released_test = anonymiser(presence.aggregate(g_test))
-        x_train = time_series_features(released_train, features)
-        x_test = time_series_features(released_test, features)
-        if classifier == "logistic":
-            model = _Logistic()
-        else:
-            from copy import deepcopy
+    from threadpoolctl import threadpool_limits
 
-            model = deepcopy(classifier)
-        model.fit(x_train, y_train)
-        scores = _scores(model, x_test)
-        all_scores.append((scores, y_test))
-        aucs.append(_auc(scores, y_test))
-        f, t = roc_curve(scores, y_test)
-        tprs.append(_tpr_at(fpr, f, t))
-        if bound_epsilon is not None:
-            excess.append(_roc_exceeds_bound(scores, y_test, bound_epsilon, bound_delta))
-
+    with threadpool_limits(1):  # many small fits: threaded BLAS only oversubscribes the cores
+        train_scored, test_scored = _play(
+            presence, past_presence, anonymiser, attacker, names, custom, target_rows, pool_rows, rng,
+            int(group_size), n_train, n_test, prior, known_fraction, neighbouring, train_on_releases)
+    m = int(group_size)
+    past = past_presence is not None
+    training_risk = {n: float(np.mean(train_scored[n])) for n in names}
+    held_out = {n: float(np.mean([_auc(s, y) for s, y in test_scored[n]])) for n in names}
+    chosen = strongest_variant(training_risk)
+    scored = test_scored[chosen]
+    aucs = [_auc(s, y) for s, y in scored]
     auc = float(np.mean(aucs))
-    ci_low, ci_high = auc_interval(all_scores, rng, n_bootstrap)
-    metrics: dict[str, Any] = {
-        "auc": auc,
-        f"tpr_at_{fpr:g}_fpr": float(np.mean(tprs)),
-        "group_size": int(group_size),
+    intervals = _bootstrap(scored, rng, n_bootstrap, 0.95, fprs)
+    ci_low, ci_high = intervals["auc"]
+    metrics: dict[str, Any] = {"auc": auc}
+    tpr = {}
+    for f in fprs:
+        key = f"tpr_at_{f:g}_fpr"
+        tpr[f] = float(np.mean([_tpr_at_fpr(np.asarray(s)[y], np.asarray(s)[~y], f) for s, y in scored]))
+        metrics[key] = tpr[f]
+        metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = intervals[key]
+    metrics.update({
+        "training_auc": training_risk[chosen],
+        "group_size": m,
         "n_targets": int(len(target_rows)),
         "auc_per_target": [float(a) for a in aucs],
-    }
-    name = getattr(anonymiser, "name", getattr(anonymiser, "__name__", "anonymiser"))
+    })
+    name = anonymiser.name
+    f0 = fprs[0]
     interpretation = (
-        f"Given a target's trace, the adversary tells whether they are in a group of {group_size} from its "
-        f"{name} footfall with AUC {auc:.2f} (0.5 = guessing); at {fpr:.0%} false positives they catch "
-        f"{np.mean(tprs):.0%} of members."
+        f"Given {'part of ' if prior == 'partial' else ''}a target's "
+        f"{'past group memberships' if prior == 'past_membership' else 'trace'}, the strongest attack "
+        f"({chosen}) tells whether they are in a group of {m} from its {name} footfall with AUC {auc:.2f} "
+        f"(0.5 = guessing); at {f0:.1%} false positives it catches {tpr[f0]:.0%} of members."
     )
     if bound_epsilon is not None:
+        excess = [_roc_exceeds_bound(s, y, bound_epsilon, bound_delta, bound_alpha / len(scored)) for s, y in scored]
         metrics.update({
             "dp_epsilon": float(dp_epsilon),
+            "dp_delta": float(dp_delta),
             "bound_epsilon": float(bound_epsilon),
-            "dp_auc_bound": dp_auc_bound(bound_epsilon, min(bound_delta, 1.0)),
-            f"dp_tpr_bound_at_{fpr:g}_fpr": float(dp_tpr_bound(fpr, bound_epsilon, min(bound_delta, 1.0))),
+            "bound_delta": float(bound_delta),
+            "dp_auc_bound": dp_auc_bound(bound_epsilon, bound_delta),
             "roc_max_excess_over_bound": float(max(excess)),
             "within_dp_bound": bool(max(excess) <= 0),
         })
+        for f in fprs:
+            metrics[f"dp_tpr_bound_at_{f:g}_fpr"] = float(dp_tpr_bound(f, bound_epsilon, bound_delta))
         interpretation += (
             f" The DP guarantee (epsilon {bound_epsilon:g} for this game) caps AUC at "
-            f"{metrics['dp_auc_bound']:.2f}; the ROC is {'within' if max(excess) <= 0 else 'ABOVE'} the bound."
+            f"{metrics['dp_auc_bound']:.2f} and TPR at {f0:.1%} false positives at "
+            f"{metrics[f'dp_tpr_bound_at_{f0:g}_fpr']:.1%}; the ROC is "
+            f"{'within' if max(excess) <= 0 else 'ABOVE'} the bound."
         )
     return AttackResult(
         attack="membership_inference",
-        target=f"{name} hourly footfall of groups of {group_size}",
+        target=f"{name} hourly footfall of groups of {m}",
         risk=auc,
         ci_low=ci_low,
         ci_high=ci_high,
         baseline=0.5,
         n_trials=int(len(target_rows) * (n_test // 2) * 2),
-        background_knowledge=(
-            "the target's hourly trace, the population groups are drawn from, and the anonymiser "
-            f"({'trained on its releases' if train_on_releases else 'trained on raw aggregates'})"
-        ),
+        background_knowledge=_knowledge_text(prior, known_fraction, n_train, past),
         metrics=metrics,
         interpretation=interpretation,
+        variant=chosen,
+        variants=held_out,
     )
