@@ -82,7 +82,9 @@ def test_commuters_raw_footfall_recovery_far_above_random():
     # Commuters are home most of the week: keeping everyone at their night cell is right 74% of the
     # time, above the attack's linking (56%), which mixes up who goes where by day.
     assert result.metrics["stay_put_accuracy"] >= 0.6
-    assert result.n_trials == 600 and result.metrics["n_slots"] == 168
+    # half the subscribers choose the strongest adversary, the other half measure it
+    assert result.n_trials == 300 and result.metrics["n_slots"] == 168 and result.metrics["n_training"] == 300
+    assert result.risk >= result.metrics["stay_put_accuracy"] and result.variant in result.variants
 
 
 def test_suppression_reduces_but_does_not_stop_recovery():
@@ -179,10 +181,10 @@ def test_synthetic_city_raw_and_suppressed_footfall_are_recovered(synthetic):
     world, truth, coords = synthetic
     raw = trajectory_recovery(daily_footfall(world, Raw()), coords, truth)
     k5 = trajectory_recovery(daily_footfall(world, Suppression(k=5)), coords, truth)
-    # measured 0.63 (raw) and 0.55 (k=5) against a random-assignment baseline of 0.13, and 0.60 / 0.53
-    # for an adversary who keeps everyone at their night cell: most of the success is home at night
+    # measured 0.73 (raw) and 0.69 (k=5), both by the home/work adversary, against a random-assignment
+    # baseline of 0.15 and 0.68 / 0.65 for the adversary who keeps everyone at their night cell
     assert raw.risk >= 0.5 and raw.ci_low > 3 * raw.baseline
-    assert 0.4 <= raw.metrics["stay_put_accuracy"] <= raw.risk + 0.1
+    assert 0.4 <= raw.metrics["stay_put_accuracy"] <= raw.risk
     assert k5.risk >= 0.4 and k5.risk <= raw.risk + 1e-9
 
 
@@ -191,6 +193,96 @@ def test_synthetic_city_dp_footfall_defeats_recovery(synthetic):
 
     world, truth, coords = synthetic
     dp = trajectory_recovery(daily_footfall(world, DPAnonymiser(epsilon=0.1)), coords, truth)
-    # epsilon = 0.1 per subscriber-day: measured 0.06 against a baseline of 0.04 (raw: 0.61)
-    assert dp.risk <= 0.25
+    # epsilon = 0.1 per subscriber-day: Xu et al. measured 0.13-0.14 against a baseline of 0.10 (raw: 0.72)
+    assert dp.variants["Xu et al."] <= 0.25
     assert dp.target.startswith("footfall") or dp.target == "footfall counts"
+
+
+@pytest.mark.parametrize("k", [None, 5, 10, 20])
+def test_reported_risk_is_at_least_every_simple_adversary_on_raw_and_suppressed_footfall(synthetic, k):
+    """The reported risk (the strongest adversary, chosen on half the subscribers and measured on the
+    others) is at least the stay-put and random-assignment adversaries' held-out figures.
+
+    Raw and suppressed releases and the seeded split are deterministic: false-failure probability 0.
+    Measured (risk / stay put / random): raw 0.73/0.68/0.15, k=5 0.69/0.65/0.16, k=10 0.53/0.53/0.14,
+    k=20 0.17/0.13/0.08.
+    """
+    from privagg.anonymisers.raw import Raw
+    from privagg.anonymisers.suppression import Suppression
+
+    world, truth, coords = synthetic
+    release = daily_footfall(world, Raw() if k is None else Suppression(k=k))
+    result = trajectory_recovery(release, coords, truth)
+    assert result.risk >= result.metrics["stay_put_accuracy"] - 1e-12
+    assert result.risk >= result.baseline
+    assert result.risk >= result.variants["stay put (night cell)"] - 1e-12
+    assert set(result.variants) == {"Xu et al.", "stay put (night cell)", "home/work prior"}
+    assert result.risk == result.variants[result.variant]
+
+
+def test_xu_alone_is_weaker_than_staying_put_under_k10_so_the_check_above_can_fail(synthetic):
+    """Companion: the attack privagg used to report (Xu et al. alone) is below the independent stay-put
+    adversary on k=10 suppressed footfall (measured 0.50 against 0.53), so reporting it would fail the
+    test above. Deterministic (seeded split, no noise): false-failure probability 0."""
+    from privagg.anonymisers.suppression import Suppression
+
+    world, truth, coords = synthetic
+    result = trajectory_recovery(daily_footfall(world, Suppression(k=10)), coords, truth)
+    assert result.variants["Xu et al."] < result.metrics["stay_put_accuracy"]
+    assert result.variant != "Xu et al."
+
+
+def test_starting_at_the_first_usable_slot_keeps_people_suppressed_at_midnight():
+    """Two commuter towns: at 00:00 every count is below k = 3 (suppressed), from 01:00 they pass. Starting
+    at 00:00 would recover no one; the first usable slot recovers them all."""
+    cells = grid_cells(4)
+    loc = commuters(40, 1, side=4, seed=5)
+    ff = footfall(loc)
+    hour = (ff["time"] - START) // pd.Timedelta("1h")
+    ff.loc[hour == 0, "value"] = np.nan  # everyone suppressed at midnight
+    rec = recover_trajectories(ff, location_coordinates(cells))
+    assert len(rec.trajectories) == 40
+    old = recover_trajectories(ff, location_coordinates(cells), usable_share=0.0)  # start at 00:00
+    assert len(old.trajectories) == 0
+
+
+def test_stay_put_baseline_links_days_by_the_night_cell_not_by_the_attack():
+    """People who never move: the stay-put adversary recovers them exactly over several days."""
+    from privagg.attacks.trajectory_recovery import baseline_trajectories
+
+    cells = grid_cells(6)
+    rng = np.random.default_rng(0)
+    home = rng.integers(0, 36, 50) + 100
+    loc = np.repeat(home[:, None], 72, axis=1)
+    rec = baseline_trajectories(footfall(loc), location_coordinates(cells), kind="stay_put")
+    assert sorted(rec.location_ids()[:, 0].tolist()) == sorted(home.tolist())
+    assert (rec.location_ids() == rec.location_ids()[:, :1]).all()
+    with pytest.raises(PrivaggInputError, match="kind='x'"):
+        baseline_trajectories(footfall(loc), location_coordinates(cells), kind="x")
+
+
+@pytest.mark.statistical
+def test_under_dp_no_adversary_beats_one_that_never_saw_the_release(synthetic):
+    """At epsilon 0.1 per subscriber-day the strongest adversary is no better than the release-free one
+    (everyone kept at one location, spread evenly), which DP would allow up to a factor e^(0.1 x 2 days).
+
+    No formal DP bound applies to the pairing-scored accuracy (the evaluation pairs with the truth), so
+    this is the yardstick. Measured: 0.29-0.30 against 0.58. The release's noise is not seeded; a failure
+    needs the risk 0.28 above its measured value, many standard deviations (about 0.02): P < 1e-6.
+    The companion below shows the check fails on a release without DP.
+    """
+    from privagg.anonymisers import DPAnonymiser
+
+    world, truth, coords = synthetic
+    dp = trajectory_recovery(daily_footfall(world, DPAnonymiser(epsilon=0.1)), coords, truth)
+    assert dp.risk <= dp.metrics["release_free_accuracy"]
+
+
+def test_raw_footfall_beats_the_release_free_adversary(synthetic):
+    """Companion: on raw footfall the strongest adversary is above the release-free one (measured 0.73
+    against 0.58), so the DP check above can fail. Deterministic: false-failure probability 0."""
+    from privagg.anonymisers.raw import Raw
+
+    world, truth, coords = synthetic
+    raw = trajectory_recovery(daily_footfall(world, Raw()), coords, truth)
+    assert raw.risk > raw.metrics["release_free_accuracy"]

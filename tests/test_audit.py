@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 
 from privagg.audit import (
+    DataDependentKeysCounts,
     DiscreteLaplaceCounts,
+    HalfScaleCounts,
     MiscalibratedCounts,
     NaiveLaplaceCounts,
     bounded_counts,
@@ -149,7 +151,7 @@ def test_cli_audit_mechanism_prints_bound_claim_and_verdict(capsys):
 def test_cli_audit_mechanism_help(capsys):
     with pytest.raises(SystemExit):
         main(["audit-mechanism", "--help"])
-    assert "--mechanism {dp,naive_laplace,miscalibrated}" in capsys.readouterr().out
+    assert "--mechanism {dp,naive_laplace,miscalibrated,half_scale,data_keys}" in capsys.readouterr().out
 
 
 class _ReleasingNaive:
@@ -185,3 +187,86 @@ def test_audit_reads_scale_and_claim_from_releases_of_an_anonymiser():
 def test_cli_world_release_refuses_the_count_only_mechanism(capsys):
     assert main(["audit-mechanism", "--mechanism", "miscalibrated", "--release", "world", "--runs", "200"]) == 2
     assert "exists only as a count mechanism" in capsys.readouterr().err
+
+
+@pytest.mark.statistical
+def test_audit_flags_a_discrete_laplace_at_half_its_claimed_scale_at_the_default_runs():
+    """True epsilon 2 against a claim of 1, the audit's sensitivity floor.
+
+    False-failure probability < 1e-4: measured over 200 audits of the same distribution (numpy's
+    discrete Laplace, for speed), all flagged, 1% of them only at the last look (128,000 runs), where
+    the bound averages 1.38 with sd 0.12 over 20 audits (a miss is 3.3 sd below: < 1e-3 of that 1%).
+    """
+    result = epsilon_lower_bound(HalfScaleCounts(1.0, 20, max_partitions=10), DATA, seed=6)
+    assert result.flagged and result.epsilon_lb > 1.0
+    assert result.n_runs == result.metrics["runs_needed"] <= 128_000
+    assert result.metrics["stopped"] == "claim refuted"
+
+
+@pytest.mark.statistical
+def test_a_weakened_audit_misses_the_half_scale_laplace():
+    """Companion: at a fixed 1,000 runs (the old audit's power) the half-scale Laplace is not caught,
+    so the test above measures the new schedule and events. False failure (the weak audit flags it):
+    measured bound at 2,000 runs 0.56 sd 0.14; at 1,000 runs the bound is lower still, P < 1e-4."""
+    result = epsilon_lower_bound(HalfScaleCounts(1.0, 20, max_partitions=10), DATA, n_runs=1000, seed=6)
+    assert not result.flagged
+
+
+@pytest.mark.statistical
+def test_audit_clears_privagg_discrete_laplace_on_the_adaptive_schedule():
+    """A correct mechanism runs to the cap and is not flagged. False-failure probability <= alpha = 0.001
+    (the bound is valid at every look, alpha being spent over them)."""
+    result = epsilon_lower_bound(DiscreteLaplaceCounts(1.0, 20, max_partitions=10), DATA, alpha=0.001,
+                                 max_runs=8_000, seed=7)
+    assert not result.flagged and result.epsilon_lb <= 1.0
+    assert result.metrics["stopped"] == "cap on runs reached" and result.n_runs == 8_000
+    assert result.metrics["schedule"] == [4000, 8000]
+
+
+def test_data_dependent_key_set_is_a_flagged_finding_with_the_keys_as_evidence():
+    data = example_contributions(200, 20, heavy_partitions=10, seed=0, own_partition=True)
+    result = epsilon_lower_bound(DataDependentKeysCounts(1.0, 20, max_partitions=10), data, seed=0)
+    assert result.flagged and result.epsilon_lb > 4  # deterministic: bounded only by the 4,000 runs
+    assert result.metrics["key_set_depends_on_data"] is True
+    assert result.metrics["n_keys_d"] == 20 and result.metrics["n_keys_neighbour"] == 19
+    assert result.metrics["keys_only_on_d"] == "(partition=19)"
+    assert "set of released keys depends on the data" in result.event
+    # Companion: with a public key set (every partition released) the same noise is not flagged on keys.
+    public = epsilon_lower_bound(DiscreteLaplaceCounts(1.0, 20, max_partitions=10), data, n_runs=2000, seed=0)
+    assert "key_set_depends_on_data" not in public.metrics and "keys" not in public.event
+
+
+def test_key_sets_of_releases_are_compared_and_named():
+    class Releasing:
+        epsilon = 1.0
+        name = "keys from the data"
+
+        def __call__(self, data):
+            from privagg.release import PrivacyRecord, Release
+
+            counts = bounded_counts(data, 20, max_partitions=10, max_per_partition=1)
+            keep = np.flatnonzero(counts > 0)
+            record = PrivacyRecord("footfall", "dp", "one subscriber", noise_scale=10.0, parameters={"epsilon": 1.0})
+            return Release(pd.DataFrame({"partition": keep, "value": counts[keep].astype(float)}), ["partition"],
+                           record)
+
+    data = example_contributions(200, 20, heavy_partitions=10, seed=0, own_partition=True)
+    result = epsilon_lower_bound(Releasing(), data, n_runs=200, seed=0)
+    assert result.flagged and result.metrics["keys_only_on_d"] == "(partition=19)"
+
+
+@dataclass(frozen=True)
+class _ParityLeak(DiscreteLaplaceCounts):
+    """Wide noise, but only even noise values: the parity of the output is the parity of the count."""
+
+    def _noise(self, counts, rng):
+        return counts + 2 * (discrete_laplace_mechanism(np.zeros_like(counts), self.epsilon / 5, self.sensitivity))
+
+
+def test_exact_value_events_catch_a_discrete_leak_the_shift_statistics_miss():
+    """Outputs on D and D' never share a value in the partitions the subscriber touches: an exact-value
+    (likelihood-ratio region) event separates them with certainty, so the bound is as large as the runs
+    allow (>= 3 at 2,000 runs whatever the noise: deterministic given the parity)."""
+    result = epsilon_lower_bound(_ParityLeak(1.0, 20, max_partitions=10), DATA, n_runs=2000, seed=0)
+    assert result.flagged and result.epsilon_lb > 3
+    assert any(word in result.event for word in ("values more frequent", "equals", "per-value log likelihood"))

@@ -1,4 +1,4 @@
-"""Count mechanisms to audit: one correct, two broken on purpose.
+"""Count mechanisms to audit: one correct, four broken on purpose.
 
 Each mechanism releases a vector of counts, one per partition of a public
 domain, from a *contributions* table (one row per contribution, columns
@@ -21,6 +21,14 @@ mechanism                           noise
                                     at the right scale. **Insecure**: its
                                     low-order bits reveal the input (Mironov,
                                     CCS 2012).
+:class:`HalfScaleCounts`            discrete Laplace from OpenDP at half the
+                                    claimed scale: the real loss is
+                                    ``2 * epsilon``. **Broken on purpose** (the
+                                    audit's sensitivity floor).
+:class:`DataDependentKeysCounts`    correct discrete Laplace, but only the
+                                    partitions with a non-zero true count are
+                                    released: the key set itself reveals who is
+                                    in the data. **Broken on purpose.**
 ==================================  =============================================
 
 The raw noise functions (:func:`discrete_laplace_mechanism`,
@@ -40,7 +48,9 @@ import pandas as pd
 from privagg.errors import PrivaggInputError
 
 __all__ = [
+    "DataDependentKeysCounts",
     "DiscreteLaplaceCounts",
+    "HalfScaleCounts",
     "MiscalibratedCounts",
     "NaiveLaplaceCounts",
     "bounded_counts",
@@ -223,3 +233,45 @@ class NaiveLaplaceCounts(_CountMechanism):
 
     def _noise(self, counts, rng):
         return naive_laplace_mechanism(counts, self.epsilon, self.sensitivity, rng=rng)
+
+
+@dataclass(frozen=True)
+class HalfScaleCounts(_CountMechanism):
+    """**Broken on purpose**: discrete Laplace (OpenDP) at half the claimed scale, so its real epsilon is twice the claim.
+
+    The smallest miscalibration the audit is required to catch at its default number of runs.
+    """
+
+    name = "half_scale"
+
+    @property
+    def noise_scale(self) -> float:
+        return self.sensitivity / (2 * self.epsilon)
+
+    def _noise(self, counts, rng):
+        return discrete_laplace_mechanism(counts, 2 * self.epsilon, self.sensitivity)
+
+
+@dataclass(frozen=True)
+class DataDependentKeysCounts(_CountMechanism):
+    """**Broken on purpose**: correctly noised counts, but only for the partitions whose true count is non-zero.
+
+    The noise is right; the *key set* is not public: a partition that only
+    one subscriber visits disappears when they are removed. ``sample``
+    returns an ``(n, n_released)`` array whose width depends on the data.
+    """
+
+    name = "data_dependent_keys"
+
+    @property
+    def noise_scale(self) -> float:
+        return self.sensitivity / self.epsilon
+
+    def released_keys(self, contributions: pd.DataFrame) -> pd.DataFrame:
+        """The partitions this mechanism releases on ``contributions`` (those with a non-zero true count)."""
+        return pd.DataFrame({"partition": np.flatnonzero(self.counts(contributions) > 0)})
+
+    def sample(self, contributions: pd.DataFrame, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        counts = self.counts(contributions)
+        kept = counts[counts > 0]
+        return discrete_laplace_mechanism(np.broadcast_to(kept, (int(n), kept.size)), self.epsilon, self.sensitivity)

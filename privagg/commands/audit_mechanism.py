@@ -3,7 +3,9 @@
 Runs the mechanism many times on a small dataset and on the same dataset
 without its most active subscriber (who touches ``--max-partitions``
 partitions), and prints a lower bound on epsilon valid with confidence
-``1 - alpha``, the claimed epsilon, and the verdict.
+``1 - alpha``, the claimed epsilon, the verdict and how many runs it needed
+(runs are added until the claim is refuted or ``--max-runs`` is reached,
+unless ``--runs`` fixes them).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-MECHANISMS = ("dp", "naive_laplace", "miscalibrated")
+MECHANISMS = ("dp", "naive_laplace", "miscalibrated", "half_scale", "data_keys")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,13 +24,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Release counts many times on neighbouring datasets (the most active subscriber removed), choose a "
             "distinguishing event on half the runs and bound epsilon from below on the other half with "
             "Clopper-Pearson intervals. A mechanism whose lower bound exceeds its claimed epsilon is flagged. "
+            "Runs are added (doubling from 4000) until the claim is refuted or --max-runs is reached. "
             "Mechanisms: dp (privagg's discrete Laplace from OpenDP, correct), naive_laplace (textbook numpy "
-            "floating-point Laplace, insecure), miscalibrated (discrete Laplace whose sensitivity ignores L0)."
+            "floating-point Laplace, insecure), miscalibrated (discrete Laplace whose sensitivity ignores L0), "
+            "half_scale (discrete Laplace at half the claimed scale), data_keys (correct noise, but only the "
+            "partitions with a non-zero count are released: the key set depends on the data)."
         ),
     )
     parser.add_argument("--mechanism", choices=MECHANISMS, required=True, help="mechanism to audit")
     parser.add_argument("--epsilon", type=float, default=1.0, help="claimed epsilon per subscriber (default 1)")
-    parser.add_argument("--runs", type=int, default=20_000, help="releases per dataset (default 20000)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="fixed number of releases per dataset (default: adaptive, up to --max-runs)")
+    parser.add_argument("--max-runs", type=int, default=128_000,
+                        help="cap on releases per dataset of the adaptive schedule (default 128000)")
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence of the bound (default 0.05)")
     parser.add_argument("--partitions", type=int, default=20, help="partitions in the public domain (default 20)")
     parser.add_argument("--max-partitions", type=int, default=10,
@@ -47,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from privagg.audit import (
+        DataDependentKeysCounts,
         DiscreteLaplaceCounts,
+        HalfScaleCounts,
         MiscalibratedCounts,
         NaiveLaplaceCounts,
         epsilon_lower_bound,
@@ -57,19 +67,23 @@ def run(args: argparse.Namespace) -> int:
     if args.release == "world":
         mechanism, data = _world_release(args)
     else:
-        cls = {"dp": DiscreteLaplaceCounts, "naive_laplace": NaiveLaplaceCounts, "miscalibrated": MiscalibratedCounts}
+        cls = {"dp": DiscreteLaplaceCounts, "naive_laplace": NaiveLaplaceCounts, "miscalibrated": MiscalibratedCounts,
+               "half_scale": HalfScaleCounts, "data_keys": DataDependentKeysCounts}
         mechanism = cls[args.mechanism](args.epsilon, args.partitions, max_partitions=args.max_partitions)
+        # data_keys: the most active subscriber is alone in one partition, so their removal drops a key
         data = example_contributions(
             args.users, args.partitions, heavy_partitions=args.max_partitions,
-            seed=0 if args.seed is None else args.seed,
+            seed=0 if args.seed is None else args.seed, own_partition=args.mechanism == "data_keys",
         )
-    result = epsilon_lower_bound(mechanism, data, n_runs=args.runs, alpha=args.alpha, seed=args.seed)
+    result = epsilon_lower_bound(mechanism, data, n_runs=args.runs, alpha=args.alpha, seed=args.seed,
+                                 max_runs=max(args.max_runs, 4_000))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     print(f"mechanism:        {args.mechanism}")
     print(f"neighbours:       {result.neighbour}")
-    print(f"runs:             {result.n_runs} per dataset (half choose the event, half measure it)")
+    print(f"runs:             {result.n_runs} per dataset, needed after {result.metrics['looks']} look(s) "
+          f"({result.metrics['stopped']}); half choose the event, half measure it")
     print(f"event:            {result.event}")
     print(f"P[event]:         {result.p_event_d:.4f} on D, {result.p_event_neighbour:.4f} on D'")
     print(f"epsilon lower bound: {result.epsilon_lb:.3f} ({result.confidence:.0%} confidence)")
@@ -86,9 +100,9 @@ def _world_release(args: argparse.Namespace):
     from privagg.queries import Query
     from privagg.synth import generate_world
 
-    if args.mechanism == "miscalibrated":
+    if args.mechanism not in ("dp", "naive_laplace"):
         raise PrivaggInputError(
-            "--mechanism miscalibrated exists only as a count mechanism. Fix: drop --release world."
+            f"--mechanism {args.mechanism} exists only as a count mechanism. Fix: drop --release world."
         )
     anonymiser = DPAnonymiser(args.epsilon) if args.mechanism == "dp" else NaiveLaplace(args.epsilon)
     world = generate_world(n_users=60, n_cells=20, days=1, seed=0 if args.seed is None else args.seed)
