@@ -223,7 +223,8 @@ def _membership_inference(world: Any, anonymiser: Any, query: Query, published: 
         raise NotApplicable("membership inference needs hourly footfall (the game's groups are published "
                             "hour by hour). Fix: attack a footfall query with time_bin = \"1h\".")
     # Hourly presence: each subscriber in at most one location per hour, 24 keys a day, 1 each.
-    model = anonymiser.publication_model(l0=24, linf=1, days=s["days"])
+    # The model's noise and guarantee are those of the anonymiser's own release of the published query.
+    model = anonymiser.publication_model(l0=24, linf=1, days=s["days"], query=published)
     consenting = world.opted_in()
     area = LEVELS[published.level]
     location_map = None if area == "cell_id" else world.cells.set_index("cell_id")[area]
@@ -256,7 +257,8 @@ def _reconstruction(world: Any, anonymiser: Any, query: Query, published: Query,
     if not usable:
         raise NotApplicable(f"reconstruction rebuilds records of {', '.join(RECORD_COLUMNS)} and one tag; the "
                             f"crossbreaks {crossbreaks} use none of them. Fix: publish e.g. age_band x gender.")
-    # Each crossbreak is its own release: every subscriber is counted once in it (1 key, 1 count).
+    # Each crossbreak is its own release, as the claim audit and the demo publish them: every subscriber is
+    # counted once in it (1 key, 1 count), and each table gets that release's noise.
     model = anonymiser.publication_model(l0=1, linf=1, days=None)
     area = "home_cell" if published.level == "cell" else LEVELS[published.level]
     records = records_from_users(world.users, area=area, tag=tag, cells=world.cells)
