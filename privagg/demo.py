@@ -49,7 +49,7 @@ UNIT = "subscriber-day"
 ATTACKS: dict[str, dict[str, dict[str, int]]] = {
     "footfall": {
         "differencing": {"trials": 20, "days": 1},
-        "membership_inference": {"group_size": 100, "targets": 2, "n_train": 100, "n_test": 40, "days": 1,
+        "membership_inference": {"group_size": 1000, "targets": 2, "n_train": 100, "n_test": 40, "days": 1,
                                  "bootstrap": 100},
     },
     "segments": {"reconstruction": {"bootstrap": 100}},

@@ -16,7 +16,7 @@ attack                        applies to                                   setti
 ============================  ===========================================  ===============================
 ``unicity``                   pseudonymised microdata                      points (4), targets (1000)
 ``trajectory_recovery``       footfall with time bins                      days (3), bootstrap (200)
-``membership_inference``      footfall with hourly bins                    group_size (100), targets (3),
+``membership_inference``      footfall with hourly bins                    group_size (1000), targets (3),
                                                                            n_train (200), n_test (40),
                                                                            days (1), bootstrap (200)
 ``reconstruction``            any method with a publication model;         bootstrap (200); crossbreaks,
@@ -49,7 +49,9 @@ from privagg.queries import LEVELS, Query
 ATTACK_SETTINGS: dict[str, dict[str, tuple[int, int]]] = {
     "unicity": {"points": (4, 1), "targets": (1000, 10)},
     "trajectory_recovery": {"days": (3, 1), "bootstrap": (200, 50)},
-    "membership_inference": {"group_size": (100, 2), "targets": (3, 1), "n_train": (200, 10), "n_test": (40, 10),
+    # Groups of up to 1,000 (capped by the population): products aggregate whole populations, and
+    # suppression hides nearly every count of small groups, which would make it look protective.
+    "membership_inference": {"group_size": (1000, 2), "targets": (3, 1), "n_train": (200, 10), "n_test": (40, 10),
                              "days": (1, 1), "bootstrap": (200, 50)},
     "reconstruction": {"bootstrap": (200, 50)},
     "differencing": {"trials": (40, 5), "days": (1, 1)},

@@ -61,7 +61,9 @@ def _fmt(value: Any) -> str:
 
 
 #: Metric keys that hold the simplest attack's figure (a yardstick stronger than random guessing).
-YARDSTICK_METRICS = ("stay_put_accuracy",)
+#: ``release_free_accuracy`` is what trajectory recovery scores without seeing the release at all (its
+#: scoring pairs recovered and true trajectories), so an attack must beat it to have learnt anything.
+YARDSTICK_METRICS = ("stay_put_accuracy", "release_free_accuracy")
 #: How further figures are named for a reader (keys not listed are shown with underscores as spaces).
 METRIC_LABELS = {
     "auc": "area under the ROC curve (AUC)",
@@ -70,6 +72,7 @@ METRIC_LABELS = {
     "dp_auc_bound": "highest AUC the DP guarantee allows",
     "dp_bound": "highest success the DP guarantee allows",
     "stay_put_accuracy": "share right when everyone stays where they slept",
+    "release_free_accuracy": "share right without seeing the release at all",
     "mae": "mean absolute error",
     "share_within_10pct": "share of counts within 10% of the truth",
     "mean_relative_error": "mean relative error",
