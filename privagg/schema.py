@@ -335,8 +335,8 @@ def load_table(source: str | Path | pd.DataFrame, table: str, *, cells: pd.DataF
         )
     if path.stat().st_size == 0:
         raise PrivaggInputError(
-            f"table '{table}': file {str(path)!r} is empty (0 bytes). Fix: write the table into it, with a header row "
-            f"({', '.join(SCHEMAS[table].columns)})."
+            f"table '{table}': file {str(path)!r} is empty (0 bytes). Fix: export the table into it again"
+            + (f", with a header row ({', '.join(SCHEMAS[table].columns)})." if suffix == ".csv" else ".")
         )
     if suffix == ".parquet":
         df = _read(path, table, "Parquet", pd.read_parquet)

@@ -267,3 +267,13 @@ def test_a_json_ledger_spending_more_than_its_total_is_not_migrated(tmp_path):
     _legacy(path, [_old_entry({"epsilon": 1.0, "delta": 0.0})] * 2)
     with pytest.raises(PrivaggInputError, match=r"its entries spend \(epsilon=2, delta=0\), more than its total"):
         Budget.load(path)
+
+
+def test_a_ledger_that_cannot_be_written_is_refused_before_anything(ledger_path, monkeypatch):
+    """As a non-root user sees a read-only ledger (root ignores permissions, so os.access is stood in for)."""
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(ledger_path) else real(p, mode))
+    before = ledger_path.read_bytes()
+    with pytest.raises(PrivaggInputError, match=r"ledger.sqlite' is not readable and writable. Fix: change its permissions"):
+        Budget.load(ledger_path)
+    assert ledger_path.read_bytes() == before

@@ -28,6 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from privagg.atomic import can_create_in
 from privagg.errors import PrivaggInputError
 
 STATISTICS = ("footfall", "dwell", "od", "segments")
@@ -206,7 +207,7 @@ def check_writable_folder(path: Path, option: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise PrivaggInputError(f"{option} {str(path)!r}: {str(existing)!r} is a file, not a folder. Fix: choose another path.")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not os.access(existing, os.W_OK | os.X_OK) or not can_create_in(existing):
         raise PrivaggInputError(f"{option} {str(path)!r}: folder {str(existing)!r} is not writable. Fix: choose another path.")
     if path.exists() and not os.access(path, os.W_OK):
         raise PrivaggInputError(f"{option} {str(path)!r} is not writable. Fix: change its permissions or choose another path.")
@@ -263,6 +264,7 @@ def _as_option(check, name: str, value: float) -> None:
         check(name, value) if check.__name__ == "check_loss" else check(value)
     except PrivaggInputError as exc:
         text = str(exc).replace(f"{name}={value!r}", f"--{name} {value:g}").replace(f"{name}=", f"--{name} ")
+        text = text.replace(f"pass {name} between", f"pass --{name} between")
         raise PrivaggInputError(text) from None
 
 

@@ -59,7 +59,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from privagg.atomic import atomic_write_text
+from privagg.atomic import atomic_write_text, can_create_in
 from privagg.errors import BudgetExceededError, PrivaggInputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -199,7 +199,7 @@ def ledger_paths(path: str | Path) -> tuple[Path, Path | None]:
 
 def _writable_dir(directory: Path) -> bool:
     directory = directory if str(directory) else Path(".")
-    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)
+    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK) and can_create_in(directory)
 
 
 def check_ledger_path(path: str | Path, *, must_exist: bool = False, what: str = "ledger") -> tuple[Path, Path | None]:
