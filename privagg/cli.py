@@ -21,7 +21,7 @@ from typing import Sequence
 from privagg.errors import PrivaggError
 
 # Module names under privagg.commands, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("demo", "synth", "release", "compare", "audit", "audit_mechanism", "experiment")
+COMMANDS: tuple[str, ...] = ("demo", "synth", "release", "compare", "ledger", "audit", "audit_mechanism", "experiment")
 
 
 def build_parser() -> argparse.ArgumentParser:

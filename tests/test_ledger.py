@@ -19,8 +19,14 @@ APPROX = {"epsilon": 1.0, "delta": 0.0}
 
 
 # --------------------------------------------------------------------------- race
-def _contender(paths: list[str], eps: float, n_threads: int, barrier, results) -> None:
-    """One process: for each ledger, its threads all charge ``eps`` at once; report (round, successes)."""
+def _contender(paths: list[str], eps: float, n_threads: int, barrier, results, world=None) -> None:
+    """One process: for each ledger, its threads all charge ``eps`` at once (or, given a World, make a real
+    footfall release charged to it); report (round, successes)."""
+    if world is not None:
+        import privagg as pa
+
+        window = {"start": "2026-01-05", "end": "2026-01-06"}
+        keys = pa.KeySet.areas_by_time(world.cells, "zone", time_bin="6h", **window)
     for round_, path in enumerate(paths):
         budget = Budget.load(path)
         ok = []
@@ -29,7 +35,10 @@ def _contender(paths: list[str], eps: float, n_threads: int, barrier, results) -
         def attempt() -> None:
             start.wait()
             try:
-                budget.charge(Loss(epsilon=eps), statistic="footfall")
+                if world is None:
+                    budget.charge(Loss(epsilon=eps), statistic="footfall")
+                else:
+                    pa.footfall(world, epsilon=eps, level="zone", time_bin="6h", keys=keys, budget=budget, **window)
                 ok.append(1)
             except BudgetExceededError:
                 pass
@@ -79,6 +88,35 @@ def test_race_many_processes_and_threads_never_overspend(tmp_path):
     # The exports caught up with their ledgers.
     for path in paths[1::2]:
         assert len(json.loads(open(path).read())["entries"]) == len(Budget.load(path).entries)
+
+
+def test_race_real_releases_from_many_processes(tmp_path):
+    """The same with real footfall releases (read, bound, charge, noise) on a tiny World: 8 processes x 2
+    threads, 4 rounds admitting k = 1, 5, 9, 15 of the 16."""
+    from test_cli_release import tiny_world
+
+    n_proc, n_threads, eps, ks = 8, 2, 0.25, [1, 5, 9, 15]
+    paths = []
+    for i, k in enumerate(ks):
+        Budget(epsilon=k * eps, ledger=tmp_path / f"r{i}.sqlite")
+        paths.append(str(tmp_path / f"r{i}.sqlite"))
+    ctx = mp.get_context("fork")
+    barrier, results = ctx.Barrier(n_proc), ctx.Queue()
+    world = tiny_world()
+    procs = [ctx.Process(target=_contender, args=(paths, eps, n_threads, barrier, results, world)) for _ in range(n_proc)]
+    for p in procs:
+        p.start()
+    successes = [0] * len(ks)
+    for _ in range(len(ks) * n_proc):
+        round_, n_ok = results.get(timeout=120)
+        successes[round_] += n_ok
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert successes == ks
+    assert [len(Budget.load(p).entries) for p in paths] == ks
+    assert all(e["statistic"] == "footfall" and e["parameters"]["level"] == "zone"
+               for p in paths for e in Budget.load(p).entries)
 
 
 def test_race_a_weakened_ledger_without_the_transaction_does_overspend(tmp_path, monkeypatch):
