@@ -315,3 +315,12 @@ def test_a_ledger_that_cannot_be_written_is_refused_before_anything(ledger_path,
     with pytest.raises(PrivaggInputError, match=r"ledger.sqlite' is not readable and writable. Fix: change its permissions"):
         Budget.load(ledger_path)
     assert ledger_path.read_bytes() == before
+
+
+def test_a_ledger_whose_creation_was_interrupted_is_created_again(tmp_path):
+    path = tmp_path / "l.sqlite"
+    sqlite3.connect(path).execute("PRAGMA journal_mode = WAL").fetchall()  # what a kill before the first commit leaves
+    with pytest.raises(PrivaggInputError, match=r"is empty \(its creation was interrupted\), so its total is unknown"):
+        Budget.load(path)
+    Budget(epsilon=1.0, ledger=path).charge(Loss(epsilon=0.5))
+    assert Budget.load(path).spent["epsilon"] == 0.5

@@ -307,26 +307,28 @@ def _check_budget(args: argparse.Namespace) -> list[Path]:
 def _budget(args: argparse.Namespace) -> Any:
     """Open (or create) the ledger, once everything else has been checked."""
     from privagg.dp.budget import Budget
-    from privagg.dp.ledger import Ledger, ledger_paths
+    from privagg.dp.ledger import Ledger
 
     if args.budget is None:
         return None
     totals_given = args.budget_epsilon is not None or args.budget_rho is not None
     if not totals_given:
         return Budget.load(args.budget)
-    want = ({"rho": args.budget_rho} if args.budget_rho is not None else {"epsilon": args.budget_epsilon})
+    try:
+        return Budget(epsilon=args.budget_epsilon, rho=args.budget_rho, delta=args.budget_delta, ledger=args.budget)
+    except PrivaggInputError as exc:
+        if "was declared" not in str(exc):
+            raise
+    # The ledger exists with another total: say so in the command line's terms.
+    want = {"rho": args.budget_rho} if args.budget_rho is not None else {"epsilon": args.budget_epsilon}
     want["delta"] = float(args.budget_delta or 0.0)
-    db, export = ledger_paths(args.budget)
-    if (db.exists() and db.stat().st_size > 0) or (export is not None and export.exists()):
-        recorded = Ledger.open(args.budget).totals
-        if recorded != {k: float(v) for k, v in want.items()}:
-            shown = ", ".join(f"--budget-{k} {v:g}" for k, v in recorded.items())
-            raise PrivaggInputError(
-                f"--budget {args.budget!r} records the total {', '.join(f'{k}={v:g}' for k, v in recorded.items())}, "
-                f"not {', '.join(f'{k}={v:g}' for k, v in want.items())}. Fix: drop --budget-epsilon/--budget-rho/"
-                f"--budget-delta to continue it (or pass {shown}), or name a new ledger for a new budget."
-            )
-    return Budget(epsilon=args.budget_epsilon, rho=args.budget_rho, delta=args.budget_delta, ledger=args.budget)
+    recorded = Ledger.open(args.budget).totals
+    shown = ", ".join(f"--budget-{k} {v:g}" for k, v in recorded.items())
+    raise PrivaggInputError(
+        f"--budget {args.budget!r} records the total {', '.join(f'{k}={v:g}' for k, v in recorded.items())}, "
+        f"not {', '.join(f'{k}={v:g}' for k, v in want.items())}. Fix: drop --budget-epsilon/--budget-rho/"
+        f"--budget-delta to continue it (or pass {shown}), or name a new ledger for a new budget."
+    )
 
 
 def _bounds(args: argparse.Namespace) -> Any:
