@@ -242,3 +242,23 @@ def test_report_case_counts():
     """Runs last in this module: the generated cases above (reported by the closing note)."""
     print(f"\ngenerated cases: {CASES}")
     assert sum(CASES.values()) >= 150 or not CASES  # all three ran (or this test was run alone)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["synth", "--users", "10000000000", "--out", "{tmp}/w"], r"n_users=10,000,000,000 over days=7 on n_cells=600 needs about [\d,.]+ GiB of memory, and this machine has [\d,.]+ GiB available. Fix: lower n_users or days"),
+    (["synth", "--cells", "1000000000", "--out", "{tmp}/w"], r"needs about [\d,.]+ GiB .* Fix: lower n_cells"),
+    (["audit", "{tmp}/big.toml", "--out", "{tmp}/audit"], r"claim \[data\]: n_users=10,000,000,000 .* needs about"),
+    (["synth", "--users", "10", "--out", "{tmp}/big.toml"], r"--out '.*big.toml' is a file, not a folder"),
+    (["audit", "{tmp}/big.toml", "--out", "{tmp}/big.toml"], r"--out '.*big.toml' is a file, not a folder"),
+])
+def test_sizes_and_outputs_are_checked_before_any_work(capsys, tmp_path, argv, message):
+    import re
+
+    claim = Path("experiments/claims/operator_footfall_k10.toml")
+    if not claim.exists():
+        claim = Path(__file__).parents[1] / claim
+    (tmp_path / "big.toml").write_text(claim.read_text().replace("n_users = 2000", "n_users = 10000000000", 1))
+    code, err = _cli([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert re.search(message, err), err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "audit").exists()

@@ -57,7 +57,8 @@ def check_inputs(args: argparse.Namespace, claim) -> None:
     if claim.data.path is None:
         from privagg.synth.generate import check_fits_in_memory
 
-        check_fits_in_memory(int(claim.data.n_users or 0) or 1, int(claim.data.days or 1), what="claim [data]")
+        check_fits_in_memory(int(claim.data.n_users or 1), int(claim.data.days or 1), int(claim.data.n_cells or 0),
+                             what="claim [data]")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -239,9 +239,15 @@ def _check_losses(args: argparse.Namespace) -> None:
     for name in ("epsilon", "rho"):
         value = getattr(args, name)
         if value is not None:
-            _as_option(check_loss, name, value)
+            try:
+                check_loss(name, value)
+            except PrivaggInputError as exc:
+                raise _as_option(exc, name, value) from None
     if args.delta is not None:
-        _as_option(check_delta, "delta", args.delta)
+        try:
+            check_delta(args.delta)
+        except PrivaggInputError as exc:
+            raise _as_option(exc, "delta", args.delta) from None
     if not 0 < args.ci_level < 1:
         raise PrivaggInputError(f"--ci-level {args.ci_level:g} must be in (0, 1). Fix: e.g. --ci-level 0.95.")
     for name in ("budget_epsilon", "budget_rho"):
@@ -258,14 +264,10 @@ def _check_losses(args: argparse.Namespace) -> None:
             )
 
 
-def _as_option(check, name: str, value: float) -> None:
-    """Run a Python-API check and phrase its message for the command line (``--epsilon``, not ``epsilon=``)."""
-    try:
-        check(name, value) if check.__name__ == "check_loss" else check(value)
-    except PrivaggInputError as exc:
-        text = str(exc).replace(f"{name}={value!r}", f"--{name} {value:g}").replace(f"{name}=", f"--{name} ")
-        text = text.replace(f"pass {name} between", f"pass --{name} between")
-        raise PrivaggInputError(text) from None
+def _as_option(exc: PrivaggInputError, name: str, value: float) -> PrivaggInputError:
+    """A Python-API error phrased for the command line (``--epsilon 2``, not ``epsilon=2.0``)."""
+    text = str(exc).replace(f"{name}={value!r}", f"--{name} {value:g}").replace(f"{name}=", f"--{name} ")
+    return PrivaggInputError(text.replace(f"pass {name} between", f"pass --{name} between"))
 
 
 def _check_budget(args: argparse.Namespace) -> list[Path]:

@@ -445,8 +445,7 @@ class Ledger:
 # --------------------------------------------------------------------------- SQLite plumbing
 def _connect(db: Path, shown: str) -> sqlite3.Connection:
     try:
-        con = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        con.isolation_level = None  # transactions are begun explicitly
+        con = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None)  # transactions begun explicitly
         con.execute("PRAGMA busy_timeout = %d" % int(BUSY_TIMEOUT_S * 1000))
         mode = con.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal":
