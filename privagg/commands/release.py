@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 from typing import Any
 
-from privagg.atomic import can_create_in
+from privagg.commands.paths import check_out_file
 from privagg.errors import PrivaggInputError
 
 STATISTICS = ("footfall", "dwell", "od", "segments")
@@ -178,53 +177,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- running
 def _csv(text: str | None) -> list[str]:
     return [] if not text else [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _check_out(out: str, overwrite: bool) -> tuple[Path, Path]:
-    """``--out`` and its privacy record: a .parquet/.csv file in a writable folder, not existing unless ``--overwrite``."""
-    path = Path(out)
-    if path.suffix.lower() not in (".parquet", ".csv"):
-        raise PrivaggInputError(
-            f"--out {out!r}: unknown file type. Fix: end the file name in .parquet or .csv."
-        )
-    record = path.with_name(path.name + ".privacy.json")
-    for p in (path, record):
-        if p.is_dir():
-            raise PrivaggInputError(f"--out {out!r}: {str(p)!r} is a directory. Fix: name a file, e.g. {out.rstrip('/')}/release.parquet.")
-        if p.exists() and not overwrite:
-            raise PrivaggInputError(
-                f"--out {out!r}: {str(p)!r} exists already. Fix: add --overwrite to replace it, or choose another path."
-            )
-    check_writable_folder(path, "--out")
-    return path, record
-
-
-def check_writable_folder(path: Path, option: str) -> None:
-    """The folder of ``path`` (or its first existing ancestor, which would be created from) must be writable."""
-    parent = path.parent if str(path.parent) else Path(".")
-    existing = parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise PrivaggInputError(f"{option} {str(path)!r}: {str(existing)!r} is a file, not a folder. Fix: choose another path.")
-    if not os.access(existing, os.W_OK | os.X_OK) or not can_create_in(existing):
-        raise PrivaggInputError(f"{option} {str(path)!r}: folder {str(existing)!r} is not writable. Fix: choose another path.")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise PrivaggInputError(f"{option} {str(path)!r} is not writable. Fix: change its permissions or choose another path.")
-
-
-def check_not_inputs(outputs: list[Path], inputs: list[Path], option: str = "--out") -> None:
-    """No output may be one of the inputs (the same file, by path or by identity)."""
-    resolved = {p.resolve(): p for p in inputs}
-    for out in outputs:
-        same = resolved.get(out.resolve())
-        if same is None and out.exists():
-            same = next((p for p in inputs if p.exists() and os.path.samefile(p, out)), None)
-        if same is not None:
-            raise PrivaggInputError(
-                f"{option} {str(out)!r} is an input of this command ({str(same)!r}); writing it would destroy it. "
-                "Fix: choose an output path outside the inputs."
-            )
 
 
 def _data_files(data: str) -> list[Path]:
@@ -436,7 +388,6 @@ def run(args: argparse.Namespace) -> int:
 
     # 1. Options and paths, before anything is read or charged.
     _check_losses(args)
-    out, record = _check_out(args.out, args.overwrite)
     query, func, kwargs = _query_and_call(args)
     bounds = _bounds(args)
     if not args.public_keys and not args.delta:
@@ -445,7 +396,8 @@ def run(args: argparse.Namespace) -> int:
             "or release every public key with --public-keys."
         )
     ledger_files = _check_budget(args)
-    check_not_inputs([out, record], [*_data_files(args.data), *ledger_files])
+    out = check_out_file(args.out, suffixes=(".parquet", ".csv"), overwrite=args.overwrite, companions=(".privacy.json",),
+                         inputs=[*_data_files(args.data), *ledger_files])
 
     # 2. The data (validated, consent applied by the release).
     world = World.load(args.data)
