@@ -324,3 +324,24 @@ def test_a_ledger_whose_creation_was_interrupted_is_created_again(tmp_path):
         Budget.load(path)
     Budget(epsilon=1.0, ledger=path).charge(Loss(epsilon=0.5))
     assert Budget.load(path).spent["epsilon"] == 0.5
+
+
+def test_an_export_ahead_of_a_stale_read_is_not_taken_for_an_edit(tmp_path, monkeypatch):
+    """Opening while another process charges: the export may hold an entry our first read did not see."""
+    from privagg.dp import ledger as ledger_module
+
+    path = tmp_path / "l.json"
+    Budget(epsilon=1.0, ledger=path).charge(Loss(epsilon=0.25))
+    other = Budget.load(path)
+    real_entries = ledger_module.Ledger.entries
+    calls = []
+
+    def entries_then_someone_charges(self):
+        out = real_entries(self)
+        if not calls:
+            calls.append(1)
+            other.charge(Loss(epsilon=0.25))  # commits and rewrites the export after our read
+        return out
+
+    monkeypatch.setattr(ledger_module.Ledger, "entries", entries_then_someone_charges)
+    assert len(Budget.load(path).store.entries()) == 2

@@ -302,6 +302,9 @@ class Ledger:
                     "SQLite ledger directly."
                 )
             exported = data.get("entries")
+            if isinstance(exported, list) and len(exported) > len(entries):
+                # Another process charged (and exported) since our read: read again, the ledger only grows.
+                entries = self.entries()
             if (data.get("budget") != self.totals or not isinstance(exported, list) or len(exported) > len(entries)
                     or exported != _jsonable(entries[: len(exported)])):
                 raise PrivaggInputError(
