@@ -54,6 +54,18 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def can_create_in(folder: str | Path) -> bool:
+    """Whether a file can really be created in ``folder`` (tried, then removed): unlike :func:`os.access`,
+    this also answers for read-only or special file systems and for root."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".privagg-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    Path(tmp).unlink(missing_ok=True)
+    return True
+
+
 def staging_prefix(target: Path) -> str:
     """Name prefix of the staging folders built beside ``target`` (so a later run can find and remove them)."""
     return f".{target.name}.staging-"
@@ -101,4 +113,4 @@ def publish_directory(target: str | Path, work: Callable[[Path], Any]) -> Any:
     return result
 
 
-__all__ = ["atomic_write", "atomic_write_text", "publish_directory", "remove_stale_staging", "staging_prefix"]
+__all__ = ["atomic_write", "atomic_write_text", "can_create_in", "publish_directory", "remove_stale_staging", "staging_prefix"]

@@ -7,8 +7,9 @@ user data is validated into them, and every release reads them.
 table      columns
 =========  ===============================================================
 cells      cell_id, zone_id, district_id, x, y (metres), land_use
-users      user_id, age_band, gender, contract, arpu, device_tier,
-           home_cell, work_cell, opt_in, and boolean ``tag_*`` columns
+users      user_id, opt_in (required: consent); optionally age_band,
+           gender, contract, arpu, device_tier, home_cell, work_cell and
+           boolean ``tag_*`` columns (a statistic checks for those it reads)
 events     user_id, cell_id, ts
 stays      user_id, cell_id, start, end
 trips      user_id, origin_cell, destination_cell, depart, arrive
@@ -82,11 +83,12 @@ SCHEMAS: dict[str, TableSchema] = {
     ),
     "users": TableSchema(
         "users",
-        {"user_id": "int", "age_band": "str", "gender": "str", "contract": "str",
-         "arpu": "float", "home_cell": "int", "work_cell": "int", "opt_in": "bool"},
+        # Only the privacy unit and consent are required: a statistic names the other columns it reads.
+        {"user_id": "int", "opt_in": "bool"},
         keys=("user_id",),
         unique="user_id",
-        optional={"device_tier": "str"},
+        optional={"age_band": "str", "gender": "str", "contract": "str", "arpu": "float",
+                  "home_cell": "int", "work_cell": "int", "device_tier": "str"},
         tag_columns=True,
     ),
     "events": TableSchema(
@@ -262,6 +264,8 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
     if cells is not None and table in CELL_REFERENCES:
         known = np.asarray(cells["cell_id"].to_numpy())
         for column in CELL_REFERENCES[table]:
+            if column not in df.columns:  # an optional column (users' home and work cells)
+                continue
             values = df[column].to_numpy()
             unknown = ~np.isin(values, known)
             n_unknown = int(unknown.sum())
@@ -271,6 +275,29 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
                     f"refers to cells absent from 'cells', e.g. {_example(values[unknown])}",
                     "add those cells to the cells table or drop the rows that use them.",
                 )
+    return df
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def _read(path: Path, table: str, fmt: str, reader) -> pd.DataFrame:
+    """Read a file, turning every reader failure (damaged, truncated, not that format) into one line."""
+    try:
+        df = reader(path)
+    except MemoryError:
+        raise PrivaggInputError(
+            f"table '{table}': {str(path)!r} does not fit in memory. Fix: split the data or use a bigger machine."
+        ) from None
+    except Exception as exc:  # pandas and pyarrow raise many types for a damaged file
+        raise PrivaggInputError(
+            f"table '{table}': {str(path)!r} is not a readable {fmt} file ({type(exc).__name__}: {_first_line(exc)}). "
+            f"Fix: export the table again as {fmt}{' with a header row' if fmt == 'CSV' else ''}."
+        ) from None
+    if not isinstance(df, pd.DataFrame):  # pragma: no cover
+        raise PrivaggInputError(f"table '{table}': {str(path)!r} did not read as a table. Fix: export it again.")
     return df
 
 
@@ -299,24 +326,36 @@ def load_table(source: str | Path | pd.DataFrame, table: str, *, cells: pd.DataF
     path = Path(source)
     if not path.exists():
         raise PrivaggInputError(f"table '{table}': file {str(path)!r} does not exist. Fix: check the path.")
+    if not path.is_file():
+        raise PrivaggInputError(f"table '{table}': {str(path)!r} is a folder, not a file. Fix: name the table's .csv or .parquet file.")
     suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise PrivaggInputError(
+            f"table '{table}': cannot read {str(path)!r}. Fix: give a .csv or .parquet file."
+        )
+    if path.stat().st_size == 0:
+        raise PrivaggInputError(
+            f"table '{table}': file {str(path)!r} is empty (0 bytes). Fix: export the table into it again"
+            + (f", with a header row ({', '.join(SCHEMAS[table].columns)})." if suffix == ".csv" else ".")
+        )
     if suffix == ".parquet":
-        df = pd.read_parquet(path)
-    elif suffix == ".csv":
+        df = _read(path, table, "Parquet", pd.read_parquet)
+    else:
         schema = SCHEMAS[table]
-        dates = [c for c, k in schema.columns.items() if k == "datetime"]
-        df = pd.read_csv(path)
+        dates = [c for c, k in {**schema.columns, **(schema.optional or {})}.items() if k == "datetime"]
+        df = _read(path, table, "CSV", pd.read_csv)
+        if len(df) == 0:
+            raise PrivaggInputError(
+                f"table '{table}': file {str(path)!r} has a header but no rows (an empty table). "
+                "Fix: add its rows, or check that the right file was exported."
+            )
         for column in dates:
             if column in df.columns:
                 try:
                     df[column] = pd.to_datetime(df[column], format="ISO8601")
-                except (ValueError, TypeError) as exc:
+                except (ValueError, TypeError, OverflowError) as exc:
                     raise _fail(
-                        table, column, None, f"could not be parsed as datetimes ({exc})",
+                        table, column, None, f"could not be parsed as datetimes ({_first_line(exc)})",
                         "write timestamps as ISO 8601, e.g. 2026-01-05 08:30:00.",
                     ) from None
-    else:
-        raise PrivaggInputError(
-            f"table '{table}': cannot read {str(path)!r}. Fix: give a .csv or .parquet file."
-        )
     return validate_table(df, table, cells=cells)

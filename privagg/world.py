@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import numpy as np
 import pandas as pd
 
 from privagg.atomic import publish_directory
@@ -26,6 +27,13 @@ from privagg.errors import PrivaggInputError
 from privagg.schema import validate_table
 
 TABLES = ("cells", "users", "events", "stays", "trips")
+#: ``meta["window_source"]`` of a World whose window was derived from its data.
+WINDOW_FROM_CONSENTING = "observed: midnight before the first to midnight after the last row of consenting subscribers"
+
+
+def consenting_ids(users: pd.DataFrame) -> np.ndarray:
+    """The ``user_id`` of every subscriber whose ``opt_in`` is True."""
+    return users.loc[users["opt_in"].to_numpy(dtype=bool), "user_id"].to_numpy()
 EDGE_COLUMNS = ("u", "v", "travel_time_s", "distance_m")
 
 
@@ -97,9 +105,12 @@ class World:
             edges = pd.DataFrame({c: pd.Series(dtype="float64") for c in EDGE_COLUMNS})
         meta = dict(meta or {})
         if "start" not in meta or "end" not in meta:
-            start, end = _observed_window(events, stays, trips)
+            # From consenting subscribers' rows only: an opted-out subscriber's dates must not move the
+            # window, which every release publishes.
+            start, end = _observed_window(events, stays, trips, consenting_ids(users))
             meta.setdefault("start", start)
             meta.setdefault("end", end)
+            meta.setdefault("window_source", WINDOW_FROM_CONSENTING)
         return cls(graph_from_tables(cells, edges), cells, users, events, stays, trips, meta)
 
     @property
@@ -167,6 +178,11 @@ class World:
         from privagg.schema import load_table
 
         source = Path(directory)
+        if source.is_file():
+            raise PrivaggInputError(
+                f"data {str(source)!r} is a file, not a directory. Fix: pass the folder holding cells, users, events, "
+                "stays and trips (as .parquet or .csv), e.g. the one written by `privagg synth`."
+            )
         if not source.is_dir():
             raise PrivaggInputError(
                 f"data directory {str(source)!r} does not exist. "
@@ -189,23 +205,60 @@ class World:
             cells = pd.read_parquet(find("cells"))
             tables = {name: pd.read_parquet(find(name)) for name in TABLES[1:]}
         edges_path = source / "edges.parquet"
-        edges = pd.read_parquet(edges_path) if edges_path.exists() else None
+        edges = _read_edges(edges_path) if edges_path.exists() else None
         meta_path = source / "world.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+        meta = _read_meta(meta_path) if meta_path.exists() else None
         if validate:
             return cls.from_tables(cells, edges=edges, meta=meta, **tables)
         return cls(graph_from_tables(cells, edges if edges is not None else pd.DataFrame(columns=list(EDGE_COLUMNS))),
                    cells, meta=meta or {}, **tables)
 
 
-def _observed_window(events: pd.DataFrame, stays: pd.DataFrame, trips: pd.DataFrame) -> tuple[str, str]:
-    """Midnight before the first timestamp and midnight after the last, as ISO strings."""
-    firsts = [s.min() for s in (events["ts"], stays["start"], trips["depart"]) if len(s)]
-    lasts = [s.max() for s in (events["ts"], stays["end"], trips["arrive"]) if len(s)]
+def _read_edges(path: Path) -> pd.DataFrame:
+    try:
+        edges = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        raise PrivaggInputError(
+            f"{str(path)!r} is not a readable Parquet file ({type(exc).__name__}). Fix: remove it (the graph then "
+            "has no edges) or write the World again."
+        ) from None
+    missing = [c for c in EDGE_COLUMNS if c not in edges.columns]
+    if missing:
+        raise PrivaggInputError(f"{str(path)!r} lacks the column(s) {missing}. Fix: give it the columns {', '.join(EDGE_COLUMNS)}.")
+    return edges
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError
+        for key in ("start", "end"):
+            if key in meta:
+                pd.Timestamp(meta[key])
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
+        raise PrivaggInputError(
+            f"{str(path)!r} is not a World's metadata (a JSON object whose start and end are timestamps). "
+            "Fix: remove it to derive the window from consenting subscribers' rows, or write the World again."
+        ) from None
+    return meta
+
+
+def _observed_window(events: pd.DataFrame, stays: pd.DataFrame, trips: pd.DataFrame,
+                     consenting: np.ndarray | None = None) -> tuple[str, str]:
+    """Midnight before the first timestamp and midnight after the last (of ``consenting`` subscribers' rows
+    only, if given), as ISO strings."""
+    firsts, lasts = [], []
+    for table, first, last in ((events, "ts", "ts"), (stays, "start", "end"), (trips, "depart", "arrive")):
+        if consenting is not None:
+            table = table.loc[table["user_id"].isin(consenting)]
+        if len(table):
+            firsts.append(table[first].min())
+            lasts.append(table[last].max())
     if not firsts:
         raise PrivaggInputError(
-            "the World holds no events, stays or trips, so its time window is unknown. "
-            "Fix: pass meta={'start': ..., 'end': ...} or add data."
+            "the World holds no events, stays or trips of consenting subscribers (opt_in == True), so its time "
+            "window is unknown. Fix: pass meta={'start': ..., 'end': ...} (on the command line --start and --end) or add data."
         )
     start = pd.Timestamp(min(firsts)).floor("D")
     end = pd.Timestamp(max(lasts)).floor("D") + pd.Timedelta(days=1)

@@ -69,11 +69,16 @@ def test_ledger_persists_and_reloads(tmp_path):
 def test_ledger_with_another_total_is_refused(tmp_path):
     path = tmp_path / "ledger.json"
     Budget(epsilon=1.0, ledger=path).charge(Loss(epsilon=0.5))
-    with pytest.raises(PrivaggInputError, match=r"records the budget .* but this Budget declares .* Fix: use Budget.load"):
+    with pytest.raises(PrivaggInputError, match=r"records the budget .* but .* was declared. Fix: continue it without declaring a total \(Budget.load"):
         Budget(epsilon=5.0, ledger=path)
+    # ledger.json is only the export of ledger.sqlite: garbage there is refused, not read as the ledger.
     path.write_text("not json")
-    with pytest.raises(PrivaggInputError, match=r"is not a privagg budget ledger"):
+    with pytest.raises(PrivaggInputError, match=r"is not the export of .*ledger.sqlite'?, which already exists and is the ledger"):
         Budget.load(path)
+    bad = tmp_path / "other.json"
+    bad.write_text("not json")
+    with pytest.raises(PrivaggInputError, match=r"is not a privagg budget ledger, so it cannot be migrated"):
+        Budget.load(bad)
 
 
 @pytest.mark.parametrize("kwargs,message", [

@@ -175,8 +175,11 @@ def test_ledger_is_appended_and_an_over_budget_release_changes_nothing(capsys, w
     assert "Nothing was computed or drawn" in err
     assert ledger.read_bytes() == before
     assert not second.exists() and not (tmp_path / "second.parquet.privacy.json").exists()
-    # Writing over an existing output is refused the same way, leaving it as it was.
+    # An existing output is refused without --overwrite; with it, the budget still refuses, leaving it as it was.
     code, _, err = run(capsys, "footfall", "--data", world_dir, "--epsilon", 0.75, "--budget", ledger, "--out", first)
+    assert code == 2 and "exists already. Fix: add --overwrite" in err
+    code, _, err = run(capsys, "footfall", "--data", world_dir, "--epsilon", 0.75, "--budget", ledger, "--out", first,
+                       "--overwrite")
     assert code == 2 and "refused" in err
     assert first.read_bytes() == first_before and ledger.read_bytes() == before
     # What fits still goes through.
@@ -190,17 +193,17 @@ def test_ledger_is_appended_and_an_over_budget_release_changes_nothing(capsys, w
     (["footfall", "--epsilon", 1, "--out", "x.txt"],
      "privagg release: error: --out 'x.txt': unknown file type. Fix: end the file name in .parquet or .csv."),
     (["footfall", "--epsilon", -1, "--out", "x.csv"],
-     "privagg release: error: epsilon=-1.0 must be finite and > 0. Fix: pass e.g. epsilon=1.0."),
+     "privagg release: error: --epsilon -1 must be finite and > 0. Fix: pass e.g. --epsilon 1.0."),
     (["footfall", "--epsilon", 1, "--private-keys", "--out", "x.csv"],
      "privagg release: error: --private-keys selects keys privately, which needs --delta > 0."),
     (["footfall", "--epsilon", 1, "--budget", "{tmp}/none.json", "--out", "x.csv"],
      "does not exist yet, so its total is unknown. Fix: pass --budget-epsilon E_TOTAL"),
     (["footfall", "--epsilon", 1, "--budget-epsilon", 3, "--out", "x.csv"],
-     "no --budget was given. Fix: add --budget LEDGER.json."),
+     "no --budget was given. Fix: add --budget LEDGER.sqlite."),
     (["footfall", "--epsilon", 1, "--time-bin", "7min", "--out", "x.csv"],
      "time_bin='7min' is not a supported time bin."),
     (["footfall", "--epsilon", 1, "--max-partitions", 0, "--out", "x.csv"],
-     "bounds.max_partitions=0 is below 1."),
+     "--max-partitions 0 must be between 1 and 1,000,000. Fix: e.g. --max-partitions 24."),
     (["segments", "--epsilon", 1, "--out", "x.csv"],
      "segments: --by is required for counts. Fix: e.g. --by age_band,gender."),
     (["segments", "--epsilon", 1, "--by", "arpu", "--out", "x.csv"], "by='arpu' is continuous"),
@@ -248,5 +251,5 @@ def test_a_ledger_with_another_total_is_refused(capsys, world_dir, tmp_path):
     before = ledger.read_bytes()
     code, _, err = run(capsys, "od", "--data", world_dir, "--epsilon", 1, "--budget", ledger, "--budget-epsilon", 3,
                        "--out", tmp_path / "b.csv")
-    assert code == 2 and err.count("\n") == 1 and "records the budget" in err
+    assert code == 2 and err.count("\n") == 1 and "records the total epsilon=2, delta=0, not epsilon=3, delta=0" in err
     assert ledger.read_bytes() == before and not (tmp_path / "b.csv").exists()

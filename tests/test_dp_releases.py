@@ -220,7 +220,7 @@ def test_wrong_schema_and_missing_users_or_cells(world):
         pa.footfall(world.stays, epsilon=1.0, delta=1e-9, level="zone", users=world.users, **DAY)
     with pytest.raises(PrivaggInputError, match=r"the release window is unknown. Fix: pass start= and end="):
         pa.footfall(world.stays, epsilon=1.0, delta=1e-9, users=world.users)
-    with pytest.raises(PrivaggInputError, match=r"segment_mean of 'tag_x'|column='tag_x' is not a numeric user column|needs a public clamping range"):
+    with pytest.raises(PrivaggInputError, match=r"segment_mean of 'tag_x'|column='tag_x' is not a numeric user column|needs a public clamping range|column 'income': missing, and segment_mean with column='income' reads it"):
         pa.segment_stats(world, measure="mean", column="income", by=["gender"], epsilon=1.0, delta=1e-9)
 
 

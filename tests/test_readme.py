@@ -18,5 +18,5 @@ def test_quickstart_runs(tmp_path, monkeypatch):
     exec(compile(blocks[0], str(README), "exec"), namespace)
     budget = namespace["budget"]
     assert budget.spent["epsilon"] == pytest.approx(3.0)  # 1 + 0.5 + 0.5 + 2 x 0.5
-    assert (tmp_path / "ledger.json").exists()
+    assert (tmp_path / "ledger.sqlite").exists()
     assert len(namespace["rel"].to_pandas()) == len(namespace["keys"])

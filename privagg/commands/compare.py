@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="FILE",
                         help="write the comparison to FILE.parquet or FILE.csv (atomically); default: print the "
                              "significant keys")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input)")
     parser.set_defaults(func=run)
 
 
@@ -62,16 +63,57 @@ def parse_shift(items: list[str]) -> dict[str, Any]:
     return shift
 
 
+def read_release(path: str, which: str) -> Any:
+    """A release from disk, any damage in its table or privacy record reported in one line naming the file."""
+    import json
+
+    from privagg.release import Release
+
+    p = Path(path)
+    record = p.with_name(p.name + ".privacy.json")
+    if record.is_file():
+        try:
+            data = json.loads(record.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise PrivaggInputError(
+                f"release {which}: {str(record)!r} is not a privacy record ({type(exc).__name__}). Fix: pass a release "
+                "written by `privagg release` with its .privacy.json unchanged."
+            ) from None
+    try:
+        return Release.read(p)
+    except PrivaggInputError as exc:
+        raise PrivaggInputError(f"release {which}: {exc}") from None
+    except Exception as exc:  # pyarrow/pandas raise many types for a damaged table
+        raise PrivaggInputError(
+            f"release {which}: {str(p)!r} is not a readable release ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:160]}). Fix: pass a release written by `privagg release`."
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from privagg.compare import compare
     from privagg.release import Release, write_table
 
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
-        raise PrivaggInputError(f"--out {args.out!r}: unknown file type. Fix: end the file name in .parquet or .csv.")
+    from privagg.commands.paths import check_out_file
+
+    out = None
+    if args.out:
+        inputs = [Path(x) for x in (args.a, args.b)]
+        out = check_out_file(args.out, suffixes=(".parquet", ".csv"), overwrite=args.overwrite,
+                             inputs=[*inputs, *(p.with_name(p.name + ".privacy.json") for p in inputs)])
+    if not 0 < args.level < 1:
+        raise PrivaggInputError(f"--level {args.level:g} must be in (0, 1). Fix: e.g. --level 0.95.")
     shift = parse_shift(args.shift)
     on = [c.strip() for c in args.on.split(",") if c.strip()] if args.on else None
-    a, b = Release.read(args.a), Release.read(args.b)
+    a, b = read_release(args.a, "A"), read_release(args.b, "B")
+    if on is None and set(a.key_columns) != set(b.key_columns):
+        raise PrivaggInputError(
+            f"A is keyed by {list(a.key_columns)} and B by {list(b.key_columns)}: they release different keys "
+            f"(e.g. another level or time bin), so no key matches. Fix: compare releases made with the same "
+            "--level and --time-bin, or name the shared key columns with --on."
+        )
     result = compare(a, b, on=on, shift=shift, level=args.level, nonnegative=not args.signed)
     print(result.describe())
     table = result.to_pandas()

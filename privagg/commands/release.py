@@ -7,10 +7,13 @@
         --budget-epsilon 4 --out segments.csv
 
 The release is written with :meth:`privagg.release.Release.write` (Parquet or
-CSV by the extension of ``--out``, plus ``<out>.privacy.json``). With
-``--budget LEDGER.json`` the loss is charged to that ledger first: a release
-that does not fit is refused (exit 2) before any noise is drawn, and neither
-the ledger nor ``--out`` is touched.
+CSV by the extension of ``--out``, plus ``<out>.privacy.json``), each file
+atomically. Everything is checked first (options, the data, ``--out``: not
+an input, not an existing file unless ``--overwrite``), then the loss is
+charged to ``--budget LEDGER`` (an SQLite ledger; ``LEDGER.json`` keeps it in
+``LEDGER.sqlite`` beside a JSON export), then noise is drawn, then the
+files are written. A release that does not fit is refused (exit 2) before any
+noise is drawn, and neither the ledger nor ``--out`` is touched.
 
 Keys are public by default: every area x time bin (x segment value) of the
 World's cells table and window is released, empty ones included.
@@ -21,14 +24,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from privagg.commands.paths import check_out_file
 from privagg.errors import PrivaggInputError
 
 STATISTICS = ("footfall", "dwell", "od", "segments")
 LEVEL_CHOICES = ("cell", "zone", "district")
+#: Largest contribution bound accepted (beyond it the noise scale leaves the samplers' range).
+MAX_BOUND = 1_000_000
 
 DESCRIPTIONS = {
     "footfall": "Distinct subscribers present per area and time bin (or, with --measure visits, visits started).",
@@ -72,6 +77,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                       help="directory of a World (written by `privagg synth` or World.save): cells, users, events, stays, trips")
     data.add_argument("--out", required=True, metavar="FILE",
                       help="where to write the release: FILE.parquet or FILE.csv; its privacy record goes to FILE.privacy.json")
+    data.add_argument("--overwrite", action="store_true",
+                      help="replace --out (and its .privacy.json) if they exist (never an input file)")
 
     loss = parser.add_argument_group("privacy loss (per subscriber over the release window)")
     which = loss.add_mutually_exclusive_group(required=True)
@@ -109,8 +116,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="upper clamp of averaged values (means; dwell minutes default to the last dwell edge)")
 
     budget = parser.add_argument_group("budget ledger")
-    budget.add_argument("--budget", metavar="LEDGER.json",
-                        help="charge the release to this JSON ledger first; refused (exit 2) if it does not fit")
+    budget.add_argument("--budget", metavar="LEDGER",
+                        help="charge the release to this SQLite ledger first; refused (exit 2) if it does not fit. "
+                             "LEDGER.json keeps the ledger in LEDGER.sqlite beside a JSON export (an old JSON ledger "
+                             "there is migrated once)")
     budget.add_argument("--budget-epsilon", type=_number("budget_epsilon"), metavar="E_TOTAL",
                         help="total epsilon of a new ledger (or, for an existing one, the total it must record)")
     budget.add_argument("--budget-rho", type=_number("budget_rho"), metavar="R_TOTAL",
@@ -170,53 +179,110 @@ def _csv(text: str | None) -> list[str]:
     return [] if not text else [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _check_out(out: str) -> Path:
-    path = Path(out)
-    if path.suffix.lower() not in (".parquet", ".csv"):
-        raise PrivaggInputError(
-            f"--out {out!r}: unknown file type. Fix: end the file name in .parquet or .csv."
-        )
-    if path.is_dir():
-        raise PrivaggInputError(f"--out {out!r} is a directory. Fix: name a file, e.g. {out.rstrip('/')}/release.parquet.")
-    parent = path.parent if str(path.parent) else Path(".")
-    existing = parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not os.access(existing, os.W_OK):
-        raise PrivaggInputError(f"--out {out!r}: directory {str(existing)!r} is not writable. Fix: choose another path.")
-    return path
+def _data_files(data: str) -> list[Path]:
+    source = Path(data)
+    return [p for p in source.iterdir() if p.is_file()] if source.is_dir() else [source]
 
 
-def _budget(args: argparse.Namespace) -> Any:
-    from privagg.dp.budget import Budget
+def _check_losses(args: argparse.Namespace) -> None:
+    """Every privacy parameter in the range the mechanisms honour, before anything is read or charged."""
+    from privagg.dp.mechanisms import check_delta, check_loss
+
+    for name in ("epsilon", "rho"):
+        value = getattr(args, name)
+        if value is not None:
+            try:
+                check_loss(name, value)
+            except PrivaggInputError as exc:
+                raise _as_option(exc, name, value) from None
+    if args.delta is not None:
+        try:
+            check_delta(args.delta)
+        except PrivaggInputError as exc:
+            raise _as_option(exc, "delta", args.delta) from None
+    if not 0 < args.ci_level < 1:
+        raise PrivaggInputError(f"--ci-level {args.ci_level:g} must be in (0, 1). Fix: e.g. --ci-level 0.95.")
+    for name in ("budget_epsilon", "budget_rho"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise PrivaggInputError(f"--{name.replace('_', '-')} {value:g} must be > 0. Fix: e.g. --{name.replace('_', '-')} 4.")
+    if args.budget_delta is not None and not 0 <= args.budget_delta < 1:
+        raise PrivaggInputError(f"--budget-delta {args.budget_delta:g} must be in [0, 1). Fix: e.g. --budget-delta 1e-9.")
+    for name in ("max_partitions", "max_per_partition"):
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= MAX_BOUND:
+            raise PrivaggInputError(
+                f"--{name.replace('_', '-')} {value} must be between 1 and {MAX_BOUND:,}. Fix: e.g. --{name.replace('_', '-')} 24."
+            )
+
+
+def _as_option(exc: PrivaggInputError, name: str, value: float) -> PrivaggInputError:
+    """A Python-API error phrased for the command line (``--epsilon 2``, not ``epsilon=2.0``)."""
+    text = str(exc).replace(f"{name}={value!r}", f"--{name} {value:g}").replace(f"{name}=", f"--{name} ")
+    return PrivaggInputError(text.replace(f"pass {name} between", f"pass --{name} between"))
+
+
+def _check_budget(args: argparse.Namespace) -> list[Path]:
+    """Check the ledger options and path without opening the ledger; return its files (inputs of the release)."""
+    from privagg.dp.ledger import check_ledger_path
 
     totals_given = args.budget_epsilon is not None or args.budget_rho is not None
     if args.budget is None:
         if totals_given or args.budget_delta is not None:
             raise PrivaggInputError(
                 "--budget-epsilon/--budget-rho/--budget-delta describe a ledger, but no --budget was given. "
-                "Fix: add --budget LEDGER.json."
+                "Fix: add --budget LEDGER.sqlite."
             )
-        return None
-    path = Path(args.budget)
+        return []
     if args.budget_epsilon is not None and args.budget_rho is not None:
         raise PrivaggInputError(
             "pass one of --budget-epsilon (epsilon, delta budget) or --budget-rho (zCDP budget), not both. Fix: drop one."
         )
-    if path.is_dir():
-        raise PrivaggInputError(f"--budget {args.budget!r} is a directory. Fix: name a JSON file, e.g. ledger.json.")
+    if not totals_given and args.budget_delta is not None:
+        raise PrivaggInputError(
+            "--budget-delta without --budget-epsilon or --budget-rho. Fix: give the ledger's full total, or neither."
+        )
+    try:
+        db, export = check_ledger_path(args.budget, what="--budget")
+    except PrivaggInputError as exc:
+        raise PrivaggInputError(str(exc).replace("create the ledger with its total", "pass --budget-epsilon E_TOTAL (or --budget-rho R_TOTAL) to create it")) from None
+    exists = (db.exists() and db.stat().st_size > 0) or (export is not None and export.exists())
+    if not totals_given and not exists:
+        raise PrivaggInputError(
+            f"--budget {args.budget!r} does not exist yet, so its total is unknown. "
+            "Fix: pass --budget-epsilon E_TOTAL (or --budget-rho R_TOTAL) to create it."
+        )
+    files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    if export is not None:
+        files += [export, export.with_name(export.name + ".migrated")]
+    return files
+
+
+def _budget(args: argparse.Namespace) -> Any:
+    """Open (or create) the ledger, once everything else has been checked."""
+    from privagg.dp.budget import Budget
+    from privagg.dp.ledger import Ledger
+
+    if args.budget is None:
+        return None
+    totals_given = args.budget_epsilon is not None or args.budget_rho is not None
     if not totals_given:
-        if not path.exists():
-            raise PrivaggInputError(
-                f"--budget {args.budget!r} does not exist yet, so its total is unknown. "
-                "Fix: pass --budget-epsilon E_TOTAL (or --budget-rho R_TOTAL) to create it."
-            )
-        if args.budget_delta is not None:
-            raise PrivaggInputError(
-                "--budget-delta without --budget-epsilon or --budget-rho. Fix: give the ledger's full total, or neither."
-            )
-        return Budget.load(path)
-    return Budget(epsilon=args.budget_epsilon, rho=args.budget_rho, delta=args.budget_delta, ledger=path)
+        return Budget.load(args.budget)
+    try:
+        return Budget(epsilon=args.budget_epsilon, rho=args.budget_rho, delta=args.budget_delta, ledger=args.budget)
+    except PrivaggInputError as exc:
+        if "was declared" not in str(exc):
+            raise
+    # The ledger exists with another total: say so in the command line's terms.
+    want = {"rho": args.budget_rho} if args.budget_rho is not None else {"epsilon": args.budget_epsilon}
+    want["delta"] = float(args.budget_delta or 0.0)
+    recorded = Ledger.open(args.budget).totals
+    shown = ", ".join(f"--budget-{k} {v:g}" for k, v in recorded.items())
+    raise PrivaggInputError(
+        f"--budget {args.budget!r} records the total {', '.join(f'{k}={v:g}' for k, v in recorded.items())}, "
+        f"not {', '.join(f'{k}={v:g}' for k, v in want.items())}. Fix: drop --budget-epsilon/--budget-rho/"
+        f"--budget-delta to continue it (or pass {shown}), or name a new ledger for a new budget."
+    )
 
 
 def _bounds(args: argparse.Namespace) -> Any:
@@ -314,13 +380,14 @@ def _default_bounds(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every option, load the World, release, post-process, write; print one summary line."""
+    """Check every option, input and output; load the World; charge, release, post-process, write; print one line."""
     from privagg.postprocess import clip_nonnegative, round_to_integers
     from privagg.queries import public_keys
     from privagg.releases.build import segment_columns
-    from privagg.world import World
+    from privagg.world import WINDOW_FROM_CONSENTING, World
 
-    out = _check_out(args.out)
+    # 1. Options and paths, before anything is read or charged.
+    _check_losses(args)
     query, func, kwargs = _query_and_call(args)
     bounds = _bounds(args)
     if not args.public_keys and not args.delta:
@@ -328,9 +395,12 @@ def run(args: argparse.Namespace) -> int:
             "--private-keys selects keys privately, which needs --delta > 0. Fix: add e.g. --delta 1e-9, "
             "or release every public key with --public-keys."
         )
-    budget = _budget(args)
-    world = World.load(args.data)
+    ledger_files = _check_budget(args)
+    out = check_out_file(args.out, suffixes=(".parquet", ".csv"), overwrite=args.overwrite, companions=(".privacy.json",),
+                         inputs=[*_data_files(args.data), *ledger_files])
 
+    # 2. The data (validated, consent applied by the release).
+    world = World.load(args.data)
     start = args.start if args.start is not None else world.start
     end = args.end if args.end is not None else world.end
     if query.statistic in ("segment_counts", "segment_mean", "micro_segments"):
@@ -348,6 +418,9 @@ def run(args: argparse.Namespace) -> int:
                 "Fix: use --private-keys --delta D, or crossbreak by columns with public values "
                 "(age_band, gender, contract, device_tier, tag_* columns)."
             ) from None
+
+    # 3. Charge (inside the release, before any noise), compute, then publish.
+    budget = _budget(args)
     release = func(
         world, epsilon=args.epsilon, rho=args.rho, delta=args.delta, keys=keys, bounds=bounds, budget=budget,
         start=args.start, end=args.end, ci_level=args.ci_level, **kwargs,
@@ -359,6 +432,8 @@ def run(args: argparse.Namespace) -> int:
     table_path, record_path = release.write(out)
     spent = release.privacy.describe()
     line = f"{args.statistic}: {len(release):,} keys -> {table_path} (record: {record_path.name}); {spent}"
+    if (args.start is None or args.end is None) and world.meta.get("window_source") == WINDOW_FROM_CONSENTING:
+        line += "; window derived from consenting subscribers' rows (no world.json; pass --start and --end to fix it)"
     if budget is not None:
         remaining = ", ".join(f"{k}={v:.6g}" for k, v in budget.remaining.items())
         line += f"; ledger {args.budget}: remaining {remaining}"

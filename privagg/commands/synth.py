@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from privagg.commands.paths import check_out_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,13 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="share of subscribers who consented (default 0.9)")
     parser.add_argument("--stadium-event", type=int, default=None, metavar="DAY",
                         help="add a stadium event 18:00-21:00 on day DAY (0 = Monday) drawing 15%% of subscribers")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced atomically)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory (a World there is replaced atomically; any other existing folder or "
+                             "file is refused unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out even if it is not a World")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from privagg.synth import StadiumEvent, generate_world
 
+    check_out_dir(args.out, overwrite=args.overwrite, marker="world.json", what="a World")  # sizes (and whether they fit in memory) are checked by generate_world
     t0 = time.perf_counter()
     event = StadiumEvent(day=args.stadium_event) if args.stadium_event is not None else None
     world = generate_world(

@@ -18,11 +18,13 @@ Composition (sequential, over the same subscribers):
   ``sum rho_i <= R``, ``sum delta_i <= D``; :meth:`Budget.epsilon_at` reports
   the overall epsilon at a delta.
 
-The ledger is a JSON file ``{"budget": {...}, "entries": [...]}`` where each
-entry records the statistic, its parameters, its loss and the time. It is
-only ever appended to, rewritten atomically (readers see the old or the new
-file, never half of one), and reloaded by :meth:`Budget.load` or by
-``Budget(..., ledger=path)``, so spending survives restarts.
+With ``ledger=path`` the spending lives in a :class:`~privagg.dp.ledger.Ledger`:
+one SQLite file where the check and the charge are one transaction, shared
+safely by any number of processes and threads, append-only, and refused if
+damaged or edited. It is reloaded by :meth:`Budget.load` or by
+``Budget(..., ledger=path)``, so spending survives restarts. A path ending
+in ``.json`` keeps the ledger in ``.sqlite`` beside it and a JSON export at
+the path; a JSON ledger of an earlier privagg found there is migrated once.
 """
 
 from __future__ import annotations
@@ -30,18 +32,15 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from privagg.dp.mechanisms import check_delta, check_loss, zcdp_epsilon
-from privagg.dp.units import Loss
-from privagg.errors import BudgetExceededError, PrivaggInputError
 from privagg.atomic import atomic_write_text
-
-LEDGER_VERSION = 1
-_TOL = 1e-12
+from privagg.dp.mechanisms import check_delta, zcdp_epsilon
+from privagg.dp.ledger import Ledger, cost_of, fmt, refusal, remaining_of
+from privagg.dp.units import Loss
+from privagg.errors import BudgetExceededError, PrivaggInputError  # noqa: F401  (BudgetExceededError: re-exported)
 
 
 def pure(epsilon: float) -> Loss:
@@ -58,14 +57,18 @@ class Budget:
     rho, delta
         zCDP total (``delta``: total for private partition selection).
     ledger
-        Optional path of a JSON ledger. If it exists, spending continues from
-        it (its recorded total must equal this one); every charge appends an
-        entry and rewrites the file atomically.
+        Optional path of a persistent ledger (:class:`privagg.dp.ledger.Ledger`,
+        SQLite). If it exists, spending continues from it (its recorded total
+        must equal this one); otherwise it is created. Every charge is checked
+        and appended in one transaction that no other process or thread can
+        interleave. A path ending in ``.json`` keeps the ledger in ``.sqlite``
+        beside it and a JSON export at the path (an old JSON ledger there is
+        migrated once).
 
     Examples
     --------
     >>> b = Budget(epsilon=2.0)
-    >>> b.charge(Loss(epsilon=1.5), statistic="footfall")
+    >>> _ = b.charge(Loss(epsilon=1.5), statistic="footfall")
     >>> b.remaining
     {'epsilon': 0.5, 'delta': 0.0}
     """
@@ -78,30 +81,22 @@ class Budget:
                 "Fix: e.g. Budget(epsilon=4.0, delta=1e-9) or Budget(rho=0.5, delta=1e-9)."
             )
         self._kind = "zcdp" if rho is not None else "approx"
-        self._total_epsilon = None if epsilon is None else check_loss("epsilon", epsilon)
-        self._total_rho = None if rho is None else check_loss("rho", rho)
+        self._total_epsilon = None if epsilon is None else _check_total("epsilon", epsilon)
+        self._total_rho = None if rho is None else _check_total("rho", rho)
         self._total_delta = check_delta(delta)
         self._entries: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._ledger = None if ledger is None else Path(ledger)
-        if self._ledger is not None and self._ledger.exists():
-            recorded = _read_ledger(self._ledger)
-            if recorded["budget"] != self.totals():
-                raise PrivaggInputError(
-                    f"ledger {str(self._ledger)!r} records the budget {recorded['budget']} but this Budget declares {self.totals()}. "
-                    f"Fix: use Budget.load({str(self._ledger)!r}) to continue it, or a new ledger path for a new budget."
-                )
-            self._entries = list(recorded["entries"])
+        self._store: Ledger | None = None
+        if self._ledger is not None:
+            self._store = Ledger.open(self._ledger, totals=self.totals())
 
     # -- constructors ----------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> Budget:
         """Reopen the budget recorded in ledger ``path``, with everything it has spent."""
-        path = Path(path)
-        if not path.exists():
-            raise PrivaggInputError(f"ledger {str(path)!r} does not exist. Fix: create it with Budget(..., ledger=path).")
-        budget = _read_ledger(path)["budget"]
-        return cls(epsilon=budget.get("epsilon"), delta=budget.get("delta"), rho=budget.get("rho"), ledger=path)
+        totals = Ledger.open(path).totals
+        return cls(epsilon=totals.get("epsilon"), delta=totals.get("delta"), rho=totals.get("rho"), ledger=path)
 
     # -- state -----------------------------------------------------------------
     @property
@@ -111,38 +106,44 @@ class Budget:
 
     @property
     def ledger(self) -> Path | None:
+        """The ledger path this Budget was given (``None``: in memory only)."""
         return self._ledger
 
     @property
+    def store(self) -> Ledger | None:
+        """The SQLite :class:`~privagg.dp.ledger.Ledger` behind this Budget, if any."""
+        return self._store
+
+    @property
     def entries(self) -> list[dict[str, Any]]:
-        """The charges so far (copies), oldest first."""
-        return [dict(e) for e in self._entries]
+        """The charges so far (copies), oldest first; read from the ledger if there is one."""
+        if self._store is not None:
+            return self._store.entries()
+        with self._lock:
+            return [dict(e) for e in self._entries]
 
     def totals(self) -> dict[str, float]:
         if self._kind == "zcdp":
             return {"rho": self._total_rho, "delta": self._total_delta}  # type: ignore[dict-item]
         return {"epsilon": self._total_epsilon, "delta": self._total_delta}  # type: ignore[dict-item]
 
-    def _cost(self, loss: Loss) -> dict[str, float]:
+    def _cost(self, loss: Loss, statistic: str = "release") -> dict[str, float]:
         """What ``loss`` costs in this budget's currency."""
-        if self._kind == "zcdp":
-            rho = loss.rho if loss.rho is not None else loss.epsilon ** 2 / 2
-            delta = loss.selection_delta if loss.rho is not None else loss.delta
-            return {"rho": float(rho), "delta": float(delta)}
-        return {"epsilon": float(loss.epsilon), "delta": float(loss.delta)}
+        return cost_of(loss, self._kind, statistic)
 
     @property
     def spent(self) -> dict[str, float]:
+        if self._store is not None:
+            return self._store.spent()
         out = {k: 0.0 for k in self.totals()}
-        for entry in self._entries:
+        for entry in self.entries:
             for k, v in entry["cost"].items():
                 out[k] += v
         return out
 
     @property
     def remaining(self) -> dict[str, float]:
-        spent = self.spent
-        return {k: max(0.0, total - spent[k]) for k, total in self.totals().items()}
+        return remaining_of(self.spent, self.totals())
 
     def epsilon_at(self, delta: float | None = None) -> float:
         """Overall epsilon spent so far: the sum for approximate budgets; for zCDP, at ``delta``
@@ -155,69 +156,71 @@ class Budget:
 
     def can_afford(self, loss: Loss) -> bool:
         """Whether ``loss`` fits in what remains (up to float rounding of 1e-12 of the total)."""
-        cost, remaining, totals = self._cost(loss), self.remaining, self.totals()
-        return all(math.isfinite(cost[k]) and cost[k] <= remaining[k] + _TOL * totals[k] for k in cost)
+        try:
+            cost = self._cost(loss)
+        except PrivaggInputError:
+            return False
+        return refusal("release", cost, self.spent, self.totals()) is None
 
     def check(self, loss: Loss, statistic: str = "release") -> None:
-        """Raise :class:`BudgetExceededError` if ``loss`` does not fit; change nothing."""
-        if self._kind == "approx" and loss.rho is not None and math.isinf(loss.epsilon):
-            raise PrivaggInputError(
-                f"{statistic}: a zCDP release (rho={loss.rho:g}) charged to an (epsilon, delta) budget needs delta > 0 "
-                "to convert rho to epsilon. Fix: pass delta=, e.g. delta=1e-9, or use Budget(rho=...)."
-            )
-        if not self.can_afford(loss):
-            cost, remaining = self._cost(loss), self.remaining
-            over = [k for k in cost if not (cost[k] <= remaining[k] + _TOL * self.totals()[k])]
-            what = ", ".join(f"{k}={cost[k]:.6g} (remaining {remaining[k]:.6g} of {self.totals()[k]:.6g})" for k in over)
-            raise BudgetExceededError(
-                f"{statistic} refused: it would spend {what}. Nothing was computed or drawn. "
-                f"Fix: lower epsilon/rho (or delta) to fit the remaining budget {self._fmt(remaining)}, or use a new budget."
-            )
+        """Raise :class:`BudgetExceededError` if ``loss`` does not fit now; change nothing.
 
-    @staticmethod
-    def _fmt(values: dict[str, float]) -> str:
-        return "(" + ", ".join(f"{k}={v:.6g}" for k, v in values.items()) + ")"
+        Releases call this before computing anything; :meth:`charge` checks
+        again, in its transaction, so a charge made meanwhile by another
+        process is seen.
+        """
+        error = refusal(statistic, self._cost(loss, statistic), self.spent, self.totals())
+        if error is not None:
+            raise error
 
-    def charge(self, loss: Loss, *, statistic: str = "release", parameters: dict[str, Any] | None = None) -> None:
-        """Record ``loss`` (raise :class:`BudgetExceededError` and change nothing if it does not fit)."""
+    def charge(self, loss: Loss, *, statistic: str = "release", parameters: dict[str, Any] | None = None,
+               request_id: str | None = None, client: str | None = None, dataset: str | None = None,
+               window: str | None = None) -> dict[str, Any]:
+        """Record ``loss`` and return its entry (raise :class:`BudgetExceededError` and change nothing if it
+        does not fit). With a ledger, the check and the append are one transaction; a ``request_id`` already
+        charged returns its entry without charging again."""
+        if self._store is not None:
+            return self._store.charge(loss, statistic=statistic, parameters=parameters, request_id=request_id,
+                                      client=client, dataset=dataset, window=window)
+        cost = self._cost(loss, statistic)
         with self._lock:
-            if self._ledger is not None and self._ledger.exists():
-                # Pick up charges made by other processes or Budget objects on the same ledger.
-                recorded = _read_ledger(self._ledger)["entries"]
-                if len(recorded) > len(self._entries):
-                    self._entries = list(recorded)
-            self.check(loss, statistic)
+            if request_id is not None:
+                for old in self._entries:
+                    if old["request_id"] == request_id:
+                        return dict(old)
+            spent = {k: 0.0 for k in self.totals()}
+            for e in self._entries:
+                for k, v in e["cost"].items():
+                    spent[k] += v
+            error = refusal(statistic, cost, spent, self.totals())
+            if error is not None:
+                raise error
             entry = {
-                "statistic": statistic,
-                "parameters": _jsonable(parameters or {}),
-                "loss": loss.to_dict(),
-                "cost": self._cost(loss),
-                "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "seq": len(self._entries) + 1, "request_id": request_id, "statistic": statistic, "client": client,
+                "dataset": dataset, "window": window, "parameters": _jsonable(parameters or {}),
+                "loss": loss.to_dict(), "cost": cost,
+                "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
             }
-            entries = [*self._entries, entry]
-            if self._ledger is not None:
-                _write_ledger(self._ledger, self.totals(), entries)
-            self._entries = entries
+            self._entries.append(entry)
+            return dict(entry)
+
+    def export_json(self, path: str | Path) -> Path:
+        """Write the entries so far to ``path`` as JSON (atomically)."""
+        if self._store is not None:
+            return self._store.export_json(path)
+        return atomic_write_text(path, json.dumps({"budget": self.totals(), "spent": self.spent,
+                                                   "entries": _jsonable(self.entries)}, indent=2))
 
     def __repr__(self) -> str:
-        return f"Budget({self._fmt(self.totals())[1:-1]}; spent {self._fmt(self.spent)}, {len(self._entries)} releases)"
+        return f"Budget({fmt(self.totals())[1:-1]}; spent {fmt(self.spent)}, {len(self.entries)} releases)"
+
+
+def _check_total(name: str, value: Any) -> float:
+    """A budget total: a finite number > 0 (no upper limit, unlike a single release's loss)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) or value <= 0:
+        raise PrivaggInputError(f"{name}={value!r} must be finite and > 0. Fix: pass e.g. {name}=1.0.")
+    return float(value)
 
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
-
-
-def _read_ledger(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-        budget, entries = data["budget"], data["entries"]
-        assert isinstance(entries, list) and isinstance(budget, dict)
-    except (ValueError, KeyError, AssertionError, TypeError):
-        raise PrivaggInputError(
-            f"ledger {str(path)!r} is not a privagg budget ledger. Fix: point ledger= at a file written by privagg, or a new path."
-        ) from None
-    return {"budget": budget, "entries": entries}
-
-
-def _write_ledger(path: Path, totals: dict[str, float], entries: list[dict[str, Any]]) -> None:
-    atomic_write_text(path, json.dumps({"version": LEDGER_VERSION, "budget": totals, "entries": entries}, indent=2))

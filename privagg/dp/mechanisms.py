@@ -42,13 +42,24 @@ def opendp() -> Any:
     return dp
 
 
+#: The losses one release may spend: beyond them the noise scale under- or overflows the samplers
+#: and their exact tails (and an epsilon above 100 protects nobody).
+LOSS_RANGE = {"epsilon": (1e-6, 100.0), "rho": (1e-12, 100.0)}
+
+
 def check_loss(name: str, value: Any) -> float:
-    """Validate a privacy parameter (``epsilon`` or ``rho``): a finite number > 0."""
+    """Validate a privacy parameter (``epsilon`` or ``rho``): a finite number in :data:`LOSS_RANGE`."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise PrivaggInputError(f"{name}={value!r} is not a number. Fix: pass a finite {name} > 0, e.g. {name}=1.0.")
     value = float(value)
     if not math.isfinite(value) or value <= 0:
         raise PrivaggInputError(f"{name}={value!r} must be finite and > 0. Fix: pass e.g. {name}=1.0.")
+    low, high = LOSS_RANGE.get(name, (0.0, math.inf))
+    if not low <= value <= high:
+        raise PrivaggInputError(
+            f"{name}={value!r} is outside [{low:g}, {high:g}], the range the noise mechanisms can honour. "
+            f"Fix: pass {name} between {low:g} and {high:g}, e.g. {name}=1.0."
+        )
     return value
 
 

@@ -3,7 +3,13 @@
 Consent is applied here, before anything else: only subscribers whose
 ``opt_in`` is True in the users table reach a statistic. Given raw tables,
 a release *requires* ``users=`` so that consent cannot be forgotten; rows of
-subscribers absent from ``users`` are treated as not consenting.
+subscribers absent from ``users`` are treated as not consenting. Nothing
+here is derived from the rows: the window comes from the query, the public
+keys or the World's metadata (a World built from a user's own tables derives
+it from consenting subscribers' rows only, see :class:`privagg.world.World`),
+and raw tables without any of them need an explicit ``start=`` and ``end=``.
+The users table needs only ``user_id``, ``opt_in`` and the columns the
+statistic reads.
 """
 
 from __future__ import annotations
@@ -66,6 +72,25 @@ def consent_lookup(consenting: np.ndarray) -> Callable[[np.ndarray], np.ndarray]
     return mask
 
 
+def check_user_columns(query: Query, users: pd.DataFrame) -> None:
+    """The users table needs ``user_id`` and ``opt_in`` (checked by the schema) and only the columns the
+    statistic reads: its ``by`` columns, its averaged ``column``, and ``home_cell`` for per-subscriber
+    statistics by area."""
+    needed: dict[str, str] = {}
+    for column in query.by:
+        needed[column] = f"by={column!r}"
+    if query.statistic == "segment_mean" and query.column:
+        needed[query.column] = f"column={query.column!r}"
+    if query.statistic in ("segment_mean", "micro_segments") and query.level is not None:
+        needed["home_cell"] = f"level={query.level!r} (a subscriber's area is their home cell's)"
+    for column, why in needed.items():
+        if column not in users.columns:
+            raise PrivaggInputError(
+                f"table 'users', column {column!r}: missing, and {query.statistic} with {why} reads it. "
+                f"Fix: add the column {column!r} to the users table, or release without it."
+            )
+
+
 def table_name(query: Query) -> str:
     name = TABLE_OF[query.statistic]
     return query.source if name is None else name
@@ -106,6 +131,7 @@ def resolve(
     if not isinstance(users, pd.DataFrame):
         raise PrivaggInputError(f"users: expected the users table as a pandas DataFrame, got {type(users).__name__}. Fix: pass users=world.users.")
     validate_table(users, "users")
+    check_user_columns(query, users)
     if table is not None:
         validate_table(table, name)
     needs_cells = query.level in ("zone", "district") or (
