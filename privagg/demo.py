@@ -108,7 +108,7 @@ def _demo(staging: Path, say: Callable[[str], None], n_users: int, n_cells: int,
     budgets: dict[str, Budget] = {}
     for eps in epsilons:
         name = f"dp_epsilon_{eps:g}"
-        budgets[name] = Budget(epsilon=eps * days, ledger=staging / f"budget_{name}.json")
+        budgets[name] = Budget(epsilon=eps * days, ledger=staging / f"budget_{name}.sqlite")
         methods[name] = {p: make_anonymiser("dp", {"epsilon": eps * SHARES[p], "unit": UNIT, **BOUNDS.get(p, {})},
                                             budget=budgets[name]) for p in PRODUCTS}
     (staging / "releases").mkdir()
@@ -176,7 +176,7 @@ def _demo(staging: Path, say: Callable[[str], None], n_users: int, n_cells: int,
         "releases": {label: rel.privacy.describe() for label, rel in
                      ((f"{p}, {m}", r) for (m, p), r in releases.items())},
         "data": {"n_users": n_users, "n_cells": n_cells, "days": days, "seed": seed},
-        "budget_ledgers": [f"budget_{name}.json" for name in budgets],
+        "budget_ledgers": [f"budget_{name}.sqlite" for name in budgets],
     }
     notes = [
         f"DP releases: each day is released separately at the loss shown, per {UNIT}; over the {days} days a "

@@ -43,7 +43,7 @@ def test_budget_ledgers_spend_exactly_the_budget(demo):
     from privagg import Budget
 
     for eps in (1, 4):
-        budget = Budget.load(out / f"budget_dp_epsilon_{eps:g}.json")
+        budget = Budget.load(out / f"budget_dp_epsilon_{eps:g}.sqlite")
         assert len(budget.entries) == 3  # three products, each charged once for its window
         assert budget.spent["epsilon"] == pytest.approx(eps)
 

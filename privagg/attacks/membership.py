@@ -185,7 +185,7 @@ def hourly_presence(
     if missing:
         raise PrivaggInputError(f"events lacks column(s) {missing}. Fix: pass the 'events' table of a World.")
     if int(n_hours) != n_hours or n_hours < 1:
-        raise PrivaggInputError(f"n_hours={n_hours!r} must be a positive integer.")
+        raise PrivaggInputError(f"n_hours={n_hours!r} is not a positive whole number. Fix: pass e.g. n_hours=24.")
     start = pd.Timestamp(start)
     hour = ((events["ts"] - start) // pd.Timedelta(hours=1)).to_numpy()
     loc = events[location_column]
@@ -530,7 +530,7 @@ def _statistic(name: str, know: _Knowledge) -> Callable[[np.ndarray], np.ndarray
         return lambda rel: _likelihood_ratio(rel, know)
     if name == "likelihood ratio (mean counts)":
         return lambda rel: _mean_count_ratio(rel[:, know.keys], know.mean_in, know.mean_out, know.model)
-    raise AssertionError(name)
+    raise PrivaggInputError(f"membership variant {name!r} is unknown. Fix: use some of {', '.join(VARIANTS)}.")
 
 
 def _fit(name: str, know: _Knowledge, released: np.ndarray, labels: np.ndarray, feats: dict[str, np.ndarray],
@@ -806,7 +806,7 @@ def membership_inference(
         )
     for name, value, low in (("group_size", group_size, 2), ("n_train", n_train, 8), ("n_test", n_test, 4)):
         if int(value) != value or value < low:
-            raise PrivaggInputError(f"{name}={value!r} must be an integer >= {low}.")
+            raise PrivaggInputError(f"{name}={value!r} is not a whole number >= {low}. Fix: pass {name} of at least {low}.")
     if not 0 < known_fraction <= 1:
         raise PrivaggInputError(f"known_fraction={known_fraction!r} must lie in (0, 1]. Fix: e.g. 0.5.")
     fprs = (float(fpr),) if np.isscalar(fpr) else tuple(float(f) for f in fpr)

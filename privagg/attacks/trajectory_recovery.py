@@ -139,7 +139,7 @@ def footfall_grid(
     table = footfall.to_pandas() if hasattr(footfall, "to_pandas") else footfall
     if not isinstance(table, pd.DataFrame):
         raise PrivaggInputError(
-            f"footfall of type {type(footfall).__name__}: expected a Release or a DataFrame."
+            f"footfall of type {type(footfall).__name__} is neither a Release nor a DataFrame. Fix: pass a footfall release or its table."
         )
     if time_col is None:
         time_col = next((c for c in TIME_COLUMNS if c in table.columns), None)
@@ -674,7 +674,7 @@ def baseline_trajectories(
     days are linked by the (home, work) pair.
     """
     if kind not in ("stay_put", "home_work"):
-        raise PrivaggInputError(f"kind={kind!r}: use 'stay_put' or 'home_work'.")
+        raise PrivaggInputError(f"kind={kind!r} is unknown. Fix: use 'stay_put' or 'home_work'.")
     grid, coords, _, n_trajectories, night, days = _prepare(
         footfall, coordinates, location_col, time_col, value_col, night_hours, n_trajectories, day_start_hour
     )
@@ -815,7 +815,7 @@ def trajectory_recovery(
     from privagg.attacks.result import strongest_variant
 
     if not 0.0 < training_share < 1.0:
-        raise PrivaggInputError(f"training_share={training_share!r} must lie strictly between 0 and 1, e.g. 0.5.")
+        raise PrivaggInputError(f"training_share={training_share!r} is not strictly between 0 and 1. Fix: pass e.g. training_share=0.5.")
     started = time.perf_counter()
     grid = footfall_grid(
         footfall, locations=np.sort(coordinates[location_col].to_numpy()), location_col=location_col,

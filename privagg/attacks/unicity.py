@@ -112,7 +112,7 @@ def trace_points(
     time_col = _pick(table, time_col, TIME_COLUMNS, "time")
     step = pd.Timedelta(time_bin)
     if step <= pd.Timedelta(0):
-        raise PrivaggInputError(f"time_bin={time_bin!r}: must be a positive duration such as '1h'.")
+        raise PrivaggInputError(f"time_bin={time_bin!r} is not a positive duration. Fix: pass e.g. time_bin='1h'.")
     users = table[user_col].to_numpy()
     locations = table[location_col].to_numpy()
     # bins are aligned to the epoch (so to midnight for bins dividing a day), not to the first record
@@ -198,12 +198,12 @@ def unicity(
         how many targets were undecided.
     """
     if int(p) != p or p < 1:
-        raise PrivaggInputError(f"p={p!r}: must be a positive integer number of known points, e.g. 4.")
+        raise PrivaggInputError(f"p={p!r} is not a positive whole number of known points. Fix: pass e.g. p=4.")
     p = int(p)
     table = microdata.table if hasattr(microdata, "table") else microdata
     if not isinstance(table, pd.DataFrame):
         raise PrivaggInputError(
-            f"microdata of type {type(microdata).__name__}: expected a DataFrame or a pseudonymised release with .table."
+            f"microdata of type {type(microdata).__name__} is neither a DataFrame nor a pseudonymised release. Fix: pass a table of events or stays, or Pseudonymised(...).release(world, query)."
         )
     privacy = getattr(microdata, "privacy", None)
     if time_bin is None:
