@@ -26,7 +26,9 @@ Variants (all run; :data:`VARIANTS`):
     members is hypergeometric; convolved with the mechanism
     (:meth:`Publication.log_likelihood`: noise, suppression, rounding) this
     gives P(released | in) and P(released | out). The score is the sum over
-    the target's keys of the log ratio (keys treated as independent).
+    the target's keys of the log ratio (keys treated as independent). For
+    publications without noise or rounding under substitution, every other
+    key counts too: the substitute is one more member somewhere.
 ``likelihood ratio (mean counts)``
     For noisy releases: per key ``log P(released | mean count with the
     target) - log P(released | mean count without)``.
@@ -410,8 +412,8 @@ def _classifier(name: str, seed: int) -> Any:
         return RandomForestClassifier(n_estimators=30, min_samples_leaf=2, max_features="sqrt",
                                       random_state=seed, n_jobs=1)
     if name == "mlp":
-        return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), alpha=1e-1, solver="lbfgs", max_iter=40,
-                                                             random_state=seed))
+        mlp = MLPClassifier(hidden_layer_sizes=(8,), alpha=1e-1, solver="lbfgs", max_iter=40, random_state=seed)
+        return make_pipeline(StandardScaler(), mlp)
     raise PrivaggInputError(f"classifier={name!r} is unknown. Fix: use one of {', '.join(CLASSIFIERS)}.")
 
 
@@ -610,7 +612,8 @@ def _publish(model: Publication, aggregates: np.ndarray, rng: np.random.Generato
 def _knowledge_text(prior: str, known_fraction: float, n_train: int, past: bool) -> str:
     model = "the publication model (mechanism, noise scale, suppression threshold, rounding)"
     if prior == "full":
-        return f"the target's full hourly trace over the window, the traces of the population groups are drawn from, and {model}"
+        return (f"the target's full hourly trace over the window, the traces of the population groups are drawn "
+                f"from, and {model}")
     if prior == "partial":
         return (f"{known_fraction:.0%} of the target's (location, hour) points, the traces of the population groups "
                 f"are drawn from, and {model}")
@@ -767,7 +770,10 @@ def membership_inference(
         Privacy loss per subscriber over the whole release, for the DP bound.
         Default: the publication model's ``loss``.
     fpr
-        False-positive rate(s) at which the TPR is reported (1% and 0.1%).
+        False-positive rate(s) at which the TPR is reported (1% and 0.1%):
+        per target, the ROC point with the largest TPR at most that FPR,
+        averaged over targets. With ``n_test / 2`` out-groups per target, a
+        rate below ``2 / n_test`` is measured at zero false positives.
     bound_alpha
         Probability that a release honouring its DP guarantee is reported
         above the bound (family-wise over targets; :func:`_roc_exceeds_bound`).
@@ -789,8 +795,6 @@ def membership_inference(
         per-target AUCs and, for DP, the bound on AUC and on TPR at each
         ``fpr`` and whether every ROC stays under the bound.
     """
-    from privagg.dp.units import Loss  # noqa: F401  (the type of anonymiser.loss)
-
     anonymiser = Exact() if anonymiser is None else anonymiser
     if not isinstance(anonymiser, Publication):
         raise PrivaggInputError(
@@ -829,7 +833,8 @@ def membership_inference(
         f, _, c = name.partition("/")
         known = name in VARIANTS or (custom is not None and f in FEATURE_SETS)
         if not known:
-            raise PrivaggInputError(f"variant {name!r} is unknown. Fix: use names from VARIANTS: {', '.join(VARIANTS)}.")
+            raise PrivaggInputError(
+                f"variant {name!r} is unknown. Fix: use names from VARIANTS: {', '.join(VARIANTS)}.")
         if name not in _applicable(prior, attacker) and name in VARIANTS:
             raise PrivaggInputError(
                 f"variant {name!r} does not apply to prior={prior!r} and a {attacker.name} publication. "
