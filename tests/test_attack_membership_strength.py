@@ -20,7 +20,7 @@ from privagg.dp.units import Loss
 
 # Slack for comparing two held-out AUCs of the same test groups (paired): the chosen variant is
 # chosen on training groups, so on the test groups it may trail the baseline by sampling error.
-MARGIN = 0.02
+MARGIN = 0.03
 GAME = dict(group_size=40, targets=3, n_train=200, n_test=100, n_bootstrap=100)
 
 
@@ -57,10 +57,10 @@ def raw_result(city30):
 
 
 def test_raw_risk_is_at_least_the_own_keys_statistic_and_the_former_default(raw_result):
-    """Raw footfall: the strongest variant (the likelihood ratio, exact for raw counts) reaches AUC 1.0,
+    """Raw footfall: the strongest variant (the whitened sum; the likelihood ratio ties) reaches AUC 1.0,
     against 0.93-0.96 for the own-keys sum and 0.68-0.72 for the former default (stats/logistic)
     over seeds 0-5. Deterministic given the seed; another seed fails with probability < 1%: the
-    chosen variant led own keys by >= 0.036 on every seed tried, the margin is -0.02."""
+    chosen variant led own keys by >= 0.036 on every seed tried, the margin is -0.03."""
     r = raw_result
     assert at_least(r.risk, r.variants["own keys"])
     assert at_least(r.risk, r.variants["stats/logistic"])
@@ -70,17 +70,18 @@ def test_raw_risk_is_at_least_the_own_keys_statistic_and_the_former_default(raw_
 def test_the_former_default_fails_the_own_keys_baseline(raw_result):
     """Companion: the weakened attack (privagg's former default, stats + logistic regression) trails the
     own-keys sum by 0.25 on the same test groups, so the assertion above rejects it (it trailed by
-    0.24-0.27 over seeds 0-5; deterministic given the seed)."""
+    0.24-0.26 over seeds 0-5; deterministic given the seed)."""
     r = raw_result
     assert not at_least(r.variants["stats/logistic"], r.variants["own keys"])
     assert r.variant != "stats/logistic"
 
 
 def test_k_suppressed_risk_is_at_least_the_own_keys_statistic(city30):
-    """k = 5: the likelihood ratio, which knows the threshold, leads the own-keys sum by 0.008-0.028
-    and the former default by 0.02-0.07 (seeds 0-5; AUC about 0.6). Deterministic given the seed;
-    failing needs the chosen variant 0.02 below own keys on the same test groups, which no seed
-    tried came near (false-failure probability for another seed < 1%)."""
+    """k = 5: the chosen variant (the likelihood ratio, which knows the threshold, or the whitened sum)
+    is -0.002 to +0.028 from the own-keys sum and leads the former default by 0.015-0.07 (seeds 0-5;
+    AUC about 0.6). Deterministic given the seed; failing needs the chosen variant 0.03 below own
+    keys on the same test groups, 0.028 beyond the worst seed tried (paired differences spread by
+    about 0.01: false-failure probability for another seed < 1%)."""
     r = membership_inference(city30, anonymiser=Suppressed(k=5), seed=0, **GAME)
     assert "own keys (suppressed as k/2)" in r.variants
     assert at_least(r.risk, r.variants["own keys"])
