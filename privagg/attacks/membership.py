@@ -397,6 +397,9 @@ def auc_interval(scored: Sequence[tuple[np.ndarray, np.ndarray]], rng: np.random
 PRIORS = ("full", "partial", "past_membership")
 CLASSIFIERS = ("logistic", "forest", "mlp")
 FEATURE_SETS = ("stats", "raw", "stats+raw")
+#: Above this many (location, hour) keys the default run leaves out the networks on raw series: they
+#: cannot be trained on a few hundred groups in seconds, and the linear classifiers cover those features.
+MLP_MAX_FEATURES = 5000
 #: Every variant, in the order ties are broken (simplest first).
 VARIANTS = (
     "own keys", "own keys (suppressed as k/2)", "whitened", "likelihood ratio",
@@ -820,7 +823,8 @@ def membership_inference(
         period (same subscribers and locations). Default: the attacked window.
     variants
         Names from :data:`VARIANTS` to run (default: every one that applies
-        to the prior and the publication).
+        to the prior and the publication; beyond :data:`MLP_MAX_FEATURES`
+        keys, without ``raw/mlp`` and ``stats+raw/mlp``).
     attacker_model
         The adversary's belief about the publication, for its simulations
         and likelihoods (default: ``anonymiser``, i.e. the adversary knows
@@ -897,6 +901,8 @@ def membership_inference(
     # Which variants run.
     custom = None
     names = _applicable(prior, attacker) if variants is None else list(dict.fromkeys(variants))
+    if variants is None and presence.matrix.shape[1] > MLP_MAX_FEATURES:
+        names = [n for n in names if n not in ("raw/mlp", "stats+raw/mlp")]
     if features is not None or classifier is not None:
         clf_name = classifier if isinstance(classifier, str) or classifier is None else type(classifier).__name__
         single = f"{features or 'stats'}/{clf_name or 'logistic'}"
