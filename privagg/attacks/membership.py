@@ -20,13 +20,23 @@ Variants (all run; :data:`VARIANTS`):
     Sum of the released values over the keys (location, hour) where the
     target was: the target adds 1 to each. Suppressed values count as 0;
     ``own keys (suppressed as k/2)`` counts them as ``k / 2`` instead.
+``whitened``
+    Fisher's linear discriminant computed from the population (no
+    training): the released values weighted by the inverse covariance of a
+    group's counts (plus the noise variance) times the difference of the
+    mean counts in and out. Keys the same members fill hour after hour
+    count once, not several times over, and under substitution the
+    substitute's extra presence elsewhere counts too. Over every key up to
+    :data:`WHITEN_ALL_KEYS_UP_TO` keys, over the target's beyond.
 ``likelihood ratio``
     The noise-aware test. The adversary knows the population groups are
     drawn from, so at each of the target's keys the count of the other
     members is hypergeometric; convolved with the mechanism
     (:meth:`Publication.log_likelihood`: noise, suppression, rounding) this
     gives P(released | in) and P(released | out). The score is the sum over
-    the target's keys of the log ratio (keys treated as independent).
+    the target's keys of the log ratio (keys treated as independent). For
+    publications without noise or rounding under substitution, every other
+    key counts too: the substitute is one more member somewhere.
 ``likelihood ratio (mean counts)``
     For noisy releases: per key ``log P(released | mean count with the
     target) - log P(released | mean count without)``.
@@ -48,7 +58,7 @@ refit on all training groups. :func:`~privagg.attacks.result.strongest_variant`
 picks the variant with the highest training risk; the result reports that
 variant's AUC on the test groups, which played no part in the choice.
 
-Priors (the adversary's background knowledge, Pyrgelis et al. section IV):
+Priors (the adversary's background knowledge, after Pyrgelis et al.):
 
 ``"full"``
     The target's full hourly trace over the window, and the population.
@@ -387,13 +397,18 @@ def auc_interval(scored: Sequence[tuple[np.ndarray, np.ndarray]], rng: np.random
 PRIORS = ("full", "partial", "past_membership")
 CLASSIFIERS = ("logistic", "forest", "mlp")
 FEATURE_SETS = ("stats", "raw", "stats+raw")
+#: Above this many (location, hour) keys the default run leaves out the networks on raw series: they
+#: cannot be trained on a few hundred groups in seconds, and the linear classifiers cover those features.
+MLP_MAX_FEATURES = 5000
 #: Every variant, in the order ties are broken (simplest first).
 VARIANTS = (
-    "own keys", "own keys (suppressed as k/2)", "likelihood ratio", "likelihood ratio (mean counts)",
-    "mean difference",
+    "own keys", "own keys (suppressed as k/2)", "whitened", "likelihood ratio",
+    "likelihood ratio (mean counts)", "mean difference",
 ) + tuple(f"{f}/{c}" for c in CLASSIFIERS for f in FEATURE_SETS)
 # Variants that need the target's trace (the statistics of the full and partial priors).
-_TRACE_ONLY = ("own keys", "own keys (suppressed as k/2)", "likelihood ratio")
+_TRACE_ONLY = ("own keys", "own keys (suppressed as k/2)", "whitened", "likelihood ratio")
+# Variants that fit nothing under the full and partial priors.
+_STATISTICS = _TRACE_ONLY + ("likelihood ratio (mean counts)",)
 
 
 def _classifier(name: str, seed: int) -> Any:
@@ -410,8 +425,8 @@ def _classifier(name: str, seed: int) -> Any:
         return RandomForestClassifier(n_estimators=30, min_samples_leaf=2, max_features="sqrt",
                                       random_state=seed, n_jobs=1)
     if name == "mlp":
-        return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), alpha=1e-1, solver="lbfgs", max_iter=40,
-                                                             random_state=seed))
+        mlp = MLPClassifier(hidden_layer_sizes=(8,), alpha=1e-1, solver="lbfgs", max_iter=40, random_state=seed)
+        return make_pipeline(StandardScaler(), mlp)
     raise PrivaggInputError(f"classifier={name!r} is unknown. Fix: use one of {', '.join(CLASSIFIERS)}.")
 
 
@@ -440,6 +455,54 @@ class _Knowledge:
     other_present: np.ndarray | None = None
     n_pool: int = 0
     draws: tuple[int, int] = (0, 0)
+    delta: np.ndarray | None = None  # mean in - mean out, at the known keys or at every key
+    weights: np.ndarray | None = None  # the whitened statistic's weight per key (all keys, or the known ones)
+
+
+def _noise_variance(model: Publication) -> float:
+    """Variance of the noise (and rounding) the model adds to each value."""
+    var = 0.0
+    if model.noise_kind == "laplace":
+        q = np.exp(-1.0 / model.noise_scale)
+        var = 2 * q / (1 - q) ** 2  # discrete Laplace
+    elif model.noise_kind == "gaussian":
+        var = model.noise_scale ** 2
+    if model.rounding:
+        var += model.rounding ** 2 / 12
+    return float(var)
+
+
+#: Above this many (location, hour) keys the whitened statistic uses the target's keys only (memory).
+WHITEN_ALL_KEYS_UP_TO = 2500
+
+
+def _population_covariance(matrix: sparse.csr_matrix, draws: tuple[int, int], model: Publication) -> np.ndarray:
+    """Covariance of a group's released values over every key, from the population (Cholesky factor).
+
+    A group's counts are a sum of draws without replacement, so their
+    covariance is the population's times the number of draws (with the
+    finite-population correction); the noise adds its variance to the diagonal.
+    """
+    n = matrix.shape[0]
+    mu = np.asarray(matrix.mean(axis=0)).ravel()
+    cov = np.asarray((matrix.T @ matrix).todense()) / n - np.outer(mu, mu)
+    d_in, d_out = draws
+    scale = 0.5 * (d_in * (n - d_in) + d_out * (n - d_out)) / max(n - 1, 1)
+    sigma = scale * cov + (_noise_variance(model) + 1e-3) * np.eye(mu.size)
+    return np.linalg.cholesky(sigma)
+
+
+def _whitened_weights(know: _Knowledge, chol: np.ndarray) -> np.ndarray:
+    """Fisher's linear discriminant: ``Sigma^-1 (mean in - mean out)``, from the population.
+
+    Keys the same members fill hour after hour (a home at night) are
+    correlated, and under substitution the substitute adds one member
+    somewhere: the plain sum counts the first several times over and misses
+    the second.
+    """
+    from scipy.linalg import cho_solve
+
+    return cho_solve((chol, True), know.delta)
 
 
 def _count_tables(know: _Knowledge, present: np.ndarray, n_pool: int, draws_in: int, draws_out: int) -> None:
@@ -462,6 +525,7 @@ def _count_tables(know: _Knowledge, present: np.ndarray, n_pool: int, draws_in: 
     know.n_pool, know.draws = n_pool, (draws_in, draws_out)
     know.mean_in = 1.0 + draws_in * present / n_pool
     know.mean_out = draws_out * present / n_pool
+    know.delta = know.mean_in - know.mean_out
 
 
 def _clip_log_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -526,6 +590,9 @@ def _statistic(name: str, know: _Knowledge) -> Callable[[np.ndarray], np.ndarray
         return lambda rel: np.nan_to_num(rel[:, know.keys], nan=0.0).sum(axis=1)
     if name == "own keys (suppressed as k/2)":
         return lambda rel: np.nan_to_num(rel[:, know.keys], nan=know.model.k / 2).sum(axis=1)
+    if name == "whitened":
+        cols = slice(None) if know.weights.size == know.shape[0] * know.shape[1] else know.keys
+        return lambda rel: np.nan_to_num(rel[:, cols], nan=0.0) @ know.weights
     if name == "likelihood ratio":
         return lambda rel: _likelihood_ratio(rel, know)
     if name == "likelihood ratio (mean counts)":
@@ -610,7 +677,8 @@ def _publish(model: Publication, aggregates: np.ndarray, rng: np.random.Generato
 def _knowledge_text(prior: str, known_fraction: float, n_train: int, past: bool) -> str:
     model = "the publication model (mechanism, noise scale, suppression threshold, rounding)"
     if prior == "full":
-        return f"the target's full hourly trace over the window, the traces of the population groups are drawn from, and {model}"
+        return (f"the target's full hourly trace over the window, the traces of the population groups are drawn "
+                f"from, and {model}")
     if prior == "partial":
         return (f"{known_fraction:.0%} of the target's (location, hour) points, the traces of the population groups "
                 f"are drawn from, and {model}")
@@ -630,6 +698,7 @@ def _play(presence, past_presence, anonymiser, attacker, names, custom, target_r
     test_scored: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in names}
     pool_counts = np.asarray(presence.matrix[pool_rows].sum(axis=0)).ravel()
     pool_set = set(pool_rows.tolist())
+    all_keys, chol_all = presence.matrix.shape[1] <= WHITEN_ALL_KEYS_UP_TO, None
     for target in target_rows:
         pool = pool_rows[pool_rows != target]
         true_row = presence.matrix[target].toarray().ravel()
@@ -642,8 +711,19 @@ def _play(presence, past_presence, anonymiser, attacker, names, custom, target_r
             adv_row = np.zeros_like(true_row)
             adv_row[keys] = 1.0
             present = np.asarray(presence.matrix[pool][:, keys].sum(axis=0)).ravel()
-            if any(n in ("likelihood ratio", "likelihood ratio (mean counts)") for n in names):
+            if any(n in ("whitened", "likelihood ratio", "likelihood ratio (mean counts)") for n in names):
                 _count_tables(know, present, pool.size, m - 1, m if substitute else m - 1)
+                if "whitened" in names:
+                    draws = (m - 1, m if substitute else m - 1)
+                    if all_keys:
+                        if chol_all is None:  # the same for every target, up to one member of the pool
+                            chol_all = _population_covariance(presence.matrix[pool_rows], draws, attacker)
+                        mu = pool_counts / pool_rows.size
+                        know.delta = adv_row + (draws[0] - draws[1]) * mu
+                        know.weights = _whitened_weights(know, chol_all)
+                    else:
+                        know.weights = _whitened_weights(
+                            know, _population_covariance(presence.matrix[pool][:, keys], draws, attacker))
                 if substitute and attacker.noise_kind is None and attacker.rounding is None:
                     others = np.setdiff1d(np.arange(true_row.size), keys)
                     counts = pool_counts[others] - (true_row[others] if target in pool_set else 0.0)
@@ -667,8 +747,7 @@ def _play(presence, past_presence, anonymiser, attacker, names, custom, target_r
         kinds = {n.split("/", 1)[0] for n in names if "/" in n}
         f_train, f_test = _features(rel_train, shape, kinds), _features(rel_test, shape, kinds)
         for name in names:
-            learned = prior == "past_membership" or name not in (
-                "own keys", "own keys (suppressed as k/2)", "likelihood ratio", "likelihood ratio (mean counts)")
+            learned = prior == "past_membership" or name not in _STATISTICS
             if not learned:
                 score = _statistic(name, know)
                 train_scored[name].append(_auc(score(rel_train), y_train))
@@ -744,7 +823,8 @@ def membership_inference(
         period (same subscribers and locations). Default: the attacked window.
     variants
         Names from :data:`VARIANTS` to run (default: every one that applies
-        to the prior and the publication).
+        to the prior and the publication; beyond :data:`MLP_MAX_FEATURES`
+        keys, without ``raw/mlp`` and ``stats+raw/mlp``).
     attacker_model
         The adversary's belief about the publication, for its simulations
         and likelihoods (default: ``anonymiser``, i.e. the adversary knows
@@ -767,7 +847,10 @@ def membership_inference(
         Privacy loss per subscriber over the whole release, for the DP bound.
         Default: the publication model's ``loss``.
     fpr
-        False-positive rate(s) at which the TPR is reported (1% and 0.1%).
+        False-positive rate(s) at which the TPR is reported (1% and 0.1%):
+        per target, the ROC point with the largest TPR at most that FPR,
+        averaged over targets. With ``n_test / 2`` out-groups per target, a
+        rate below ``2 / n_test`` is measured at zero false positives.
     bound_alpha
         Probability that a release honouring its DP guarantee is reported
         above the bound (family-wise over targets; :func:`_roc_exceeds_bound`).
@@ -789,8 +872,6 @@ def membership_inference(
         per-target AUCs and, for DP, the bound on AUC and on TPR at each
         ``fpr`` and whether every ROC stays under the bound.
     """
-    from privagg.dp.units import Loss  # noqa: F401  (the type of anonymiser.loss)
-
     anonymiser = Exact() if anonymiser is None else anonymiser
     if not isinstance(anonymiser, Publication):
         raise PrivaggInputError(
@@ -820,6 +901,8 @@ def membership_inference(
     # Which variants run.
     custom = None
     names = _applicable(prior, attacker) if variants is None else list(dict.fromkeys(variants))
+    if variants is None and presence.matrix.shape[1] > MLP_MAX_FEATURES:
+        names = [n for n in names if n not in ("raw/mlp", "stats+raw/mlp")]
     if features is not None or classifier is not None:
         clf_name = classifier if isinstance(classifier, str) or classifier is None else type(classifier).__name__
         single = f"{features or 'stats'}/{clf_name or 'logistic'}"
@@ -829,7 +912,8 @@ def membership_inference(
         f, _, c = name.partition("/")
         known = name in VARIANTS or (custom is not None and f in FEATURE_SETS)
         if not known:
-            raise PrivaggInputError(f"variant {name!r} is unknown. Fix: use names from VARIANTS: {', '.join(VARIANTS)}.")
+            raise PrivaggInputError(
+                f"variant {name!r} is unknown. Fix: use names from VARIANTS: {', '.join(VARIANTS)}.")
         if name not in _applicable(prior, attacker) and name in VARIANTS:
             raise PrivaggInputError(
                 f"variant {name!r} does not apply to prior={prior!r} and a {attacker.name} publication. "
