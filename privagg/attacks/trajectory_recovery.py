@@ -420,11 +420,24 @@ def _chain_days(day_trajectories: list[tuple[np.ndarray, np.ndarray, np.ndarray]
     return chains
 
 
+def _night_people(counts: np.ndarray, n_trajectories: int | None, max_total_ratio: float,
+                  usable_share: float) -> np.ndarray:
+    """The individuals of the day's first usable (night) slot; people the counts miss (suppressed, or
+    below the believed population) are spread evenly over the locations counted as empty."""
+    start = _start_slot(counts, n_trajectories, max_total_ratio, usable_share)
+    people = _people(counts[start], n_trajectories, max_total_ratio)
+    if n_trajectories is not None and len(people) < n_trajectories:
+        empty = np.flatnonzero(counts[start] == 0)
+        if len(empty) == 0:
+            empty = np.arange(counts.shape[1])
+        people = np.concatenate([people, np.resize(empty, n_trajectories - len(people))])
+    return people
+
+
 def _stay_put_day(counts: np.ndarray, n_trajectories: int | None, max_total_ratio: float,
                   usable_share: float) -> tuple[np.ndarray, np.ndarray]:
     """Everyone counted in the day's first usable (night) slot, kept there all day; anchors: that cell."""
-    start = _start_slot(counts, n_trajectories, max_total_ratio, usable_share)
-    people = _people(counts[start], n_trajectories, max_total_ratio)
+    people = _night_people(counts, n_trajectories, max_total_ratio, usable_share)
     return np.repeat(people[:, None], len(counts), axis=1), people
 
 
@@ -436,8 +449,7 @@ def _home_work_day(counts: np.ndarray, coords: np.ndarray, hours: np.ndarray, wo
     people are placed in that slot's counts preferring their workplace in working hours and their home
     otherwise, then the other anchor, then the nearest free location. Anchors: (home, work).
     """
-    start = _start_slot(counts, n_trajectories, max_total_ratio, usable_share)
-    home = _people(counts[start], n_trajectories, max_total_ratio)
+    home = _night_people(counts, n_trajectories, max_total_ratio, usable_share)
     n = len(home)
     day = np.array([h in work_hours for h in hours])
     if not day.any() or n == 0:

@@ -65,6 +65,9 @@ USER_COLUMNS = ("pseudonym", "user_id")
 LOCATION_COLUMNS = ("cell_id", "zone_id", "district_id")
 TIME_COLUMNS = ("ts", "start", "time")
 WORST_CASE = "some k points"
+# Above this many (trace, pair of its points) products the size-2 step runs target by target instead of
+# through the whole population's co-occurrence matrix (memory).
+PAIR_WORK_LIMIT = 3e7
 RANDOM_POINTS = "random k points"
 
 
@@ -310,16 +313,31 @@ def singling_out_sizes(
     incidence.data[:] = 1
     csc = incidence.tocsc()
     point_degree = np.diff(csc.indptr)
+    targets = np.asarray(targets, dtype=np.int64)
     sizes = np.full(len(targets), k_max + 1, dtype=np.int64)
     undecided = np.zeros(len(targets), dtype=bool)
-    for i, u in enumerate(np.asarray(targets, dtype=np.int64)):
+    # size 1, for everyone at once: a point nobody else has
+    unique_point = np.asarray((incidence @ sp.csr_matrix((point_degree == 1).astype(np.int64)[:, None])).todense()).ravel()
+    sizes[unique_point[targets] > 0] = 1
+    settled = sizes <= 1
+    row_degree = np.diff(incidence.indptr)
+    if k_max >= 2 and float((row_degree.astype(float) ** 2).sum()) <= PAIR_WORK_LIMIT:
+        # size 2, for everyone at once when the co-occurrence matrix is affordable: a pair of points that
+        # only one trace has (C[p, q] == 1) singles out that trace's owner
+        together = (csc.T @ csc).tocsr()
+        together.data = (together.data == 1).astype(np.int64)
+        together.eliminate_zeros()
+        pair_hits = np.asarray((incidence @ together).multiply(incidence).sum(axis=1)).ravel()
+        two = ~settled & (pair_hits[targets] > 0)
+        sizes[two] = 2
+        settled |= two
+        if k_max == 2:
+            return sizes, undecided
+    for i, u in enumerate(targets):
+        if settled[i]:
+            continue
         pts = incidence.indices[incidence.indptr[u]: incidence.indptr[u + 1]]
-        if len(pts) == 0:
-            continue
-        if (point_degree[pts] == 1).any():  # a point nobody else has
-            sizes[i] = 1
-            continue
-        if k_max < 2:
+        if len(pts) == 0 or k_max < 2:
             continue
         sub = csc[:, pts].tocsr()
         rows = np.flatnonzero(np.diff(sub.indptr) > 0)
