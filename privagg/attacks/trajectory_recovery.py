@@ -299,16 +299,19 @@ def _assign_step(
 
 
 def _start_slot(counts: np.ndarray, n_trajectories: int | None, max_total_ratio: float,
-                usable_share: float) -> int:
+                usable_share: float, among: np.ndarray | None = None) -> int:
     """The first slot of a day whose counts are usable: its total is within ``usable_share`` of the most
     people counted in any slot of the day (capped at the believed population).
 
     Under small-count suppression the 00:00 counts can miss everyone in a sparsely populated cell; starting
-    there would lose them for the whole day.
+    there would lose them for the whole day. ``among`` restricts the choice to some slots (e.g. the night
+    ones) when any of them is in the day.
     """
-    totals = counts.sum(axis=1)
+    totals = counts.sum(axis=1).astype(float)
     if not len(totals):
         return 0
+    if among is not None and np.any(among):
+        totals = np.where(among, totals, -1.0)
     most = totals.max()
     if n_trajectories is not None:
         most = min(most, n_trajectories * max_total_ratio)
@@ -420,11 +423,11 @@ def _chain_days(day_trajectories: list[tuple[np.ndarray, np.ndarray, np.ndarray]
     return chains
 
 
-def _night_people(counts: np.ndarray, n_trajectories: int | None, max_total_ratio: float,
+def _night_people(counts: np.ndarray, night: np.ndarray, n_trajectories: int | None, max_total_ratio: float,
                   usable_share: float) -> np.ndarray:
-    """The individuals of the day's first usable (night) slot; people the counts miss (suppressed, or
+    """The individuals of the day's first usable night slot; people the counts miss (suppressed, or
     below the believed population) are spread evenly over the locations counted as empty."""
-    start = _start_slot(counts, n_trajectories, max_total_ratio, usable_share)
+    start = _start_slot(counts, n_trajectories, max_total_ratio, usable_share, among=night)
     people = _people(counts[start], n_trajectories, max_total_ratio)
     if n_trajectories is not None and len(people) < n_trajectories:
         empty = np.flatnonzero(counts[start] == 0)
@@ -434,22 +437,22 @@ def _night_people(counts: np.ndarray, n_trajectories: int | None, max_total_rati
     return people
 
 
-def _stay_put_day(counts: np.ndarray, n_trajectories: int | None, max_total_ratio: float,
+def _stay_put_day(counts: np.ndarray, night: np.ndarray, n_trajectories: int | None, max_total_ratio: float,
                   usable_share: float) -> tuple[np.ndarray, np.ndarray]:
-    """Everyone counted in the day's first usable (night) slot, kept there all day; anchors: that cell."""
-    people = _night_people(counts, n_trajectories, max_total_ratio, usable_share)
+    """Everyone counted in the day's first usable night slot, kept there all day; anchors: that cell."""
+    people = _night_people(counts, night, n_trajectories, max_total_ratio, usable_share)
     return np.repeat(people[:, None], len(counts), axis=1), people
 
 
-def _home_work_day(counts: np.ndarray, coords: np.ndarray, hours: np.ndarray, work_hours: set[int],
-                   n_trajectories: int | None, max_total_ratio: float,
+def _home_work_day(counts: np.ndarray, night: np.ndarray, coords: np.ndarray, hours: np.ndarray,
+                   work_hours: set[int], n_trajectories: int | None, max_total_ratio: float,
                    usable_share: float) -> tuple[np.ndarray, np.ndarray]:
     """The home/work adversary: each person has a home (the night counts) and a workplace (the daytime
     peak, the mean counts over ``work_hours``), paired by the least total commuting distance; in each slot
     people are placed in that slot's counts preferring their workplace in working hours and their home
     otherwise, then the other anchor, then the nearest free location. Anchors: (home, work).
     """
-    home = _night_people(counts, n_trajectories, max_total_ratio, usable_share)
+    home = _night_people(counts, night, n_trajectories, max_total_ratio, usable_share)
     n = len(home)
     day = np.array([h in work_hours for h in hours])
     if not day.any() or n == 0:
@@ -684,11 +687,11 @@ def baseline_trajectories(
         sel = np.flatnonzero(days == day)
         counts = grid.counts[sel]
         if kind == "stay_put":
-            traj, anchors = _stay_put_day(counts, n_trajectories, max_total_ratio, usable_share)
+            traj, anchors = _stay_put_day(counts, night[sel], n_trajectories, max_total_ratio, usable_share)
         else:
             hours = np.array([ts.hour for ts in grid.slots[sel]])
-            traj, anchors = _home_work_day(counts, coords, hours, work_set, n_trajectories, max_total_ratio,
-                                           usable_share)
+            traj, anchors = _home_work_day(counts, night[sel], coords, hours, work_set, n_trajectories,
+                                           max_total_ratio, usable_share)
         parts.append((sel, traj, anchors))
     return Recovery(locations=grid.locations, slots=grid.slots,
                     trajectories=_chain_days(parts, len(grid.slots), coords))
