@@ -375,17 +375,22 @@ def _link_by(anchors_prev: np.ndarray, anchors_new: np.ndarray, coords: np.ndarr
     """
     if anchors_prev.ndim == 1:
         anchors_prev, anchors_new = anchors_prev[:, None], anchors_new[:, None]
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    keys_prev = pd.Series(range(len(anchors_prev)), index=pd.MultiIndex.from_arrays(anchors_prev.T))
-    keys_new = pd.Series(range(len(anchors_new)), index=pd.MultiIndex.from_arrays(anchors_new.T))
-    rank_prev = keys_prev.groupby(level=list(range(anchors_prev.shape[1]))).cumcount()
-    rank_new = keys_new.groupby(level=list(range(anchors_new.shape[1]))).cumcount()
-    left = pd.DataFrame({"chain": keys_prev.to_numpy(), "rank": rank_prev.to_numpy()}, index=keys_prev.index)
-    right = pd.DataFrame({"person": keys_new.to_numpy(), "rank": rank_new.to_numpy()}, index=keys_new.index)
-    both = left.reset_index().merge(right.reset_index(), on=[*left.index.names, "rank"])
-    rows.append(both["chain"].to_numpy())
-    cols.append(both["person"].to_numpy())
+    # identical anchors: the i-th chain with a given anchor meets the i-th individual with it
+    _, code = np.unique(np.concatenate([anchors_prev, anchors_new]), axis=0, return_inverse=True)
+    code = code.ravel()
+    code_prev, code_new = code[: len(anchors_prev)], code[len(anchors_prev):]
+
+    def ranked(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        rank = np.arange(len(codes)) - np.searchsorted(sorted_codes, sorted_codes)
+        return order, sorted_codes * (len(code) + 1) + rank
+
+    order_prev, key_prev = ranked(code_prev)
+    order_new, key_new = ranked(code_new)
+    _, at_prev, at_new = np.intersect1d(key_prev, key_new, assume_unique=True, return_indices=True)
+    rows = [order_prev[at_prev]]
+    cols = [order_new[at_new]]
     free_prev = np.setdiff1d(np.arange(len(anchors_prev)), rows[0])
     free_new = np.setdiff1d(np.arange(len(anchors_new)), cols[0])
     if len(free_prev) and len(free_new):
