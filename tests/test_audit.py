@@ -270,3 +270,10 @@ def test_exact_value_events_catch_a_discrete_leak_the_shift_statistics_miss():
     result = epsilon_lower_bound(_ParityLeak(1.0, 20, max_partitions=10), DATA, n_runs=2000, seed=0)
     assert result.flagged and result.epsilon_lb > 3
     assert any(word in result.event for word in ("values more frequent", "equals", "per-value log likelihood"))
+
+
+def test_cli_reports_a_data_dependent_key_set_as_flagged_with_the_keys(capsys):
+    assert main(["audit-mechanism", "--mechanism", "data_keys", "--runs", "1000", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "FLAGGED" in out and "keys only on D: (partition=19)" in out
+    assert "runs:             1000 per dataset" in out

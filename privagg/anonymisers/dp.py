@@ -125,8 +125,8 @@ class DPAnonymiser(Anonymiser):
         without time, touched once). In one period of the privacy unit (the
         window, a day or a week) that is ``l0 x`` (days in the period) keys.
 
-        Rule
-        ----
+        Notes
+        -----
         * Noise scale: exactly the release's, calibrated from the anonymiser's
           bounds per period (:func:`privagg.releases.core.plan`, the same call
           :meth:`release` makes). With ``query`` (the query the attacked table

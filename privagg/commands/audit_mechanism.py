@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--release", choices=("counts", "world"), default="counts",
         help="counts (default): the mechanism on a count vector, fast; world: privagg's anonymiser "
              "(DPAnonymiser or NaiveLaplace) releasing hourly district footfall of a 60-subscriber synthetic "
-             "World, one full release per run (slow: use --runs 200)",
+             "World, one full release per run (slow: 200 runs unless --runs says otherwise)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     )
 
     _check_sizes(args)
+    runs = args.runs
     if args.release == "world":
         mechanism, data = _world_release(args)
+        runs = 200 if runs is None else runs  # one whole pipeline per run: a fixed, small number
     else:
         cls = {"dp": DiscreteLaplaceCounts, "naive_laplace": NaiveLaplaceCounts, "miscalibrated": MiscalibratedCounts,
                "half_scale": HalfScaleCounts, "data_keys": DataDependentKeysCounts}
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             args.users, args.partitions, heavy_partitions=args.max_partitions,
             seed=0 if args.seed is None else args.seed, own_partition=args.mechanism == "data_keys",
         )
-    result = epsilon_lower_bound(mechanism, data, n_runs=args.runs, alpha=args.alpha, seed=args.seed,
+    result = epsilon_lower_bound(mechanism, data, n_runs=runs, alpha=args.alpha, seed=args.seed,
                                  max_runs=max(args.max_runs, 4_000))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
