@@ -117,7 +117,7 @@ def test_uses_the_release_time_bin_and_describes_the_release():
 
 def test_bad_parameters_name_the_fix():
     events = commuter_events(50, 1)
-    with pytest.raises(PrivaggInputError, match=r"p=0: must be a positive integer"):
+    with pytest.raises(PrivaggInputError, match=r"p=0 is not a positive whole number of known points. Fix:"):
         unicity(events, p=0)
     with pytest.raises(PrivaggInputError, match=r"location_col='zone_id' is not a column"):
         unicity(events, location_col="zone_id")
