@@ -10,15 +10,14 @@ from privagg.anonymisers.raw import Raw
 from privagg.anonymisers.suppression import Suppression
 from privagg.attacks.differencing import differencing, without_user
 from privagg.queries import Query
-from privagg.synth import generate_world
 
 FOOTFALL = Query("footfall", level="zone", time_bin="3h")
 
 
 @pytest.fixture(scope="module")
-def world():
+def world(tiny_city):
     # 150 subscribers, 20 cells in a handful of zones: most zone x 3h counts are well above 5
-    return generate_world(n_users=150, n_cells=20, days=1, seed=4)
+    return tiny_city
 
 
 def test_without_user_removes_every_row_of_the_subscriber(world):

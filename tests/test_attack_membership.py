@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _mobility_toy import toy_events
+from tests._mobility_toy import toy_events
 
 from privagg.anonymisers.models import Exact, Noisy, Suppressed
 from privagg.attacks.membership import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _mobility_toy import toy_events
+from tests._mobility_toy import toy_events
 
 from privagg.anonymisers.models import Exact, Noisy, Suppressed
 from privagg.attacks.membership import dp_tpr_bound, hourly_presence, membership_inference

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from _records_toy import toy_records
+from tests._records_toy import toy_records
 
 from privagg.anonymisers.dp import DPAnonymiser
 from privagg.anonymisers.models import Exact, Noisy, Suppressed

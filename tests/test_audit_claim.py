@@ -57,10 +57,8 @@ ATTACK_KEYS = ("attack", "target", "risk", "ci_low", "ci_high", "baseline", "ver
 
 
 @pytest.fixture(scope="module")
-def world():
-    from privagg.synth import generate_world
-
-    return generate_world(n_users=300, n_cells=30, days=2, seed=1)
+def world(small_city):
+    return small_city
 
 
 @pytest.fixture(scope="module")

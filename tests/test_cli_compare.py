@@ -13,11 +13,9 @@ from privagg.release import Release
 
 
 @pytest.fixture(scope="module")
-def two_days(tmp_path_factory):
+def two_days(tmp_path_factory, small_city):
     """Hourly zone footfall of day 1 and day 2 of a small synthetic city, written as Parquet and CSV."""
-    from privagg.synth import generate_world
-
-    world = generate_world(n_users=300, n_cells=30, days=2, seed=1)
+    world = small_city
     out = tmp_path_factory.mktemp("releases")
     paths = {}
     for day, start in enumerate(pd.date_range(world.start, periods=2, freq="1D"), start=1):

@@ -19,7 +19,7 @@ from privagg.cli import main
 from privagg.dp.budget import Budget
 from privagg.errors import PrivaggError, PrivaggInputError
 from privagg.world import TABLES, World
-from test_cli_release import tiny_world
+from tests.test_cli_release import tiny_world
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

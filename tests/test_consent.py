@@ -18,7 +18,7 @@ from privagg.cli import main
 from privagg.dp.budget import Budget
 from privagg.dp.mechanisms import NoiseMechanism
 from privagg.world import TABLES, World
-from test_cli_release import DAY, tiny_world
+from tests.test_cli_release import DAY, tiny_world
 
 GHOST = 999  # the subscriber added in these tests
 

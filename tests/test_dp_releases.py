@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import privagg as pa
-from dp_fixtures import T, random_world
+from tests.dp_fixtures import T, random_world
 from privagg.anonymisers import DPAnonymiser
 from privagg.dp.mechanisms import NoiseMechanism, noise_half_width
 from privagg.dp.partition_selection import ThresholdMechanism

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dp_fixtures import T, tiny_world
+from tests.dp_fixtures import T, tiny_world
 from privagg.errors import PrivaggInputError
 from privagg.exact import exact_aggregate
 from privagg.queries import KeySet, Query
@@ -78,7 +78,7 @@ def chunked_queries(w):
 
 def test_chunked_extraction_matches_one_pass(monkeypatch):
     """Large tables are read in chunks over public keys; the result must not depend on it."""
-    from dp_fixtures import random_world
+    from tests.dp_fixtures import random_world
     from privagg.releases import build
 
     w = random_world(n_users=200, stays_per_user=6)
@@ -96,7 +96,7 @@ def test_chunked_bounding_in_parallel_matches_one_pass(monkeypatch):
     """A large release's contributions come in chunks, built and bounded on two threads in shards of
     subscribers; under the same bounding secret the bounded totals equal the one-pass ones, and
     opted-out subscribers are dropped in every chunk."""
-    from dp_fixtures import random_world
+    from tests.dp_fixtures import random_world
     from privagg.dp.bounds import Bounds
     from privagg.engines import LocalEngine
     from privagg.engines.base import ContributionChunks

@@ -285,8 +285,8 @@ def test_coarse_release_is_spread_over_cells():
 
 KILL_SCRIPT = """
 import sys
-sys.path.insert(0, {tests!r})
-import test_harness_runner as t
+sys.path.insert(0, {root!r})
+import tests.test_harness_runner as t
 from privagg.harness import registry
 from privagg.harness.runner import run_experiment
 from privagg.harness.spec import FAMILY_PARAMETERS, parse_spec
@@ -304,7 +304,7 @@ def test_run_killed_mid_way_resumes(fakes):
     """Kill a real run (SIGKILL to its process group) after a few cells, then finish it."""
     out = fakes / "exp"
     script = fakes / "run.py"
-    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent), calls=str(fakes / "calls.txt"),
+    script.write_text(KILL_SCRIPT.format(root=str(Path(__file__).parent.parent), calls=str(fakes / "calls.txt"),
                                          spec=str(fakes / "fake.toml"), out=str(out)))
     env = {**os.environ, "PRIVAGG_TEST_SLOW": "0.4", "PYTHONPATH": str(Path(__file__).parents[1])}
     proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dp_fixtures import tiny_world
+from tests.dp_fixtures import tiny_world
 from privagg.errors import PrivaggInputError
 from privagg.queries import KeySet, Query, parse_time_bin, public_keys, time_bins
 

@@ -93,7 +93,7 @@ def test_race_many_processes_and_threads_never_overspend(tmp_path):
 def test_race_real_releases_from_many_processes(tmp_path):
     """The same with real footfall releases (read, bound, charge, noise) on a tiny World: 8 processes x 2
     threads, 4 rounds admitting k = 1, 5, 9, 15 of the 16."""
-    from test_cli_release import tiny_world
+    from tests.test_cli_release import tiny_world
 
     n_proc, n_threads, eps, ks = 8, 2, 0.25, [1, 5, 9, 15]
     paths = []

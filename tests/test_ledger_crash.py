@@ -21,7 +21,7 @@ import pytest
 
 from privagg.dp.budget import Budget
 from privagg.errors import PrivaggInputError
-from test_cli_release import tiny_world
+from tests.test_cli_release import tiny_world
 
 CTX = mp.get_context("fork")
 

@@ -27,20 +27,19 @@ from privagg.anonymisers.suppression import Suppression
 from privagg.errors import BudgetExceededError, PrivaggInputError
 from privagg.exact import exact_aggregate
 from privagg.queries import Query
-from privagg.synth import generate_world
 
 ZONE_3H = Query("footfall", level="zone", time_bin="3h")
 CELL_HOUR = Query("footfall", level="cell", time_bin="1h")
 
 
 @pytest.fixture(scope="module")
-def world():
-    return generate_world(n_users=150, n_cells=20, days=3, seed=4)
+def world(tiny_city_three_days):
+    return tiny_city_three_days
 
 
 @pytest.fixture(scope="module")
-def one_day():
-    return generate_world(n_users=150, n_cells=20, days=1, seed=4)
+def one_day(tiny_city):
+    return tiny_city
 
 
 def _values(release, exact: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import pytest
 
 from privagg.errors import PrivaggInputError
 from privagg.schema import load_table, validate_table
-import fixture_tables as tables
+from tests import fixture_tables as tables
 
 
 @pytest.mark.parametrize("name", ["cells", "users", "events", "stays", "trips"])

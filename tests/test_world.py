@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from privagg import PrivaggInputError, World
-import fixture_tables as tables
+from tests import fixture_tables as tables
 
 
 def make_world() -> World:
