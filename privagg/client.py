@@ -83,7 +83,7 @@ class Client:
         from privagg.service.run import release_from_json
 
         body = {k: (v.to_dict() if isinstance(v, Bounds) else (list(v) if isinstance(v, tuple) else v))
-                for k, v in params.items() if v is not None or k == "time_bin"}
+                for k, v in params.items()}
         key = idempotency_key or uuid.uuid4().hex
         answer = self._call("POST", f"/v1/releases/{function}", json=body, headers={"Idempotency-Key": key},
                             retries=self.retries)

@@ -154,21 +154,24 @@ class BodyLimit:
             # The service speaks JSON only: a body is read as JSON whatever content type the client named.
             headers = [(n, v) for n, v in scope.get("headers", []) if n != b"content-type"]
             scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
-        seen = 0
-
-        async def limited() -> Any:
-            nonlocal seen
+        # Read the whole body first (it is small by then), so that an oversized one sent in chunks without
+        # Content-Length is refused with 413 before the application parses any of it.
+        messages, seen = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise Problem(413, self._message())
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                return await _send_error(send, 413, self._message())
+            if not message.get("more_body", False):
+                break
 
-        try:
-            await self.app(scope, limited, send)
-        except Problem as p:
-            await _send_error(send, p.status, p.message)
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
     def _message(self) -> str:
         return f"request body larger than {self.limit:,} bytes. Fix: send a smaller request."

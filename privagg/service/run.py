@@ -17,8 +17,11 @@ window budget and global cap, one transaction).
 from __future__ import annotations
 
 import inspect
+from types import SimpleNamespace
 import json
 import math
+import os
+import time
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -41,6 +44,8 @@ COMMON = ("epsilon", "rho", "delta", "bounds", "ci_level", "start", "end", "leve
 SPECIFIC = {"footfall": ("source",), "visits": (), "dwell_times": ("edges",), "dwell_mean": (), "od_flows": (),
             "segment_stats": ("by", "measure", "column", "source")}
 BOUND_FIELDS = ("max_partitions", "max_per_partition", "lower", "upper")
+#: Environment variable: seconds to wait after a charge, before the noise (fault injection for crash tests).
+PAUSE_ENV = "PRIVAGG_SERVICE_PAUSE_AFTER_CHARGE"
 #: Bytes a released key takes in an answer, roughly (JSON row of keys, value and interval).
 BYTES_PER_KEY = 120
 
@@ -120,7 +125,7 @@ def _default_bounds(function: str, kwargs: Mapping[str, Any]) -> pa.Bounds:
     if statistic is None:
         statistic = {"count": "segment_counts", "mean": "segment_mean", "micro": "micro_segments"}.get(
             kwargs.get("measure", "count"), "segment_counts")
-    return default_bounds(Query(statistic, level=None, time_bin=None))
+    return default_bounds(SimpleNamespace(statistic=statistic))  # it reads only the statistic
 
 
 def keys_for(function: str, world: pa.World, kwargs: Mapping[str, Any], choice: Any) -> pa.KeySet | None:
@@ -182,6 +187,9 @@ class ServiceBudget(Budget):
         except ChargeExists as exc:
             self.charge_seq, self.reused = exc.seq, True
         self.cost = cost
+        pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+        if pause > 0:  # fault injection for the crash tests: a window between the charge and the noise
+            time.sleep(pause)
         return {"seq": self.charge_seq, "cost": cost}
 
 
