@@ -312,7 +312,15 @@ def test_requests_beyond_the_rate_limit_are_refused(svc):
 def test_the_log_and_the_report(svc, tmp_path):
     from privagg.cli import main
 
-    entries = call(svc, "GET", "/v1/admin/log", svc["tokens"]["admin"]).json()
+    admin = svc["tokens"]["admin"]
+    token = call(svc, "POST", "/v1/admin/clients", admin, json={"name": "logged", "epsilon": 0.3}).json()["token"]
+    logged = {"epsilon": 0.3, "level": "zone", "time_bin": "1D"}
+    for params, status in ((logged, 200), (logged, 200), ({**logged, "ci_level": 0.9}, 403),
+                           ({"epsilon": 0.1, "level": "planet"}, 400)):
+        assert call(svc, "POST", "/v1/releases/footfall", token, json=params).status_code == status
+    call(svc, "POST", "/v1/admin/clients/logged/revoke", admin)
+    call(svc, "POST", "/v1/admin/datasets/consent/consent", admin, json={"user_ids": [], "opt_in": False})
+    entries = call(svc, "GET", "/v1/admin/log", admin).json()
     assert entries["consistency"]["consistent"], entries["consistency"]
     actions = {e["action"] for e in entries["log"]}
     assert {"charge", "release", "repeat", "refused", "invalid", "client_add", "client_revoke", "consent"} <= actions

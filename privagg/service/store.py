@@ -669,10 +669,10 @@ def _append_only_triggers(conn: Connection, is_sqlite: bool) -> None:
                     f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
                 )
         else:
-            conn.exec_driver_sql(
+            conn.execute(sa.text(  # text(): its '%' is escaped for the driver's placeholder style
                 "CREATE OR REPLACE FUNCTION privagg_append_only() RETURNS trigger LANGUAGE plpgsql AS "
                 "$$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
-            )
+            ))
             exists = conn.exec_driver_sql(
                 f"SELECT 1 FROM pg_trigger WHERE tgname = '{table}_append_only'").first()
             if exists is None:
