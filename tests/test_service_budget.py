@@ -220,3 +220,30 @@ def test_the_ledger_and_the_log_are_append_only(svc):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):
             with svc["store"].engine.begin() as conn:
                 conn.execute(sa.text(statement))
+
+
+def test_budgets_renew_each_window_but_the_cap_does_not(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from privagg.service.store import charges as table, iso, now_utc, window_start
+
+    assert window_start("7D", datetime(2026, 12, 3, 15, tzinfo=timezone.utc)) == datetime(2026, 11, 30, tzinfo=timezone.utc)
+    assert window_start("1D", datetime(2026, 12, 3, 15, tzinfo=timezone.utc)) == datetime(2026, 12, 3, tzinfo=timezone.utc)
+    store = Store(tmp_path / "windows.sqlite")
+    store.register_dataset("city", 1.5, 0.0)
+    client, _ = store.add_client("weekly", epsilon=1.0, window="7D")
+    last_week = window_start("7D", now_utc()) - timedelta(days=7)
+    with store.engine.begin() as conn:  # a full budget spent last week (its charge and its log entry)
+        seq = conn.execute(table.insert().values(time=iso(last_week), client_id=client.id, dataset="city",
+                                                 window_start=iso(last_week), request_hash="old", statistic="footfall",
+                                                 epsilon=1.0, delta=0.0).returning(table.c.seq)).scalar_one()
+        store._log(conn, action="charge", outcome="charged", client="weekly", dataset="city",
+                   cost={"epsilon": 1.0, "delta": 0.0}, charge_seq=seq)
+    assert store.budget(client, "city")["remaining"]["epsilon"] == 1.0  # renewed this week
+    cost = {"epsilon": 0.5, "delta": 0.0}
+    store.charge(client, "city", "new-1", "footfall", cost, {})
+    with pytest.raises(Exception, match="global cap"):  # 1.0 last week + 0.5 now = the cap of 1.5
+        store.charge(client, "city", "new-2", "footfall", cost, {})
+    assert store.budget(client, "city")["spent"]["epsilon"] == 0.5
+    assert store.consistency()["consistent"]
+    store.close()

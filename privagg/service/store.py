@@ -269,6 +269,8 @@ class Store:
                 )
         try:
             self.engine: Engine = _engine(self.url)
+            # Reads need no write lock: on SQLite they use deferred transactions (WAL: they see the last commit).
+            self.reader: Engine = _engine(self.url, immediate=False) if self.is_sqlite else self.engine
             with self.engine.begin() as conn:
                 metadata.create_all(conn)
                 _append_only_triggers(conn, self.is_sqlite)
@@ -294,6 +296,7 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.reader.dispose()
 
     # -- clients ------------------------------------------------------------------------------
     def add_client(self, name: str, *, epsilon: float = 0.0, delta: float = 0.0, window: str = "7D",
@@ -327,12 +330,15 @@ class Store:
         return _client(created), token
 
     def list_clients(self) -> list[Client]:
-        with self.engine.begin() as conn:
-            return [_client(r) for r in conn.execute(sa.select(clients).order_by(clients.c.id))]
+        with self.reader.connect() as conn:
+            out = [_client(r) for r in conn.execute(sa.select(clients).order_by(clients.c.id))]
+            conn.rollback()
+        return out
 
     def get_client(self, name: str) -> Client | None:
-        with self.engine.begin() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(clients).where(clients.c.name == name)).first()
+            conn.rollback()
         return None if row is None else _client(row)
 
     def revoke_client(self, name: str, *, by: str | None = None) -> Client:
@@ -351,7 +357,7 @@ class Store:
 
     def authenticate(self, token: str) -> Client | None | str:
         """The client holding ``token``; ``None`` if no client does; ``"revoked"`` if its token was revoked."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(clients).where(clients.c.token_hash == hash_token(token))).first()
             conn.rollback()
         if row is None:
@@ -392,7 +398,7 @@ class Store:
 
     def consent_changes(self, dataset: str) -> dict[int, bool]:
         """Latest opt-in per subscriber changed through the service."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(sa.select(consent.c.user_id, consent.c.opt_in).where(consent.c.dataset == dataset)
                                 .order_by(consent.c.seq)).all()
             conn.rollback()
@@ -414,7 +420,7 @@ class Store:
         """``client``'s budget on ``dataset`` in the window containing ``at`` (default now)."""
         at = at or now_utc()
         start = window_start(client.window, at)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             eps, delta = self._spent(conn, dataset, client.id, iso(start))
             conn.rollback()
         return {"dataset": dataset, "window": client.window, "window_start": iso(start),
@@ -426,7 +432,7 @@ class Store:
     def caps(self) -> list[dict[str, Any]]:
         """Every dataset's global cap, spent and remaining (all clients, all time)."""
         out = []
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             for row in conn.execute(sa.select(datasets).order_by(datasets.c.name)).all():
                 eps, delta = self._spent(conn, row.name)
                 out.append({"dataset": row.name, "cap": {"epsilon": row.cap_epsilon, "delta": row.cap_delta},
@@ -438,7 +444,7 @@ class Store:
 
     def precheck(self, client: Client, dataset: str, statistic: str, cost: Mapping[str, float]) -> None:
         """Raise :class:`BudgetExceededError` if ``cost`` does not fit now (no lock: :meth:`charge` checks again)."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             self._check(conn, client, dataset, statistic, cost, now_utc())
             conn.rollback()
 
@@ -498,7 +504,7 @@ class Store:
         return int(seq)
 
     def find_charge(self, client: Client, request_hash: str) -> int | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(charges.c.seq).where(charges.c.client_id == client.id,
                                                               charges.c.request_hash == request_hash)).first()
             conn.rollback()
@@ -521,7 +527,7 @@ class Store:
         return release_id
 
     def answer_for(self, client: Client, request_hash: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(releases.c.answer).where(releases.c.client_id == client.id,
                                                                   releases.c.request_hash == request_hash)).first()
             conn.rollback()
@@ -529,14 +535,14 @@ class Store:
 
     def release(self, client: Client, release_id: str) -> dict[str, Any] | None:
         """``client``'s own release ``release_id`` (``None`` if it has none by that id, whoever else may)."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(releases.c.answer).where(releases.c.id == str(release_id),
                                                                   releases.c.client_id == client.id)).first()
             conn.rollback()
         return None if row is None else json.loads(row.answer)
 
     def list_releases(self, client: Client) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(sa.select(releases.c.answer).where(releases.c.client_id == client.id)
                                 .order_by(releases.c.charge_seq)).all()
             conn.rollback()
@@ -576,7 +582,7 @@ class Store:
             self._log(conn, **fields)
 
     def log_entries(self, client: str | None = None) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             q = sa.select(log).order_by(log.c.seq)
             if client is not None:
                 q = q.where(log.c.client == client)
@@ -587,7 +593,7 @@ class Store:
         return rows
 
     def charge_entries(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(
                 sa.select(charges, clients.c.name.label("client")).join(clients, clients.c.id == charges.c.client_id)
                 .order_by(charges.c.seq))]
@@ -634,7 +640,7 @@ class Store:
                 "problems": problems, "consistent": not problems}
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, immediate: bool = True) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
@@ -652,9 +658,8 @@ def _engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             # IMMEDIATE takes the write lock before the first read: no charge can interleave between
-            # another's check and insert. Read-only connections (engine.connect() + rollback) also
-            # begin here; they hold the lock for microseconds.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # another's check and insert. The reader engine begins deferred transactions instead.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
