@@ -25,11 +25,21 @@ COMMANDS: tuple[str, ...] = ("demo", "synth", "release", "compare", "ledger", "a
                            "serve", "clients", "service")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (``privagg synth: error: ... (see privagg synth --help)``), exit code 2.
+
+    Subcommands' parsers are made of this class too (argparse gives subparsers their parent's class).
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
     from privagg import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="privagg",
         description="Differentially private aggregation of mobility data, and the attacks that test anonymisation.",
     )

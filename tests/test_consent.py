@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from privagg.cli import main
+from privagg.dp.budget import Budget
 from privagg.dp.mechanisms import NoiseMechanism
 from privagg.world import TABLES, World
 from test_cli_release import DAY, tiny_world
@@ -27,16 +28,18 @@ def no_noise(monkeypatch):
     monkeypatch.setattr(NoiseMechanism, "sample", lambda self, values, threads=None: np.asarray(values, dtype=np.int64).copy())
 
 
-def _own_tables(world: World, directory, *, ghost_times=(), ghost_opt_in=False):
+def _own_tables(world: World, directory, *, ghost_times=(), ghost_opt_in=False, ghost_in_users=True):
     """Write the World's tables as a user's own folder (no world.json), with a subscriber GHOST added
-    whose stays, events and trips happen at ``ghost_times``."""
+    whose stays, events and trips happen at ``ghost_times`` (listed in users with ``ghost_opt_in``, or
+    absent from users, which counts as not consenting)."""
     directory.mkdir()
     users = world.users.copy()
     stays, events, trips = world.stays, world.events, world.trips
     if ghost_times:
         row = users.iloc[[0]].copy()
         row["user_id"], row["opt_in"] = GHOST, ghost_opt_in
-        users = pd.concat([users, row], ignore_index=True)
+        if ghost_in_users:
+            users = pd.concat([users, row], ignore_index=True)
         t = pd.to_datetime(pd.Series(list(ghost_times)))
         stays = pd.concat([stays, pd.DataFrame({"user_id": GHOST, "cell_id": 1, "start": t, "end": t + pd.Timedelta(hours=2)})],
                           ignore_index=True)
@@ -50,11 +53,17 @@ def _own_tables(world: World, directory, *, ghost_times=(), ghost_opt_in=False):
 
 
 def _release(capsys, data, out, *extra):
+    """Release through the command line, charged to a new ledger; return the printed line, the table's and
+    the record's bytes, and the ledger's entry without its time of writing."""
+    ledger = out.with_suffix(".sqlite")
     code = main(["release", *extra[:1], "--data", str(data), "--epsilon", "1", "--max-partitions", "1000",
-                 "--out", str(out), *extra[1:]])
+                 "--budget", str(ledger), "--budget-epsilon", "1", "--out", str(out), *extra[1:]])
     stdout, err = capsys.readouterr()
     assert code == 0, err
-    return stdout, out.read_bytes(), out.with_name(out.name + ".privacy.json").read_bytes()
+    (entry,) = Budget.load(ledger).entries
+    entry.pop("time")
+    stdout = stdout.replace(str(ledger), "LEDGER")
+    return stdout, out.read_bytes(), out.with_name(out.name + ".privacy.json").read_bytes(), entry
 
 
 # Times: inside the window, before it, two months after it, and at its edges.
@@ -72,13 +81,21 @@ def test_an_opted_out_subscriber_changes_nothing_published(capsys, tmp_path, sta
     world = tiny_world()
     clean = _own_tables(world, tmp_path / "clean")
     ghost = _own_tables(world, tmp_path / "ghost", ghost_times=times)
-    line_a, table_a, record_a = _release(capsys, clean, tmp_path / "a.parquet", *statistic)
-    line_b, table_b, record_b = _release(capsys, ghost, tmp_path / "b.parquet", *statistic)
+    line_a, table_a, record_a, entry_a = _release(capsys, clean, tmp_path / "a.parquet", *statistic)
+    line_b, table_b, record_b, entry_b = _release(capsys, ghost, tmp_path / "b.parquet", *statistic)
     assert table_a == table_b
     assert record_a == record_b
+    assert entry_a == entry_b  # what the ledger records, its time of writing aside
     assert line_a.replace("a.parquet", "b.parquet") == line_b
     assert "window derived from consenting subscribers' rows" in line_a
     assert "2026-01-05T00:00 to 2026-01-06T00:00" in json.loads(record_a)["privacy_unit"]
+
+
+def test_a_subscriber_absent_from_users_counts_as_not_consenting(capsys, tmp_path):
+    world = tiny_world()
+    clean = _own_tables(world, tmp_path / "clean")
+    ghost = _own_tables(world, tmp_path / "ghost", ghost_times=GHOST_TIMES[-1][0:3], ghost_in_users=False)
+    assert _release(capsys, clean, tmp_path / "a.parquet", "od")[1:3] == _release(capsys, ghost, tmp_path / "b.parquet", "od")[1:3]
 
 
 def test_companion_the_same_rows_with_consent_do_change_the_release(capsys, tmp_path):
@@ -86,8 +103,8 @@ def test_companion_the_same_rows_with_consent_do_change_the_release(capsys, tmp_
     world = tiny_world()
     clean = _own_tables(world, tmp_path / "clean")
     ghost = _own_tables(world, tmp_path / "ghost", ghost_times=("2026-03-02 09:00",), ghost_opt_in=True)
-    _, table_a, record_a = _release(capsys, clean, tmp_path / "a.parquet", "footfall")
-    _, table_b, record_b = _release(capsys, ghost, tmp_path / "b.parquet", "footfall")
+    _, table_a, record_a, _ = _release(capsys, clean, tmp_path / "a.parquet", "footfall")
+    _, table_b, record_b, _ = _release(capsys, ghost, tmp_path / "b.parquet", "footfall")
     assert table_a != table_b and record_a != record_b
     assert len(pd.read_parquet(tmp_path / "b.parquet")) > 20 * len(pd.read_parquet(tmp_path / "a.parquet"))
 

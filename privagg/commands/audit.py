@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from privagg.errors import PrivaggInputError
+from privagg.commands.paths import check_out_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,31 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def check_inputs(args: argparse.Namespace, claim) -> None:
     """Before any work: --out is a folder we may replace, not the claim or its data; the data fits in memory."""
-    from privagg.commands.release import check_not_inputs, check_writable_folder
-
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise PrivaggInputError(f"--out {args.out!r} is a file, not a folder. Fix: name a new folder for the report.")
     inputs = [Path(args.claim)]
     if claim.data.path is not None:
         data = Path(claim.data.path)
-        inputs += [data, *(p for p in data.iterdir())] if data.is_dir() else [data]
-        if data.resolve() == out.resolve() or data.resolve().is_relative_to(out.resolve()):
-            raise PrivaggInputError(
-                f"--out {args.out!r} holds the claim's data {claim.data.path!r}, which the audit would replace. "
-                "Fix: write the report to another folder."
-            )
-    check_not_inputs([out], inputs)
-    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").exists() and not args.overwrite:
-        raise PrivaggInputError(
-            f"--out {args.out!r} is a folder that does not hold an audit report, and it would be replaced whole. "
-            "Fix: name a new folder, or add --overwrite."
-        )
-    check_writable_folder(out, "--out")
+        inputs += [data, *data.iterdir()] if data.is_dir() else [data]
+    check_out_dir(args.out, overwrite=args.overwrite, marker="report.json", what="an audit report", inputs=inputs)
     if claim.data.path is None:
         from privagg.synth.generate import check_fits_in_memory
 
-        check_fits_in_memory(int(claim.data.n_users or 0) or 1, int(claim.data.days or 1), what="claim [data]")
+        check_fits_in_memory(int(claim.data.n_users or 1), int(claim.data.days or 1), int(claim.data.n_cells or 0),
+                             what="claim [data]")
 
 
 def run(args: argparse.Namespace) -> int:

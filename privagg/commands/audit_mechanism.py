@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         example_contributions,
     )
 
+    _check_sizes(args)
     if args.release == "world":
         mechanism, data = _world_release(args)
     else:
@@ -76,6 +77,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"claimed epsilon:  {result.claimed_epsilon:g}")
     print(f"verdict:          {'FLAGGED: the claim is refuted' if result.flagged else 'not flagged'}")
     return 0
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+    """Sizes the audit can run with, and fit in memory, before anything is allocated."""
+    from privagg.errors import PrivaggInputError
+    from privagg.synth.generate import available_memory_bytes
+
+    if args.users < 2:
+        raise PrivaggInputError(
+            f"--users {args.users} is too small: the audit removes one subscriber from a dataset of them. Fix: e.g. --users 200."
+        )
+    # Each run keeps one released vector of --partitions counts per dataset (two datasets, int64, plus work space).
+    need = 4 * 2 * 8 * max(args.runs, 0) * max(args.partitions, 0) + 64 * max(args.users, 0) * max(args.partitions, 0)
+    have = available_memory_bytes()
+    if have is not None and need > have:
+        raise PrivaggInputError(
+            f"--runs {args.runs:,} x --partitions {args.partitions:,} (with --users {args.users:,}) needs about "
+            f"{need / 2**30:,.1f} GiB of memory, and this machine has {have / 2**30:,.1f} GiB available. "
+            "Fix: lower --runs or --partitions."
+        )
 
 
 def _world_release(args: argparse.Namespace):

@@ -96,19 +96,13 @@ def run(args: argparse.Namespace) -> int:
     from privagg.compare import compare
     from privagg.release import Release, write_table
 
-    from privagg.commands.release import check_not_inputs, check_writable_folder
+    from privagg.commands.paths import check_out_file
 
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        if out.suffix.lower() not in (".parquet", ".csv"):
-            raise PrivaggInputError(f"--out {args.out!r}: unknown file type. Fix: end the file name in .parquet or .csv.")
+    out = None
+    if args.out:
         inputs = [Path(x) for x in (args.a, args.b)]
-        check_not_inputs([out], [*inputs, *(p.with_name(p.name + ".privacy.json") for p in inputs)])
-        if out.is_dir():
-            raise PrivaggInputError(f"--out {args.out!r} is a directory. Fix: name a file, e.g. change.csv.")
-        if out.exists() and not args.overwrite:
-            raise PrivaggInputError(f"--out {args.out!r} exists already. Fix: add --overwrite, or choose another path.")
-        check_writable_folder(out, "--out")
+        out = check_out_file(args.out, suffixes=(".parquet", ".csv"), overwrite=args.overwrite,
+                             inputs=[*inputs, *(p.with_name(p.name + ".privacy.json") for p in inputs)])
     if not 0 < args.level < 1:
         raise PrivaggInputError(f"--level {args.level:g} must be in (0, 1). Fix: e.g. --level 0.95.")
     shift = parse_shift(args.shift)

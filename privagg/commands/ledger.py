@@ -13,9 +13,6 @@ charges anything.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from privagg.errors import PrivaggInputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,20 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from privagg.commands.release import check_not_inputs, check_writable_folder
+    from privagg.commands.paths import check_out_file
     from privagg.dp.ledger import Ledger, check_ledger_path, fmt, remaining_of
 
     db, _ = check_ledger_path(args.ledger, must_exist=True, what="LEDGER")
     if args.action == "export":
-        out = Path(args.out)
-        if out.suffix.lower() != ".json":
-            raise PrivaggInputError(f"--out {args.out!r}: the export is JSON. Fix: end the file name in .json.")
-        check_not_inputs([out], [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")])
-        if out.is_dir():
-            raise PrivaggInputError(f"--out {args.out!r} is a directory. Fix: name a file, e.g. ledger-export.json.")
-        if out.exists() and not args.overwrite:
-            raise PrivaggInputError(f"--out {args.out!r} exists already. Fix: add --overwrite, or choose another path.")
-        check_writable_folder(out, "--out")
+        check_out_file(args.out, suffixes=(".json",), overwrite=args.overwrite,
+                       inputs=[db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")])
     ledger = Ledger.open(args.ledger)
     entries = ledger.entries()
     if args.action == "export":

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 from typing import Any
 
-from privagg.atomic import can_create_in
+from privagg.commands.paths import check_out_file
 from privagg.errors import PrivaggInputError
 
 STATISTICS = ("footfall", "dwell", "od", "segments")
@@ -180,53 +179,6 @@ def _csv(text: str | None) -> list[str]:
     return [] if not text else [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _check_out(out: str, overwrite: bool) -> tuple[Path, Path]:
-    """``--out`` and its privacy record: a .parquet/.csv file in a writable folder, not existing unless ``--overwrite``."""
-    path = Path(out)
-    if path.suffix.lower() not in (".parquet", ".csv"):
-        raise PrivaggInputError(
-            f"--out {out!r}: unknown file type. Fix: end the file name in .parquet or .csv."
-        )
-    record = path.with_name(path.name + ".privacy.json")
-    for p in (path, record):
-        if p.is_dir():
-            raise PrivaggInputError(f"--out {out!r}: {str(p)!r} is a directory. Fix: name a file, e.g. {out.rstrip('/')}/release.parquet.")
-        if p.exists() and not overwrite:
-            raise PrivaggInputError(
-                f"--out {out!r}: {str(p)!r} exists already. Fix: add --overwrite to replace it, or choose another path."
-            )
-    check_writable_folder(path, "--out")
-    return path, record
-
-
-def check_writable_folder(path: Path, option: str) -> None:
-    """The folder of ``path`` (or its first existing ancestor, which would be created from) must be writable."""
-    parent = path.parent if str(path.parent) else Path(".")
-    existing = parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise PrivaggInputError(f"{option} {str(path)!r}: {str(existing)!r} is a file, not a folder. Fix: choose another path.")
-    if not os.access(existing, os.W_OK | os.X_OK) or not can_create_in(existing):
-        raise PrivaggInputError(f"{option} {str(path)!r}: folder {str(existing)!r} is not writable. Fix: choose another path.")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise PrivaggInputError(f"{option} {str(path)!r} is not writable. Fix: change its permissions or choose another path.")
-
-
-def check_not_inputs(outputs: list[Path], inputs: list[Path], option: str = "--out") -> None:
-    """No output may be one of the inputs (the same file, by path or by identity)."""
-    resolved = {p.resolve(): p for p in inputs}
-    for out in outputs:
-        same = resolved.get(out.resolve())
-        if same is None and out.exists():
-            same = next((p for p in inputs if p.exists() and os.path.samefile(p, out)), None)
-        if same is not None:
-            raise PrivaggInputError(
-                f"{option} {str(out)!r} is an input of this command ({str(same)!r}); writing it would destroy it. "
-                "Fix: choose an output path outside the inputs."
-            )
-
-
 def _data_files(data: str) -> list[Path]:
     source = Path(data)
     return [p for p in source.iterdir() if p.is_file()] if source.is_dir() else [source]
@@ -239,9 +191,15 @@ def _check_losses(args: argparse.Namespace) -> None:
     for name in ("epsilon", "rho"):
         value = getattr(args, name)
         if value is not None:
-            _as_option(check_loss, name, value)
+            try:
+                check_loss(name, value)
+            except PrivaggInputError as exc:
+                raise _as_option(exc, name, value) from None
     if args.delta is not None:
-        _as_option(check_delta, "delta", args.delta)
+        try:
+            check_delta(args.delta)
+        except PrivaggInputError as exc:
+            raise _as_option(exc, "delta", args.delta) from None
     if not 0 < args.ci_level < 1:
         raise PrivaggInputError(f"--ci-level {args.ci_level:g} must be in (0, 1). Fix: e.g. --ci-level 0.95.")
     for name in ("budget_epsilon", "budget_rho"):
@@ -258,14 +216,10 @@ def _check_losses(args: argparse.Namespace) -> None:
             )
 
 
-def _as_option(check, name: str, value: float) -> None:
-    """Run a Python-API check and phrase its message for the command line (``--epsilon``, not ``epsilon=``)."""
-    try:
-        check(name, value) if check.__name__ == "check_loss" else check(value)
-    except PrivaggInputError as exc:
-        text = str(exc).replace(f"{name}={value!r}", f"--{name} {value:g}").replace(f"{name}=", f"--{name} ")
-        text = text.replace(f"pass {name} between", f"pass --{name} between")
-        raise PrivaggInputError(text) from None
+def _as_option(exc: PrivaggInputError, name: str, value: float) -> PrivaggInputError:
+    """A Python-API error phrased for the command line (``--epsilon 2``, not ``epsilon=2.0``)."""
+    text = str(exc).replace(f"{name}={value!r}", f"--{name} {value:g}").replace(f"{name}=", f"--{name} ")
+    return PrivaggInputError(text.replace(f"pass {name} between", f"pass --{name} between"))
 
 
 def _check_budget(args: argparse.Namespace) -> list[Path]:
@@ -307,26 +261,28 @@ def _check_budget(args: argparse.Namespace) -> list[Path]:
 def _budget(args: argparse.Namespace) -> Any:
     """Open (or create) the ledger, once everything else has been checked."""
     from privagg.dp.budget import Budget
-    from privagg.dp.ledger import Ledger, ledger_paths
+    from privagg.dp.ledger import Ledger
 
     if args.budget is None:
         return None
     totals_given = args.budget_epsilon is not None or args.budget_rho is not None
     if not totals_given:
         return Budget.load(args.budget)
-    want = ({"rho": args.budget_rho} if args.budget_rho is not None else {"epsilon": args.budget_epsilon})
+    try:
+        return Budget(epsilon=args.budget_epsilon, rho=args.budget_rho, delta=args.budget_delta, ledger=args.budget)
+    except PrivaggInputError as exc:
+        if "was declared" not in str(exc):
+            raise
+    # The ledger exists with another total: say so in the command line's terms.
+    want = {"rho": args.budget_rho} if args.budget_rho is not None else {"epsilon": args.budget_epsilon}
     want["delta"] = float(args.budget_delta or 0.0)
-    db, export = ledger_paths(args.budget)
-    if (db.exists() and db.stat().st_size > 0) or (export is not None and export.exists()):
-        recorded = Ledger.open(args.budget).totals
-        if recorded != {k: float(v) for k, v in want.items()}:
-            shown = ", ".join(f"--budget-{k} {v:g}" for k, v in recorded.items())
-            raise PrivaggInputError(
-                f"--budget {args.budget!r} records the total {', '.join(f'{k}={v:g}' for k, v in recorded.items())}, "
-                f"not {', '.join(f'{k}={v:g}' for k, v in want.items())}. Fix: drop --budget-epsilon/--budget-rho/"
-                f"--budget-delta to continue it (or pass {shown}), or name a new ledger for a new budget."
-            )
-    return Budget(epsilon=args.budget_epsilon, rho=args.budget_rho, delta=args.budget_delta, ledger=args.budget)
+    recorded = Ledger.open(args.budget).totals
+    shown = ", ".join(f"--budget-{k} {v:g}" for k, v in recorded.items())
+    raise PrivaggInputError(
+        f"--budget {args.budget!r} records the total {', '.join(f'{k}={v:g}' for k, v in recorded.items())}, "
+        f"not {', '.join(f'{k}={v:g}' for k, v in want.items())}. Fix: drop --budget-epsilon/--budget-rho/"
+        f"--budget-delta to continue it (or pass {shown}), or name a new ledger for a new budget."
+    )
 
 
 def _bounds(args: argparse.Namespace) -> Any:
@@ -432,7 +388,6 @@ def run(args: argparse.Namespace) -> int:
 
     # 1. Options and paths, before anything is read or charged.
     _check_losses(args)
-    out, record = _check_out(args.out, args.overwrite)
     query, func, kwargs = _query_and_call(args)
     bounds = _bounds(args)
     if not args.public_keys and not args.delta:
@@ -441,7 +396,8 @@ def run(args: argparse.Namespace) -> int:
             "or release every public key with --public-keys."
         )
     ledger_files = _check_budget(args)
-    check_not_inputs([out, record], [*_data_files(args.data), *ledger_files])
+    out = check_out_file(args.out, suffixes=(".parquet", ".csv"), overwrite=args.overwrite, companions=(".privacy.json",),
+                         inputs=[*_data_files(args.data), *ledger_files])
 
     # 2. The data (validated, consent applied by the release).
     world = World.load(args.data)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
-
-from privagg.errors import PrivaggInputError
+from privagg.commands.paths import check_out_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,26 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def check_out_dir(out: str, overwrite: bool, option: str = "--out") -> Path:
-    """An output folder: not a file, not a non-empty folder of something else (unless ``overwrite``), writable."""
-    from privagg.commands.release import check_writable_folder
-
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise PrivaggInputError(f"{option} {out!r} is a file, not a folder. Fix: name a new folder, or remove the file.")
-    if path.is_dir() and any(path.iterdir()) and not (path / "world.json").exists() and not overwrite:
-        raise PrivaggInputError(
-            f"{option} {out!r} is a folder that does not hold a World, and it would be replaced whole. "
-            "Fix: name a new folder, or add --overwrite to replace it."
-        )
-    check_writable_folder(path, option)
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
     from privagg.synth import StadiumEvent, generate_world
 
-    check_out_dir(args.out, args.overwrite)  # sizes (and whether they fit in memory) are checked by generate_world
+    check_out_dir(args.out, overwrite=args.overwrite, marker="world.json", what="a World")  # sizes (and whether they fit in memory) are checked by generate_world
     t0 = time.perf_counter()
     event = StadiumEvent(day=args.stadium_event) if args.stadium_event is not None else None
     world = generate_world(

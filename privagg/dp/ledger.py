@@ -302,6 +302,9 @@ class Ledger:
                     "SQLite ledger directly."
                 )
             exported = data.get("entries")
+            if isinstance(exported, list) and len(exported) > len(entries):
+                # Another process charged (and exported) since our read: read again, the ledger only grows.
+                entries = self.entries()
             if (data.get("budget") != self.totals or not isinstance(exported, list) or len(exported) > len(entries)
                     or exported != _jsonable(entries[: len(exported)])):
                 raise PrivaggInputError(
@@ -321,6 +324,8 @@ class Ledger:
         try:
             con.execute("BEGIN")
             return self._read(con)
+        except _DB_ERRORS as exc:
+            raise _sqlite_error(exc, self._shown) from None
         finally:
             con.close()
 
@@ -412,7 +417,7 @@ class Ledger:
                 [*(_column(entry, f) for f in _ENTRY_FIELDS), digest],
             )
             con.commit()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise _sqlite_error(exc, self._shown) from None
         finally:
             con.close()
@@ -443,30 +448,42 @@ class Ledger:
 
 
 # --------------------------------------------------------------------------- SQLite plumbing
+#: What SQLite raises on a damaged file (its own messages may quote bytes that are not UTF-8).
+_DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+
+
 def _connect(db: Path, shown: str) -> sqlite3.Connection:
     try:
-        con = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        con.isolation_level = None  # transactions are begun explicitly
+        con = sqlite3.connect(db, timeout=BUSY_TIMEOUT_S, isolation_level=None)  # transactions begun explicitly
+        con.text_factory = _text
         con.execute("PRAGMA busy_timeout = %d" % int(BUSY_TIMEOUT_S * 1000))
         mode = con.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal":
             con.execute("PRAGMA journal_mode = WAL")
         con.execute("PRAGMA synchronous = FULL")
         return con
-    except sqlite3.Error as exc:
+    except _DB_ERRORS as exc:
         raise _sqlite_error(exc, shown) from None
+
+
+def _text(raw: bytes) -> str:
+    """Decode TEXT from the file; bytes that are not UTF-8 mean damage, reported as an SQLite error."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise sqlite3.DataError("database disk image is malformed (text that is not UTF-8)") from None
 
 
 def _execute(con: sqlite3.Connection, sql: str, shown: str) -> None:
     try:
         con.execute(sql)
-    except sqlite3.Error as exc:
+    except _DB_ERRORS as exc:
         raise _sqlite_error(exc, shown) from None
 
 
-def _sqlite_error(exc: sqlite3.Error, shown: str) -> PrivaggInputError:
-    text = str(exc)
-    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+def _sqlite_error(exc: BaseException, shown: str) -> PrivaggInputError:
+    text = "text that is not UTF-8 (malformed)" if isinstance(exc, UnicodeDecodeError) else " ".join(str(exc).split())
+    if isinstance(exc, (sqlite3.DatabaseError, UnicodeDecodeError)) and ("not a database" in text or "malformed" in text):
         return PrivaggInputError(
             f"ledger {shown!r} is not a privagg ledger or is damaged (SQLite: {text}); privagg does not repair a "
             "ledger. Fix: restore it from a backup, or name a new ledger file."
@@ -552,7 +569,7 @@ def _initialise(con: sqlite3.Connection, legacy: Path | None,
             shutil.copyfile(legacy, legacy.with_name(legacy.name + ".migrated"))
         con.commit()
         return totals
-    except sqlite3.Error as exc:
+    except _DB_ERRORS as exc:
         if con.in_transaction:
             con.rollback()
         raise _sqlite_error(exc, shown) from None

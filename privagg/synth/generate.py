@@ -35,11 +35,13 @@ def _timestamps(start: pd.Timestamp, seconds: np.ndarray) -> np.ndarray:
 BYTES_PER_USER = 120
 BYTES_PER_USER_DAY = 820
 PEAK_FACTOR = 4.0
+#: The city is built with cell-by-cell matrices: peak bytes per pair of cells (measured 36 at 20,000 cells).
+BYTES_PER_CELL_PAIR = 40
 
 
-def estimate_world_bytes(n_users: int, days: int) -> int:
-    """Peak memory (bytes) that generating a World of ``n_users`` over ``days`` needs, roughly."""
-    return int(PEAK_FACTOR * n_users * (BYTES_PER_USER + BYTES_PER_USER_DAY * days))
+def estimate_world_bytes(n_users: int, days: int, n_cells: int = 0) -> int:
+    """Peak memory (bytes) that generating a World of ``n_users`` over ``days`` on ``n_cells`` needs, roughly."""
+    return int(PEAK_FACTOR * n_users * (BYTES_PER_USER + BYTES_PER_USER_DAY * days) + BYTES_PER_CELL_PAIR * n_cells ** 2)
 
 
 def available_memory_bytes() -> int | None:
@@ -57,16 +59,20 @@ def available_memory_bytes() -> int | None:
         return None
 
 
-def check_fits_in_memory(n_users: int, days: int, *, what: str = "generate_world") -> int:
+def check_fits_in_memory(n_users: int, days: int, n_cells: int = 0, *, what: str = "generate_world") -> int:
     """Refuse, before allocating anything, a World that would not fit in this machine's memory; return the estimate."""
-    need = estimate_world_bytes(n_users, days)
+    need = estimate_world_bytes(n_users, days, n_cells)
     have = available_memory_bytes()
     if have is not None and need > have:
+        city = BYTES_PER_CELL_PAIR * n_cells ** 2
+        if city > have / 2:
+            fix = f"lower n_cells (at most about {int((have / 2 / BYTES_PER_CELL_PAIR) ** 0.5):,} cells here)"
+        else:
+            per_user = PEAK_FACTOR * (BYTES_PER_USER + BYTES_PER_USER_DAY * days)
+            fix = f"lower n_users or days (at most about {int((have - city) / per_user):,} subscribers over {days} days here)"
         raise PrivaggInputError(
-            f"{what}: n_users={n_users:,} over days={days} needs about {need / 2**30:,.1f} GiB of memory, and this "
-            f"machine has {have / 2**30:,.1f} GiB available. Fix: lower n_users or days "
-            f"(at most about {int(have / (PEAK_FACTOR * (BYTES_PER_USER + BYTES_PER_USER_DAY * days))):,} subscribers "
-            f"over {days} days here)."
+            f"{what}: n_users={n_users:,} over days={days} on n_cells={n_cells:,} needs about {need / 2**30:,.1f} GiB "
+            f"of memory, and this machine has {have / 2**30:,.1f} GiB available. Fix: {fix}."
         )
     return need
 
@@ -128,7 +134,7 @@ def generate_world(
     n_cells = _check_int("n_cells", n_cells, 20)
     days = _check_int("days", days, 1)
     seed = _check_int("seed", seed, 0)
-    check_fits_in_memory(n_users, days)
+    check_fits_in_memory(n_users, days, n_cells)
     params = mobility or MobilityParams()
     if mobility_options:
         unknown = sorted(set(mobility_options) - set(asdict(params)))
