@@ -333,3 +333,52 @@ def test_the_log_and_the_report(svc, tmp_path):
 
     assert CSS in text and "ledger and the log agree" in text and "alice" in text
     assert "<script>" not in text
+
+
+def test_the_clients_command(tmp_path, capsys):
+    from privagg.cli import main
+
+    db = str(tmp_path / "cli.sqlite")
+    assert main(["clients", "add", "shop", "--epsilon", "2", "--window", "1D", "--dataset", "synthetic", "--db", db]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert token.startswith("pa_") and len(token) > 40
+    assert main(["clients", "add", "shop", "--epsilon", "2", "--db", db]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert main(["clients", "add", "bad", "--epsilon", "1", "--window", "3min", "--db", db]) == 2
+    assert "window '3min'" in capsys.readouterr().err
+    assert main(["clients", "list", "--db", db]) == 0
+    listed = capsys.readouterr().out
+    assert "shop" in listed and "per 1D" in listed and token not in listed
+    assert main(["clients", "revoke", "shop", "--db", db]) == 0
+    store = Store(db)
+    assert store.authenticate(token) == "revoked"
+    store.close()
+
+
+def test_serve_refuses_a_port_in_use(svc, capsys):
+    from privagg.cli import main
+
+    port = int(svc["url"].rsplit(":", 1)[1])
+    assert main(["serve", "--db", str(svc["base"] / "other.sqlite"), "--port", str(port)]) == 2
+    assert "cannot listen there" in capsys.readouterr().err
+
+
+def test_consent_in_a_world_folder_is_read_again_at_each_release(tmp_path):
+    import os
+
+    from privagg.service.catalogue import from_folder
+
+    world = generate_world(n_users=100, n_cells=20, days=1, seed=2)
+    world.save(tmp_path / "w")
+    store = Store(tmp_path / "consent.sqlite")
+    ds = from_folder("w", tmp_path / "w", 1.0, 0.0)
+    assert ds.current(store).users["opt_in"].sum() == world.users["opt_in"].sum()
+    users = world.users.copy()
+    users["opt_in"] = False
+    path = next((tmp_path / "w").glob("users.*"))
+    users.to_parquet(path, index=False) if path.suffix == ".parquet" else users.to_csv(path, index=False)
+    os.utime(path, (1, 1))  # a new modification time even within the file system's clock resolution
+    assert not ds.current(store).users["opt_in"].any()
+    store.set_consent("w", [int(users["user_id"].iloc[0])], True, by="test")
+    assert ds.current(store).users["opt_in"].sum() == 1
+    store.close()

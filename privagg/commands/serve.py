@@ -61,9 +61,27 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(db=args.db, catalogue=args.catalogue, synthetic=synthetic, cap_epsilon=args.cap_epsilon,
                         cap_delta=args.cap_delta, max_body=args.max_body, rate_limit=args.rate_limit,
                         time_limit=args.time_limit, max_keys=args.max_keys)
+    _check_port(args.host, args.port)
     app = create_app(settings)
     names = ", ".join(app.state.catalogue)
     print(f"privagg serve: http://{args.host}:{args.port} (datasets: {names}; database {app.state.store.shown}; "
           f"OpenAPI at /openapi.json)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse an address already in use in one line, before the datasets are loaded."""
+    import socket
+
+    from privagg.errors import PrivaggInputError
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        raise PrivaggInputError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}). Fix: choose another --port, "
+            "or stop the program using it."
+        ) from None

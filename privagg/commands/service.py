@@ -18,14 +18,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     rep = sub.add_parser("report", help="render the service log, budgets and caps as HTML")
     rep.add_argument("--out", default="service-report.html", metavar="FILE", help="the HTML file (service-report.html)")
+    rep.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     db_option(rep)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from privagg.service.report import write_service_report
-    from privagg.service.store import Store
+    from pathlib import Path
 
+    from privagg.commands.paths import check_out_file
+    from privagg.service.report import write_service_report
+    from privagg.service.store import Store, database_url
+
+    url = database_url(args.db)
+    inputs = [Path(url.split("///", 1)[1])] if url.startswith("sqlite:///") else []
+    check_out_file(args.out, suffixes=(".html",), overwrite=args.overwrite, inputs=inputs)
     store = Store(args.db)
     try:
         path, summary = write_service_report(store, args.out)
