@@ -247,3 +247,20 @@ def test_budgets_renew_each_window_but_the_cap_does_not(tmp_path):
     assert store.budget(client, "city")["spent"]["epsilon"] == 0.5
     assert store.consistency()["consistent"]
     store.close()
+
+
+def test_an_edited_log_is_detected(tmp_path):
+    """Companion of the consistency checks: with the triggers dropped, an edited log entry breaks its chain."""
+    import sqlalchemy as sa
+
+    store = Store(tmp_path / "edit.sqlite")
+    store.register_dataset("city", 1.0, 0.0)
+    client, _ = store.add_client("c", epsilon=1.0)
+    store.charge(client, "city", "h1", "footfall", {"epsilon": 0.5, "delta": 0.0}, {"level": "zone"})
+    assert store.consistency()["consistent"]
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER log_no_update"))
+        conn.execute(sa.text("UPDATE log SET parameters = '{\"level\":\"cell\"}' WHERE action = 'charge'"))
+    problems = store.consistency()["problems"]
+    assert problems and "does not match its digest" in problems[0]
+    store.close()

@@ -44,7 +44,7 @@ def render(store: Store) -> tuple[str, dict[str, Any]]:
     clients = store.list_clients()
     entries = store.log_entries()
     severity = "none" if consistency["consistent"] else "high"
-    verdict = (f"The ledger and the log agree: {consistency['charges']} charges, {consistency['answered']} answered"
+    verdict = (f"The ledger and the log agree, and the log's chain of digests is intact: {consistency['charges']} charges, {consistency['answered']} answered"
                + (f", {consistency['interrupted']} charged but never answered (interrupted; spent, not returned)"
                   if consistency["interrupted"] else "") + ". No answer was returned without a charge."
                if consistency["consistent"] else

@@ -26,7 +26,9 @@ check, the charge and its log entry are one transaction:
 ``log``
     append-only record of who asked what, when, at what cost, and what was
     returned (the release's record and the digest of the answer, never
-    individuals' values).
+    individuals' values). Entries are chained: each stores the SHA-256 of its
+    fields and of the entry before it, so an edit or a removal shows in
+    :meth:`Store.consistency` (a chain, not a signature: protect the database).
 
 SQLite (a file path or ``sqlite:///path``) is the default; any SQLAlchemy URL
 of PostgreSQL (``postgresql+psycopg://user@host/db``) works too.
@@ -142,7 +144,14 @@ log = sa.Table(
     sa.Column("release_id", sa.String(32), nullable=True),
     sa.Column("outcome", sa.Text, nullable=False),
     sa.Column("answer_digest", sa.String(64), nullable=True),
+    sa.Column("digest", sa.String(64), nullable=False),
 )
+#: The fields of a log entry its digest covers, with the digest of the entry before it.
+LOG_FIELDS = ("time", "client", "action", "dataset", "statistic", "parameters", "cost_epsilon", "cost_delta",
+              "charge_seq", "release_id", "outcome", "answer_digest")
+LOG_GENESIS = hashlib.sha256(b"privagg-service-log").hexdigest()
+#: PostgreSQL advisory lock serialising appends to the log (its chain needs the last digest).
+LOG_LOCK = 0x70726976
 
 APPEND_ONLY = ("charges", "releases", "idempotency", "consent", "log")
 
@@ -570,11 +579,14 @@ class Store:
              cost: Mapping[str, float] | None = None, charge_seq: int | None = None, release_id: str | None = None,
              answer_digest: str | None = None) -> None:
         cost = cost or {"epsilon": 0.0, "delta": 0.0}
-        conn.execute(log.insert().values(
-            time=iso(now_utc()), client=client, action=action, dataset=dataset, statistic=statistic,
-            parameters=canonical(dict(parameters or {})), cost_epsilon=float(cost["epsilon"]),
-            cost_delta=float(cost["delta"]), charge_seq=charge_seq, release_id=release_id,
-            outcome=_one_line(outcome)[:2000], answer_digest=answer_digest))
+        if not self.is_sqlite:  # on SQLite the IMMEDIATE transaction already serialises every writer
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOG_LOCK})
+        previous = conn.execute(sa.select(log.c.digest).order_by(log.c.seq.desc()).limit(1)).scalar()
+        row = {"time": iso(now_utc()), "client": client, "action": action, "dataset": dataset, "statistic": statistic,
+               "parameters": canonical(dict(parameters or {})), "cost_epsilon": float(cost["epsilon"]),
+               "cost_delta": float(cost["delta"]), "charge_seq": charge_seq, "release_id": release_id,
+               "outcome": _one_line(outcome)[:2000], "answer_digest": answer_digest}
+        conn.execute(log.insert().values(**row, digest=_log_digest(previous or LOG_GENESIS, row)))
 
     def record(self, **fields: Any) -> None:
         """Append one entry to the log (see :meth:`_log` for the fields)."""
@@ -616,6 +628,14 @@ class Store:
         charged = [r for r in logs if r["action"] == "charge"]
         released = [r for r in logs if r["action"] == "release"]
         problems = []
+        previous = LOG_GENESIS
+        for r in logs:
+            entry = {**r, "parameters": canonical(r["parameters"])}
+            if _log_digest(previous, entry) != r["digest"]:
+                problems.append(f"log entry {r['seq']} does not match its digest (it, or an entry before it, was "
+                                "changed or removed)")
+                break
+            previous = r["digest"]
         seen: dict[int, int] = {}
         for r in charged:
             seen[r["charge_seq"]] = seen.get(r["charge_seq"], 0) + 1
@@ -685,6 +705,10 @@ def _append_only_triggers(conn: Connection, is_sqlite: bool) -> None:
                     f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
                     "FOR EACH ROW EXECUTE FUNCTION privagg_append_only()"
                 )
+
+
+def _log_digest(previous: str, row: Mapping[str, Any]) -> str:
+    return digest([previous, *(row[f] for f in LOG_FIELDS)])
 
 
 def new_release_id() -> str:
