@@ -71,7 +71,7 @@ def render(store: Store) -> tuple[str, dict[str, Any]]:
     rows = []
     for c in clients:
         if c.is_admin:
-            rows.append([c.name, "admin", "-", "-", "-", "-", c.revoked or "active"])
+            rows.append([c.name, "(administrator)", "-", "-", "-", "-", c.revoked or "active"])
             continue
         for ds in [x["dataset"] for x in caps if c.may_use(x["dataset"])]:
             b = store.budget(c, ds)
@@ -81,17 +81,22 @@ def render(store: Store) -> tuple[str, dict[str, Any]]:
               _table(["client", "dataset", "budget", "window from", "spent", "remaining", "token"], rows, {4, 5})]
     log_rows = []
     for r in entries:
-        params = {k: v for k, v in r["parameters"].items()}
-        log_rows.append([r["seq"], r["time"][:23], r["client"] or "", r["action"], r["dataset"] or "",
-                         r["statistic"] or "", json.dumps(params, sort_keys=True)[:400],
-                         _g(r["cost_epsilon"]), _g(r["cost_delta"]), r["charge_seq"] or "", r["release_id"] or "",
-                         (r["answer_digest"] or "")[:16], r["outcome"]])
+        params = ", ".join(f"{k}={v}" for k, v in sorted(r["parameters"].items()) if k != "function")
+        what = " ".join(x for x in (r["dataset"], r["statistic"]) if x)
+        cost = f"{_g(r['cost_epsilon'])}" + (f", delta {_g(r['cost_delta'])}" if r["cost_delta"] else "")
+        refs = "; ".join(x for x in (f"charge {r['charge_seq']}" if r["charge_seq"] else "",
+                                      f"release {r['release_id'][:8]}" if r["release_id"] else "",
+                                      f"sha256 {r['answer_digest'][:12]}" if r["answer_digest"] else "") if x)
+        log_rows.append([r["seq"], r["time"][:19].replace("T", " "), r["client"] or "", r["action"], what,
+                         params[:300], cost, refs, r["outcome"]])
     parts += [f'<h2 id="log">The log ({len(entries)} entries, append-only)</h2>',
               '<p class="meta">charge: the budget was charged (before noise); release: the answer returned '
-              "(its SHA-256 prefix); repeat: a stored answer returned again at no cost; refused: over a budget or "
-              "the cap, nothing computed; invalid: a bad request, nothing charged.</p>",
-              _table(["#", "time (UTC)", "client", "action", "dataset", "statistic", "parameters", "epsilon",
-                      "delta", "charge", "release", "answer sha256", "outcome"], log_rows, {0, 7, 8}),
+              "(the SHA-256 of what was sent); repeat: a stored answer returned again at no cost; refused: over a "
+              "budget or the cap, nothing computed; invalid: a bad request, nothing charged. Cost in epsilon.</p>",
+              '<div style="overflow-x:auto;font-size:.9em">',
+              _table(["#", "time (UTC)", "client", "action", "dataset, statistic", "parameters", "cost",
+                      "references", "outcome"], log_rows, {0, 6}),
+              "</div>",
               "</main></body></html>"]
     return "\n".join(parts), consistency
 

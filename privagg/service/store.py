@@ -282,6 +282,7 @@ class Store:
             self.reader: Engine = _engine(self.url, immediate=False) if self.is_sqlite else self.engine
             with self.engine.begin() as conn:
                 metadata.create_all(conn)
+                _check_schema(conn, self.shown)
                 _append_only_triggers(conn, self.is_sqlite)
         except sa.exc.ArgumentError:
             raise PrivaggInputError(
@@ -683,6 +684,19 @@ def _engine(url: str, immediate: bool = True) -> Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _check_schema(conn: Connection, shown: str) -> None:
+    """Every table has the columns this privagg writes (a database of another version is refused, not altered)."""
+    inspector = sa.inspect(conn)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in have]
+        if missing:
+            raise PrivaggInputError(
+                f"database {shown!r}: table {table.name!r} lacks column(s) {missing}, so it was not written by this "
+                "version of privagg; nothing was changed. Fix: use the privagg that wrote it, or a new database."
+            )
 
 
 def _append_only_triggers(conn: Connection, is_sqlite: bool) -> None:
