@@ -168,6 +168,9 @@ def test_the_global_cap_holds_across_clients(svc):
         assert len(charges(svc["store"], "race", name)) <= K_CLIENT
     refused = [r.json()["error"] for r in responses if r.status_code == 403]
     assert any("global cap" in e for e in refused)
+    r = httpx.post(f"{svc['url']}/v1/releases/footfall", json=body("solo", 99), timeout=60,
+                   headers={"Authorization": f"Bearer {svc['tokens']['r1']}"})
+    assert r.status_code == 404 and set(r.json()) == {"error"}  # a dataset the client may not query
     cap = next(c for c in svc["store"].caps() if c["dataset"] == "race")
     assert cap["remaining"]["epsilon"] == pytest.approx(0.0, abs=1e-9)
     assert svc["store"].consistency()["consistent"]

@@ -245,9 +245,19 @@ def run_release(store: Store, client: Client, dataset: Any, function: str, body:
         "describe": rel.privacy.describe(), "privacy": json.loads(canonical(_finite(rel.privacy.to_dict()))),
         "table": release_to_json(rel),
     }
-    store.store_answer(client, budget.charge_seq, h, answer,
-                       {"outcome": f"{len(rel):,} keys; {rel.privacy.describe()}"
-                                   + ("; charge of an interrupted attempt reused" if budget.reused else "")})
+    import sqlalchemy as sa
+
+    try:
+        store.store_answer(client, budget.charge_seq, h, answer,
+                           {"outcome": f"{len(rel):,} keys; {rel.privacy.describe()}"
+                                       + ("; charge of an interrupted attempt reused" if budget.reused else "")})
+    except sa.exc.IntegrityError:
+        # Another server process answered the same charged request first: its answer is the one that exists;
+        # this one, never stored, is never sent.
+        stored = store.answer_for(client, h)
+        if stored is None:
+            raise
+        return stored
     return answer
 
 
