@@ -117,10 +117,14 @@ class Client:
         """:func:`privagg.segment_stats` on the service's dataset."""
         return self._release("segment_stats", params, idempotency_key)
 
-    def compare(self, a: Release | str, b: Release | str, **params: Any) -> dict[str, Any]:
-        """:func:`privagg.compare` of two of this client's releases, on the service (no cost)."""
-        ids = [x if isinstance(x, str) else getattr(x, "release_id") for x in (a, b)]
-        return self._call("POST", "/v1/compare", json={"a": ids[0], "b": ids[1], **params})
+    def compare(self, a: Release | str, b: Release | str, **params: Any) -> Any:
+        """:func:`privagg.compare` of two of this client's releases (objects or ids): a
+        :class:`~privagg.compare.Comparison`, computed here from the releases (post-processing, no cost).
+        ``POST /v1/compare`` gives the same table over HTTP."""
+        from privagg.compare import compare
+
+        sides = [self.release(x) if isinstance(x, str) else x for x in (a, b)]
+        return compare(sides[0], sides[1], **params)
 
     # -- the client's own records ----------------------------------------------------------------------
     def release(self, release_id: str) -> Release:

@@ -266,8 +266,12 @@ def test_the_python_client_has_the_librarys_functions(svc):
                                bounds={"lower": 0, "upper": 100})
     assert mean.privacy.statistic == "segment_mean"
     week = carol.footfall(epsilon=0.5, level="zone", time_bin="12h")
-    cmp = carol.compare(rel, rel)
-    assert cmp["on"] == ["zone_id", "time"] and len(cmp["table"]["data"]) == len(rel)
+    cmp = carol.compare(week.release_id, week, on=["zone_id", "time"])
+    assert cmp.on == ("zone_id", "time") and len(cmp) == len(week)
+    served = call(svc, "POST", "/v1/compare", svc["tokens"]["carol"],
+                  json={"a": week.release_id, "b": week.release_id, "on": ["zone_id", "time"]}).json()
+    assert served["on"] == ["zone_id", "time"] and len(served["table"]["data"]) == len(cmp)
+    assert served["table"]["columns"] == list(cmp.to_pandas().columns)
     assert carol.release(week.release_id).to_pandas().equals(week.to_pandas())
     assert {r["release_id"] for r in carol.releases()} >= {rel.release_id, week.release_id}
     with pytest.raises(PrivaggInputError, match="level='planet'"):
