@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--window", default="7D", metavar="W", help="budget window, renewing: 1D, 7D, ... (default 7D)")
     add.add_argument("--dataset", action="append", metavar="NAME",
                      help="a dataset the client may query (repeat for several; default all)")
+    add.add_argument("--rate-limit", type=int, metavar="N",
+                     help="requests per minute for this client (default: the server's --rate-limit)")
     add.add_argument("--admin", action="store_true", help="an administrator: manages clients, makes no releases")
     db_option(add)
     lst = sub.add_parser("list", help="list clients and their budgets")
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "add":
             client, token = store.add_client(args.name, epsilon=args.epsilon, delta=args.delta, window=args.window,
-                                             datasets=args.dataset, role="admin" if args.admin else "client")
+                                             datasets=args.dataset, role="admin" if args.admin else "client",
+                                             rate_limit=args.rate_limit)
             what = "administrator" if client.is_admin else (
                 f"epsilon={client.epsilon:g}, delta={client.delta:g} per {client.window} on "
                 f"{'every dataset' if client.datasets is None else ', '.join(client.datasets)}")
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
                 state = f"revoked {c.revoked}" if c.revoked else "active"
                 budget = "admin" if c.is_admin else f"epsilon={c.epsilon:g} delta={c.delta:g} per {c.window}"
                 ds = "*" if c.datasets is None else ",".join(c.datasets)
-                print(f"{c.name}\t{c.role}\t{budget}\tdatasets={ds}\t{state}")
+                rate = f"\trate={c.rate_limit}/min" if c.rate_limit else ""
+                print(f"{c.name}\t{c.role}\t{budget}\tdatasets={ds}{rate}\t{state}")
         else:
             c = store.revoke_client(args.name)
             print(f"client {c.name!r}: token revoked ({c.revoked}).")

@@ -125,6 +125,7 @@ class ClientBody(Strict):
     window: str = "7D"
     datasets: list[str] | None = None
     role: Literal["client", "admin"] = "client"
+    rate_limit: int | None = None
 
 
 class ConsentBody(Strict):
@@ -187,7 +188,8 @@ async def _send_error(send: Any, status: int, message: str) -> None:
 
 
 class RateLimiter:
-    """At most ``limit`` requests per client in any ``period`` seconds (sliding window, in memory)."""
+    """At most ``limit`` requests per client (or the client's own limit) in any ``period`` seconds (sliding
+    window, in memory)."""
 
     def __init__(self, limit: int, period: float) -> None:
         self.limit, self.period = limit, period
@@ -197,12 +199,13 @@ class RateLimiter:
     def admit(self, client: Client) -> None:
         now = time.monotonic()
         with self._lock:
+            limit = client.rate_limit or self.limit
             q = self._seen[client.id]
             while q and q[0] <= now - self.period:
                 q.popleft()
-            if len(q) >= self.limit:
+            if len(q) >= limit:
                 wait = max(1, int(q[0] + self.period - now + 1))
-                raise Problem(429, f"client {client.name!r} sent more than {self.limit} requests in {self.period:g} s. "
+                raise Problem(429, f"client {client.name!r} sent more than {limit} requests in {self.period:g} s. "
                                    f"Fix: retry in {wait} s.", {"Retry-After": str(wait)})
             q.append(now)
 
@@ -426,7 +429,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if check_name(d, "dataset") not in catalogue:
                 raise PrivaggInputError(f"dataset {d!r} is not in the catalogue. Fix: one of {sorted(catalogue)}.")
         client, token = store.add_client(body.name, epsilon=body.epsilon, delta=body.delta, window=body.window,
-                                         datasets=body.datasets, role=body.role)
+                                         datasets=body.datasets, role=body.role, rate_limit=body.rate_limit)
         return {"client": client.public(), "token": token,
                 "note": "the token is shown once; only its hash is stored"}
 

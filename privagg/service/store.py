@@ -74,6 +74,7 @@ clients = sa.Table(
     sa.Column("delta", sa.Float, nullable=False),
     sa.Column("window", sa.String(16), nullable=False),
     sa.Column("datasets", sa.Text, nullable=False),  # JSON list, or "*" for every dataset
+    sa.Column("rate_limit", sa.Integer, nullable=True),  # requests per minute; None: the server's default
     sa.Column("created", sa.String(40), nullable=False),
     sa.Column("revoked", sa.String(40), nullable=True),
 )
@@ -230,6 +231,7 @@ class Client:
     datasets: tuple[str, ...] | None  # None: every dataset
     created: str
     revoked: str | None
+    rate_limit: int | None = None  # requests per minute; None: the server's default
 
     @property
     def is_admin(self) -> bool:
@@ -241,12 +243,13 @@ class Client:
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "epsilon": self.epsilon, "delta": self.delta,
                 "window": self.window, "datasets": "*" if self.datasets is None else list(self.datasets),
-                "created": self.created, "revoked": self.revoked}
+                "rate_limit": self.rate_limit, "created": self.created, "revoked": self.revoked}
 
 
 def _client(row: Any) -> Client:
     ds = None if row.datasets == "*" else tuple(json.loads(row.datasets))
-    return Client(row.id, row.name, row.role, row.epsilon, row.delta, row.window, ds, row.created, row.revoked)
+    return Client(row.id, row.name, row.role, row.epsilon, row.delta, row.window, ds, row.created, row.revoked,
+                  row.rate_limit)
 
 
 class ChargeExists(Exception):
@@ -310,8 +313,17 @@ class Store:
 
     # -- clients ------------------------------------------------------------------------------
     def add_client(self, name: str, *, epsilon: float = 0.0, delta: float = 0.0, window: str = "7D",
-                   datasets: Iterable[str] | None = None, role: str = "client") -> tuple[Client, str]:
-        """Create a client; return it and its token (shown once: only its hash is stored)."""
+                   datasets: Iterable[str] | None = None, role: str = "client",
+                   rate_limit: int | None = None) -> tuple[Client, str]:
+        """Create a client; return it and its token (shown once: only its hash is stored).
+
+        ``epsilon`` and ``delta`` are its budget on each dataset per ``window`` (renewing); ``datasets`` the
+        ones it may query (``None``: all); ``rate_limit`` its requests per minute (``None``: the server's).
+        """
+        if rate_limit is not None and (isinstance(rate_limit, bool) or not isinstance(rate_limit, int)
+                                       or not 1 <= rate_limit <= 1_000_000):
+            raise PrivaggInputError(f"rate_limit={rate_limit!r} must be a whole number of requests per minute from 1 "
+                                    "to 1,000,000. Fix: e.g. --rate-limit 60.")
         check_name(name, "client name")
         if role not in ROLES:
             raise PrivaggInputError(f"role {role!r} is unknown. Fix: use 'client' or 'admin'.")
@@ -327,14 +339,14 @@ class Store:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = {"name": name, "role": role, "token_hash": hash_token(token), "epsilon": float(epsilon),
                "delta": float(delta), "window": str(window), "datasets": "*" if ds is None else json.dumps(ds),
-               "created": iso(now_utc()), "revoked": None}
+               "created": iso(now_utc()), "revoked": None, "rate_limit": rate_limit}
         with self.engine.begin() as conn:
             if conn.execute(sa.select(clients.c.id).where(clients.c.name == name)).first() is not None:
                 raise PrivaggInputError(f"client {name!r} exists already. Fix: choose another name, or revoke it first "
                                         "and add it under a new name.")
             conn.execute(clients.insert().values(**row))
             self._log(conn, client=name, action="client_add",
-                      parameters={k: row[k] for k in ("role", "epsilon", "delta", "window", "datasets")},
+                      parameters={k: row[k] for k in ("role", "epsilon", "delta", "window", "datasets", "rate_limit")},
                       outcome=f"{role} {name!r} created")
             created = conn.execute(sa.select(clients).where(clients.c.name == name)).one()
         return _client(created), token
