@@ -389,3 +389,22 @@ def test_consent_in_a_world_folder_is_read_again_at_each_release(tmp_path):
     store.set_consent("w", [int(users["user_id"].iloc[0])], True, by="test")
     assert ds.current(store).users["opt_in"].sum() == 1
     store.close()
+
+
+@pytest.mark.parametrize("text,message", [
+    ("datasets = 1", "names no dataset"),
+    ("[datasets.a]\ncap_epsilon = 1", "exactly one of world"),
+    ("[datasets.a]\nsynthetic = { n_users = 10 }\ncolour = 'red'", "unknown key(s) ['colour']"),
+    ("[datasets.a]\nsynthetic = { n_users = 10 }\ncap_epsilon = -1", "cap_epsilon = -1"),
+    ("[datasets.a]\nsynthetic = { n_users = 10000000, days = 7 }", "subscriber-days"),
+    ("[datasets.'a b']\nsynthetic = { n_users = 10 }", "not a valid name"),
+    ("[datasets", "not valid TOML"),
+])
+def test_bad_catalogues_are_refused_in_one_line(tmp_path, text, message):
+    from privagg.service.catalogue import load_catalogue
+
+    path = tmp_path / "catalogue.toml"
+    path.write_text(text)
+    with pytest.raises(PrivaggInputError) as err:
+        load_catalogue(path)
+    assert message in str(err.value) and "Fix:" in str(err.value)
