@@ -18,7 +18,7 @@ import privagg as pa
 from privagg.cli import main
 from privagg.dp.budget import Budget
 from privagg.errors import PrivaggError, PrivaggInputError
-from privagg.world import TABLES
+from privagg.world import TABLES, World
 from test_cli_release import tiny_world
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
@@ -130,6 +130,9 @@ def test_generated_bad_tables_end_in_one_line(capsys, world, world_dir, data, ki
             content.to_csv(target, index=False)
         else:
             content.to_parquet(target, index=False)
+        with pytest.raises(PrivaggInputError) as err:  # the Python API refuses the same folder
+            World.load(data_dir)
+        assert "\n" not in str(err.value) and "Fix:" in str(err.value)
         statistic = data.draw(st.sampled_from([["footfall"], ["od"], ["dwell"], ["segments", "--by", "gender"]]))
         code, err = _cli(["release", *statistic, "--data", str(data_dir), "--epsilon", "1", "--budget",
                           str(work / "ledger.json"), "--budget-epsilon", "5", "--out", str(work / "out.parquet")], capsys)
