@@ -112,7 +112,8 @@ def test_a_client_cannot_read_another_clients_releases_or_budget(svc):
     budget = call(svc, "GET", "/v1/budget", bob).json()
     assert budget["client"] == "bob" and "alice" not in json.dumps(budget)
     assert all(b["spent"]["epsilon"] == 0.0 for b in budget["budgets"])
-    assert call(svc, "GET", f"/v1/releases/{rid}", alice).json()["release_id"] == rid
+    own = call(svc, "GET", f"/v1/releases/{rid}", alice)
+    assert own.json()["release_id"] == rid and own.headers["Cache-Control"] == "no-store"
 
 
 @pytest.mark.parametrize("method,path,body", [

@@ -243,6 +243,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store, app.state.catalogue, app.state.settings = store, catalogue, settings
     app.add_middleware(BodyLimit, limit=settings.max_body)
 
+    @app.middleware("http")
+    async def _no_store(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        # Answers and budgets are for their client only: no shared cache keeps them.
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
@@ -375,6 +383,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except PrivaggInputError as exc:
             store.record(client=who.name, action="invalid", dataset=ds.name, statistic=function,
                          parameters={"function": function, **params}, outcome=_one_line(exc))
+            raise
+        except Exception as exc:
+            store.record(client=who.name, action="error", dataset=ds.name, statistic=function,
+                         parameters={"function": function, **params},
+                         outcome=f"internal error ({type(exc).__name__}); nothing returned")
             raise
         out = {**answer, "cached": repeated, "charged": {"epsilon": 0.0, "delta": 0.0} if repeated else answer["cost"],
                "budget": store.budget(who, ds.name)}

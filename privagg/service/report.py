@@ -92,7 +92,8 @@ def render(store: Store) -> tuple[str, dict[str, Any]]:
     parts += [f'<h2 id="log">The log ({len(entries)} entries, append-only)</h2>',
               '<p class="meta">charge: the budget was charged (before noise); release: the answer returned '
               "(the SHA-256 of what was sent); repeat: a stored answer returned again at no cost; refused: over a "
-              "budget or the cap, nothing computed; invalid: a bad request, nothing charged. Cost in epsilon.</p>",
+              "budget or the cap, nothing computed; invalid: a bad request, nothing charged; error: an internal error, "
+              "nothing returned. Cost in epsilon.</p>",
               '<div style="overflow-x:auto;font-size:.9em">',
               _table(["#", "time (UTC)", "client", "action", "dataset, statistic", "parameters", "cost",
                       "references", "outcome"], log_rows, {0, 6}),
