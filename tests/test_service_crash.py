@@ -98,3 +98,37 @@ def test_sigkill_between_charge_and_answer_then_restart(state):
         assert len(store.charge_entries()) == 2 and store.consistency()["consistent"]
     finally:
         server.stop()
+
+
+def test_sigkill_with_many_releases_in_flight(state):
+    """Killed while 12 fresh releases run: every answer a client received has its charge, and after the
+    kill the ledger, the stored answers and the log agree (whatever moment the kill fell on)."""
+    store, token = state["store"], state["token"]
+    server = ServiceProcess(state["db"], SMALL_WORLD, log=state["base"] / "serve-many.log").start()
+    received: list[dict] = []
+    lock = threading.Lock()
+
+    def ask(i: int) -> None:
+        try:
+            r = post(server.url, token, {"epsilon": 0.05, "level": "zone", "time_bin": "1h",
+                                         "ci_level": round(0.5 + i / 100, 2)}, uuid.uuid4().hex, timeout=60)
+        except httpx.TransportError:
+            return
+        if r.status_code == 200:
+            with lock:
+                received.append(r.json())
+
+    askers = [threading.Thread(target=ask, args=(i,)) for i in range(12)]
+    for t in askers:
+        t.start()
+    wait_for(lambda: len(received) >= 1 or len(store.charge_entries()) >= 3)
+    server.kill()
+    for t in askers:
+        t.join(60)
+    report = store.consistency()
+    assert report["consistent"], report["problems"]
+    by_release = {c["release_id"]: c for c in store.charge_entries() if c["release_id"]}
+    for answer in received:
+        charge = by_release[answer["release_id"]]
+        assert charge["epsilon"] == answer["cost"]["epsilon"] == 0.05
+    assert report["charges"] == report["answered"] + report["interrupted"]
