@@ -21,7 +21,8 @@ from typing import Sequence
 from privagg.errors import PrivaggError
 
 # Module names under privagg.commands, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("demo", "synth", "release", "compare", "ledger", "audit", "audit_mechanism", "experiment")
+COMMANDS: tuple[str, ...] = ("demo", "synth", "release", "compare", "ledger", "audit", "audit_mechanism", "experiment",
+                           "serve", "clients", "service")
 
 
 class OneLineParser(argparse.ArgumentParser):
