@@ -98,6 +98,23 @@ def test_report_files_and_structure(audited):
     assert html.count("data:image/png;base64,") >= 3 and "http://" not in html.replace("http://www.w3.org", "")
 
 
+def test_labels_match_the_release_records(audited):
+    """The audit names each attacked release by the label its own record prints (one way everywhere)."""
+    from privagg import Release
+
+    out, _ = audited
+    doc = json.loads((out / "report.json").read_text())
+    claimed = Release.read(out / "release.parquet").privacy
+    equivalent = Release.read(out / "dp_equivalent.parquet").privacy
+    assert claimed.label() == "suppression (k=5)"
+    assert equivalent.label() == f"DP, epsilon {equivalent.epsilon:g} per subscriber-day"
+    assert equivalent.unit["period"] == "day" and equivalent.unit["periods"] == 2
+    for a in doc["attacks"]:
+        assert a["target"].startswith(f"{claimed.label()} (the claim)"), a["target"]
+        assert a["dp_comparison"]["target"].startswith(f"{equivalent.label()}, as accurate as the claim")
+    assert doc["utility"]["dp_equivalent"]["privacy"] == equivalent.describe()
+
+
 def test_differencing_succeeds_against_suppression(audited):
     _, outcome = audited
     diff = next(r for r in outcome.results if r["attack"] == "differencing")
