@@ -386,14 +386,11 @@ def compare(
 
 
 def _kind(series: pd.Series) -> str:
-    dtype = series.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        return "bool"
-    if pd.api.types.is_numeric_dtype(dtype):
-        return "number"
-    if pd.api.types.is_datetime64_any_dtype(dtype):
-        return "datetime"
-    return "str"
+    """The key kind of a column, integers and floats alike ("number"), so that 3 and 3.0 keys compare."""
+    from privagg.keysets import _kind as column_kind
+
+    kind = column_kind(series.dtype)
+    return "number" if kind in ("int", "float") else kind
 
 
 def _side_interval(values: np.ndarray, model: NoiseModel | None, level: float) -> tuple[np.ndarray, np.ndarray]:

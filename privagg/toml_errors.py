@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from pathlib import Path
 from typing import Any, Iterable
 
 from privagg.errors import PrivaggInputError
@@ -69,6 +70,15 @@ def suggest(key: str, allowed: Iterable[str]) -> str:
     """"did you mean 'x'? " when ``key`` looks like a typo of an allowed name, else ""."""
     close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'? " if close else ""
+
+
+def read_toml_document(text: str, path: str | Path, default: str) -> tuple[dict[str, Any], TomlErrors, str, Path]:
+    """Parse a claim or spec: its TOML, an error builder, the path as text, and the folder its relative paths
+    start from (the file's folder; the working folder for text given with the placeholder path ``default``)."""
+    path_str = str(path)
+    raw, ctx = parse_toml(text, path_str)
+    base_dir = Path(path_str).resolve().parent if path_str != default else Path.cwd()
+    return raw, ctx, path_str, base_dir
 
 
 def parse_toml(text: str, path: str) -> tuple[dict[str, Any], TomlErrors]:

@@ -49,7 +49,7 @@ from privagg.anonymisers.factory import FAMILY_PARAMETERS, make_anonymiser
 from privagg.attacks.runner import ATTACK_ALIASES, ATTACK_SETTINGS
 from privagg.dp.units import PrivacyUnit
 from privagg.errors import PrivaggInputError
-from privagg.toml_errors import TomlErrors, parse_toml, suggest
+from privagg.toml_errors import TomlErrors, read_toml_document, suggest
 
 #: Statistics a claim may release (the count statistics every attack understands).
 STATISTICS = ("footfall", "visits", "od_flows", "segment_counts")
@@ -512,9 +512,7 @@ def parse_claim(text: str, path: str | Path = "<claim>") -> Claim:
     PrivaggInputError
         Naming the file, the line and key where possible, and the fix.
     """
-    path_str = str(path)
-    raw, ctx = parse_toml(text, path_str)
-    base_dir = Path(path_str).resolve().parent if path_str != "<claim>" else Path.cwd()
+    raw, ctx, path_str, base_dir = read_toml_document(text, path, "<claim>")
     _check_keys(ctx, raw, TOP_KEYS, "top level", None)
     for key in ("name", "title", "description"):
         if key in raw and not isinstance(raw[key], str):

@@ -65,7 +65,7 @@ from typing import Any, Iterable
 from privagg.anonymisers.factory import FAMILY_PARAMETERS as FACTORY_PARAMETERS
 from privagg.attacks.runner import ATTACK_ALIASES, ATTACK_SETTINGS, attack_settings
 from privagg.errors import PrivaggInputError
-from privagg.toml_errors import TomlErrors, parse_toml, suggest
+from privagg.toml_errors import TomlErrors, read_toml_document, suggest
 
 #: Statistics a spec may release: the library's names (privagg.queries.STATISTICS) and short aliases.
 STATISTICS = (
@@ -368,12 +368,19 @@ def _parse_anonymiser(ctx: TomlErrors, table: Any, i: int) -> AnonymiserSpec:
     return AnonymiserSpec(family=family, fixed=fixed, grid=grid, label=label)
 
 
-def _parse_statistic(ctx: TomlErrors, table: Any, i: int) -> StatisticSpec:
-    where = f"[[statistics]] #{i + 1}"
-    h = "statistics"
+def _entry(ctx: TomlErrors, table: Any, i: int, header: str, what: str, keys: Iterable[str]) -> str:
+    """Check that entry ``i`` of ``[[header]]`` is a table with known keys; returns how errors name it."""
+    where = f"[[{header}]] #{i + 1}"
     if not isinstance(table, dict):
-        raise ctx.error(where, "is not a table", "write each statistic as a [[statistics]] table.", header=h, index=i, key=None)
-    _check_keys(ctx, table, STATISTIC_KEYS, where, h, i)
+        raise ctx.error(where, "is not a table", f"write each {what} as its own [[{header}]] table.", header=header,
+                        index=i, key=None)
+    _check_keys(ctx, table, keys, where, header, i)
+    return where
+
+
+def _parse_statistic(ctx: TomlErrors, table: Any, i: int) -> StatisticSpec:
+    h = "statistics"
+    where = _entry(ctx, table, i, h, "statistic", STATISTIC_KEYS)
     stat = table.get("statistic")
     if stat is None:
         raise ctx.error(where, "has no 'statistic'", f"add statistic = one of {', '.join(map(repr, STATISTICS))}.",
@@ -410,11 +417,8 @@ def _parse_statistic(ctx: TomlErrors, table: Any, i: int) -> StatisticSpec:
 
 
 def _parse_attack(ctx: TomlErrors, table: Any, i: int) -> AttackSpec:
-    where = f"[[attacks]] #{i + 1}"
     h = "attacks"
-    if not isinstance(table, dict):
-        raise ctx.error(where, "is not a table", "write each attack as an [[attacks]] table.", header=h, index=i, key=None)
-    _check_keys(ctx, table, ATTACK_KEYS, where, h, i)
+    where = _entry(ctx, table, i, h, "attack", ATTACK_KEYS)
     name = table.get("name")
     name = ATTACK_ALIASES.get(name, name) if isinstance(name, str) else name
     if name is None:
@@ -502,9 +506,7 @@ def parse_spec(text: str, path: str | Path = "<spec>") -> ExperimentSpec:
     """
     from privagg.metrics import METRICS
 
-    path_str = str(path)
-    raw, ctx = parse_toml(text, path_str)
-    base_dir = Path(path_str).resolve().parent if path_str != "<spec>" else Path.cwd()
+    raw, ctx, path_str, base_dir = read_toml_document(text, path, "<spec>")
 
     _check_keys(ctx, raw, TOP_KEYS, "top level", None)
     for required in ("world", "statistics", "anonymisers"):
