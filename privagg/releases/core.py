@@ -553,3 +553,22 @@ def _choice_parameters(chosen: bool, fixed: Bounds | None, given: Any, choice: B
                              if mechanism == "auto" else f"requested: {mechanism}")
     out["mechanism"] = p.count.kind
     return out
+
+
+def release_loss(query: Query, *, epsilon: float | None = None, rho: float | None = None, delta: float | None = None,
+                 bounds: Bounds | dict[str, Any] | str | None = None, mechanism: str = "auto") -> Loss:
+    """The loss :func:`release_query` charges for ``query`` with these settings, computed without any data.
+
+    With chosen bounds or mechanism it is the request's envelope (see :func:`split_loss`), so it never
+    depends on what the choice finds.
+    """
+    epsilon = None if epsilon is None else check_loss("epsilon", epsilon)
+    rho = None if rho is None else check_loss("rho", rho)
+    if (epsilon is None) == (rho is None):
+        raise PrivaggInputError("pass exactly one of epsilon= or rho=. Fix: drop one of them, or give one.")
+    public = query.keys is not None
+    delta = check_delta(delta, required=not public, why="when keys=None (private partition selection)")
+    if public and query.statistic not in MEAN_STATISTICS:
+        return split_loss(epsilon=epsilon, rho=rho, delta=delta, share=0.0, mechanism=mechanism)[1]
+    fixed = resolve_bounds(query, bounds) or default_bounds(query)
+    return plan(query, effective_bounds(query, fixed), epsilon=epsilon, rho=rho, delta=delta, public=public).loss
