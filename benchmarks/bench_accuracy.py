@@ -223,7 +223,16 @@ def run_dpmr(python: Path, world: Any, epsilons: tuple[float, ...]) -> dict[str,
         msg = f"dp_mobility_report skipped: {script.name} missing."
         print(msg)
         return {"skipped": msg}
-    out = subprocess.run([str(python), str(script), *map(str, epsilons)], capture_output=True, text=True)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        consenting = set(world.users.loc[world.users["opt_in"], "user_id"])
+        trips = world.trips[world.trips["user_id"].isin(consenting)]
+        start, end = pd.Timestamp(world.meta["start"]), pd.Timestamp(world.meta["end"])
+        trips = trips[(trips["depart"] >= start) & (trips["depart"] < end)]
+        trips.to_csv(Path(tmp) / "trips.csv", index=False)
+        world.cells[["cell_id", "x", "y"]].to_csv(Path(tmp) / "cells.csv", index=False)
+        out = subprocess.run([str(python), str(script), tmp, *map(str, epsilons)], capture_output=True, text=True)
     if out.returncode:
         msg = f"dp_mobility_report failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
         print(msg)

@@ -16,9 +16,10 @@ The rule
    falls in exactly one bin of each histogram, so the histograms together
    have l1 sensitivity ``d`` (their number); OpenDP's discrete Laplace adds
    noise of scale ``d / epsilon_choice``. That is the only access to the data;
-   everything below is post-processing. Bins whose noisy count is below
-   three noise scales are set to zero (a noisy empty bin far out would
-   otherwise look like a heavy tail).
+   everything below is post-processing. Bins whose noisy count is below a
+   threshold are set to zero (a noisy empty bin far out would otherwise
+   look like a heavy tail) and the rest rescaled to the estimated number of
+   subscribers (:func:`noisy_histograms`).
 3. **Candidates.** Total-contribution bounds ``C`` at every bin edge, with a
    per-key cap ``l`` (or none), i.e. ``Bounds(max_partitions=C,
    max_per_partition=l, max_total=C)``. For distinct-subscriber statistics
@@ -60,11 +61,11 @@ DEFAULT_SHARE = 0.03  # share of the release's loss spent on choosing the bounds
 MECHANISMS = ("auto", "laplace", "gaussian")
 
 
-def bin_edges(cap: int = MAX_BOUND) -> np.ndarray:
+def bin_edges(cap: int = MAX_BOUND, ratio: float = 1.2) -> np.ndarray:
     """Public lower edges of the profile bins: 1..10, then about 20% apart, up to ``cap``."""
     edges = list(range(1, 11))
     while edges[-1] < cap:
-        edges.append(min(cap, max(edges[-1] + 1, int(round(edges[-1] * 1.2)))))
+        edges.append(min(cap, max(edges[-1] + 1, int(round(edges[-1] * ratio)))))
     return np.asarray(edges, dtype=np.int64)
 
 
@@ -183,8 +184,17 @@ class BoundChoice:
     expected_noise: float
     candidates: int
 
+    @property
+    def fell_back(self) -> bool:
+        """True when the histograms were too noisy and the public defaults were used."""
+        return self.candidates == 0
+
     def describe(self) -> str:
         b = self.bounds
+        if self.fell_back:
+            return (f"Contribution bounds: the noisy histograms of per-subscriber contributions (discrete Laplace, "
+                    f"epsilon={self.epsilon:.4g}) showed nothing above their noise, so the statistic's public default "
+                    f"bounds were used; {self.mechanism.name} chosen as the lower-variance mechanism for them.")
         shape = (f"at most {b.max_total} records per subscriber in all, at most {b.max_per_partition} per key"
                  if b.max_total is not None else f"at most {b.max_partitions} keys per subscriber")
         return (f"Contribution bounds chosen privately ({shape}): noisy histograms of per-subscriber contributions "
@@ -195,7 +205,8 @@ class BoundChoice:
 
 def candidates(distinct: bool, n_keys: int, linf_grid: Sequence[int] = LINF_GRID) -> list[tuple[str, int, int | None]]:
     """``(profile, C, l)`` candidates: distinct statistics ``("n", L0, None)``; counts also per-key caps."""
-    edges = bin_edges(int(min(MAX_BOUND, max(n_keys, 2))) if distinct else MAX_BOUND)
+    # Candidates about 7% apart (finer than the bins: within a bin values are taken as uniform).
+    edges = bin_edges(int(min(MAX_BOUND, max(n_keys, 2))) if distinct else MAX_BOUND, ratio=1.07)
     out: list[tuple[str, int, int | None]] = []
     for c in edges:
         c = int(c)
@@ -212,27 +223,66 @@ def candidate_bounds(profile: str, c: int, l: int | None, distinct: bool) -> Bou
     return Bounds(max_partitions=c, max_per_partition=cap, max_total=c)
 
 
-FALSE_BIN = 0.05  # chance that some empty bin survives the cleaning threshold
+FALSE_BIN = 1e-3  # chance that some empty bin survives the cleaning threshold
+MAX_BLOCK = 4  # widest block of bins merged to find a signal; beyond, the choice falls back to the defaults
+
+
+class _TooNoisy(Exception):
+    """The noisy histograms show no bin or block of bins above the noise."""
 
 
 def noisy_histograms(profile: dict[str, np.ndarray], epsilon: float, edges: np.ndarray) -> dict[str, np.ndarray]:
     """One noisy histogram per profile, all in one discrete Laplace draw with l1 sensitivity = their number.
 
-    Post-processing: bins below ``scale * ln(bins / (2 * FALSE_BIN))`` are set to zero, so that with
-    probability >= 95% no empty bin far out passes as a heavy tail.
+    Post-processing, per histogram: bins below ``scale * ln(bins / (2 * FALSE_BIN))`` are set to zero,
+    so that with probability >= 99.9% no empty bin far out passes as a heavy tail (one such bin would
+    dominate the estimated bias); if no bin passes, blocks of adjacent bins are tried
+    (:func:`_significant`). The kept bins are then
+    rescaled to the number of subscribers estimated from all bins (an unbiased sum, averaged over the
+    histograms, which count the same subscribers), so that thin bins lost to the threshold do not
+    make the subscribers look fewer than they are.
     """
     names = sorted(profile)
     exact = np.concatenate([histogram(profile[n], edges) for n in names])
     noise = laplace(epsilon, len(names))
-    noisy = noise.sample(exact)
+    noisy = noise.sample(exact).astype(float)
     del exact
     floor = noise.scale * math.log(len(noisy) / (2 * FALSE_BIN))
-    cleaned = np.where(noisy >= floor, noisy, 0).astype(float)
-    return {n: cleaned[i * len(edges):(i + 1) * len(edges)] for i, n in enumerate(names)}
+    people = max(float(noisy.sum()) / len(names), 0.0)
+    out = {}
+    for i, n in enumerate(names):
+        h = noisy[i * len(edges):(i + 1) * len(edges)]
+        cleaned = _significant(h, floor)
+        cleaned *= people / cleaned.sum()
+        out[n] = cleaned
+    return out
+
+
+def _significant(h: np.ndarray, floor: float) -> np.ndarray:
+    """The bins of ``h`` that stand out of the noise: bins at or above ``floor``; if none, blocks of
+    2, 4, 8... adjacent bins at or above ``floor * sqrt(block)`` (a block sums that many noises),
+    their mass spread over their bins in proportion to the bins' positive noisy counts."""
+    m = 1
+    while True:
+        starts = np.arange(0, len(h), m)
+        blocks = np.add.reduceat(h, starts)
+        strong = np.flatnonzero(blocks >= floor * math.sqrt(m))
+        if len(strong):
+            break
+        if m >= MAX_BLOCK:
+            raise _TooNoisy()
+        m *= 2
+    out = np.zeros_like(h, dtype=float)
+    for j in strong:
+        lo, hi = int(starts[j]), int(min(starts[j] + m, len(h)))
+        part = np.maximum(h[lo:hi], 0.0)
+        weights = part / part.sum() if part.sum() > 0 else np.full(hi - lo, 1.0 / (hi - lo))
+        out[lo:hi] = max(float(blocks[j]), 1.0) * weights
+    return out
 
 
 def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int, choice_epsilon: float,
-                  budgets: Budgets, mechanism: str = "auto") -> BoundChoice:
+                  budgets: Budgets, mechanism: str = "auto", fallback: Bounds | None = None) -> BoundChoice:
     """Choose bounds (and the mechanism) privately from per-subscriber ``profile`` (see the module docstring).
 
     Parameters
@@ -249,25 +299,71 @@ def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int
         What the release noise may spend afterwards.
     mechanism
         ``"auto"``, ``"laplace"`` or ``"gaussian"``.
+    fallback
+        Public bounds used when the histograms show nothing above their noise
+        (no bin, nor block of up to :data:`MAX_BLOCK` bins, passes the threshold).
     """
     # Distinct statistics: a subscriber touches at most every key, a public cap on the bins.
-    edges = bin_edges(int(min(MAX_BOUND, max(n_keys, 2))) if distinct else MAX_BOUND)
-    hists = noisy_histograms(profile, choice_epsilon, edges)
-    means = bin_means(edges)
-    total = float((hists["n"] * means).sum())
+    cap = int(min(MAX_BOUND, max(n_keys, 2))) if distinct else MAX_BOUND
+    edges = bin_edges(cap)
+    try:
+        hists = noisy_histograms(profile, choice_epsilon, edges)
+    except _TooNoisy:
+        # Too little budget to see the contributions: the public defaults (spent budget is not refunded).
+        assert fallback is not None
+        return BoundChoice(fallback, choose_mechanism(budgets, fallback, mechanism), choice_epsilon, math.nan, math.nan, 0)
+    total = float((hists["n"] * bin_means(edges)).sum())
     best: tuple[float, float, float, Bounds] | None = None
     cands = candidates(distinct, n_keys)
+    kept_by_bin = {c: mean_clipped(edges, c) for c in {c for _, c, _ in cands}}
     for name, c, l in cands:
-        kept = float((hists[name] * np.minimum(means, c)).sum())
+        kept = float((hists[name] * kept_by_bin[c]).sum())
         bias = max(total - kept, 0.0)
         bounds = candidate_bounds(name, c, l, distinct)
-        _, per_key = _noise_term(mechanism, budgets, bounds)
-        noise = n_keys * per_key
-        if best is None or bias + noise < best[0] + best[1]:
-            best = (bias, noise, 0.0, bounds)
+        kind, per_key = _noise_term(mechanism, budgets, bounds)
+        error = expected_error(bias / max(n_keys, 1), kind, choose_mechanism(budgets, bounds, mechanism).scale) * n_keys
+        if best is None or error < best[2]:
+            best = (bias, n_keys * per_key, error, bounds)
     assert best is not None
     bias, noise, _, bounds = best
     return BoundChoice(bounds, choose_mechanism(budgets, bounds, mechanism), choice_epsilon, bias, noise, len(cands))
+
+
+def mean_clipped(edges: np.ndarray, c: int) -> np.ndarray:
+    """Per bin, the mean of ``min(c, v)`` over the integers ``v`` of the bin (the last bin: its edge)."""
+    lo = edges.astype(float)
+    hi = np.append(edges[1:] - 1, edges[-1]).astype(float)
+    width = hi - lo + 1
+    below = np.clip(np.minimum(hi, c) - lo + 1, 0, None)  # integers v <= c
+    top = np.minimum(hi, c)
+    sum_below = np.where(below > 0, (lo + top) * below / 2, 0.0)
+    return (sum_below + (width - below) * c) / width
+
+
+# Relative key sizes assumed when spreading the truncation bias over keys: quantiles of Exp(1)
+# (mean 1), i.e. keys as unequal as an exponential law of counts, the public assumption.
+_SPREAD = -np.log1p(-(np.arange(16) + 0.5) / 16)
+
+
+def expected_error(mean_bias: float, kind: str, scale: float) -> float:
+    """E|b + Z| for one key, averaged over keys whose bias ``b`` is ``mean_bias`` times an Exp(1) key size.
+
+    The truncation bias of a key grows with its count; this spreads the
+    estimated total bias over keys of unequal (exponentially distributed)
+    sizes, between the two simple extremes (equal keys: the least error;
+    bias and noise added key by key: the most).
+    """
+    b = mean_bias * _SPREAD
+    if kind == "laplace":
+        lam = scale  # continuous approximation of the discrete Laplace of this scale
+        values = b + lam * np.exp(-b / lam)
+    else:
+        from scipy.stats import norm
+
+        sigma = math.sqrt(noise_variance(kind, scale))
+        z = b / sigma
+        values = b * (1 - 2 * norm.cdf(-z)) + 2 * sigma * norm.pdf(z)
+    return float(values.mean())
 
 
 # ---------------------------------------------------------------------- conversions

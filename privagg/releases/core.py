@@ -303,7 +303,8 @@ def release_query(
         del contrib
         profile = profiles(pairs.privacy_ids, pairs.counts, distinct=query.statistic in DISTINCT_STATISTICS)
         choice = choose_bounds(profile, distinct=query.statistic in DISTINCT_STATISTICS, n_keys=n_partitions,
-                               choice_epsilon=choice_epsilon, budgets=budgets, mechanism=mechanism)
+                               choice_epsilon=choice_epsilon, budgets=budgets, mechanism=mechanism,
+                               fallback=effective_bounds(query, default_bounds(query)))
         del profile
         eff = effective_bounds(query, choice.bounds)
         p = Plan(choice.mechanism, None, loss, 1.0, ())
@@ -539,8 +540,10 @@ def _choice_parameters(chosen: bool, fixed: Bounds | None, given: Any, choice: B
                        mechanism: str, p: Plan) -> dict[str, Any]:
     if choice is not None:
         out: dict[str, Any] = {
-            "bounds_rule": "chosen privately: least expected truncation bias + noise over noisy histograms of "
-                           "per-subscriber contributions (privagg.dp.bound_choice)",
+            "bounds_rule": ("chosen privately: least expected truncation bias + noise over noisy histograms of "
+                            "per-subscriber contributions (privagg.dp.bound_choice)") if not choice.fell_back else
+                           ("chosen privately: the noisy histograms showed nothing above their noise, "
+                            "so the public defaults of the statistic (privagg.dp.bound_choice)"),
             "bounds_share": share,
             "bounds_epsilon": choice.epsilon,
             "bounds_shape": choice.bounds.shape,
