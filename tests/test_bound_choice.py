@@ -224,3 +224,18 @@ def test_hand_set_bounds_that_drop_much_warn_on_screen_only(world):
 def test_default_bounds_stay_available(world):
     rel = pa.footfall(world, epsilon=1.0, level="zone", keys=zone_hour_keys(world), bounds="default")
     assert rel.privacy.bounds["max_partitions"] == 24 and rel.privacy.parameters["bounds_rule"].startswith("public defaults")
+
+
+def test_too_little_budget_to_choose_falls_back_to_the_public_defaults(world):
+    rel = pa.footfall(world, epsilon=1e-3, level="zone", keys=zone_hour_keys(world))
+    assert rel.privacy.bounds["max_partitions"] == 24
+    assert "nothing above their noise" in rel.privacy.parameters["bounds_rule"]
+
+
+def test_effective_bounds_keep_the_total_bound_where_it_binds():
+    from privagg.releases.core import effective_bounds
+
+    visits = effective_bounds(pa.Query("visits"), Bounds(max_partitions=30, max_per_partition=4, max_total=30))
+    assert visits.max_total == 30 and visits.shape == "total"
+    footfall = effective_bounds(pa.Query("footfall"), Bounds(max_partitions=30, max_per_partition=4, max_total=10))
+    assert footfall.max_partitions == 10 and footfall.max_total is None and footfall.max_per_partition == 1

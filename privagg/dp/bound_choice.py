@@ -27,13 +27,16 @@ The rule
    box ``L0 x Linf`` is never better than the total bound ``C = L0 * Linf``
    with the same cap: it has the same l1 and l2 sensitivity and keeps a
    subset of what the total bound keeps, so boxes are not searched.
-4. **Expected error** of a candidate = expected truncation bias (records a
-   subscriber loses, ``n - min(C, u(l))``, summed over the histogram) plus
-   the expected absolute noise over the ``K`` public keys (``K * E|Z|``) of
-   the better mechanism for its sensitivities (:func:`choose_mechanism`).
-   The candidate with the smallest sum is used. The sum is an upper bound
-   on the expected sum of absolute errors over the keys (the bias and the
-   noise of a key add at most).
+4. **Expected error** of a candidate: the expected truncation bias (records
+   subscribers lose, ``n - min(C, u(l))``, summed over the histogram; values
+   taken as uniform within a bin) is spread over the ``K`` public keys in
+   proportion to key sizes assumed exponentially distributed (bias grows
+   with a key's count), and each key's ``E|bias + Z|`` is computed for the
+   noise ``Z`` of the lower-variance mechanism at the candidate's
+   sensitivities (:func:`expected_error`, :func:`choose_mechanism`). The
+   candidate with the smallest sum over keys is used. Candidates are about
+   7% apart. If the histograms show nothing above their noise (too little
+   budget), the statistic's public default bounds are used.
 
 Privacy: the histograms are an ``epsilon_choice``-DP release (pure DP) of
 the subscribers' profiles; the chosen bounds are a function of them only;
