@@ -269,7 +269,7 @@ def release_query(
         keys.check_columns(columns, _data_kinds(query, inputs, columns))
         check_domain_size(keys, query)
     counts_path = public and query.statistic not in MEAN_STATISTICS
-    chosen = fixed is None and counts_path
+    chosen = fixed is None and counts_path and query.statistic in CHOSEN_STATISTICS
     if fixed is None:
         fixed = default_bounds(query) if not chosen else None
 
