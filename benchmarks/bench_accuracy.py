@@ -215,7 +215,8 @@ def run_dpmr(python: Path, world: Any, epsilons: tuple[float, ...]) -> dict[str,
     """The peer's visits per tile on the same week, from its own environment (skipped when absent)."""
     if not python.exists():
         msg = (f"dp_mobility_report skipped: no interpreter at {python}. Create it with "
-               f"`python3 -m venv benchmarks/.venv-dpmr && benchmarks/.venv-dpmr/bin/pip install dp-mobility-report`.")
+               "`python3 -m venv benchmarks/.venv-dpmr && benchmarks/.venv-dpmr/bin/pip install dp-mobility-report "
+               "'pandas<2' 'numpy<2' 'geopandas<0.14' 'diffprivlib<0.6.4' 'shapely<2.1' 'scikit-learn<1.3'`.")
         print(msg)
         return {"skipped": msg}
     script = HERE / "_dpmr_visits.py"
