@@ -327,7 +327,8 @@ def release_query(
     if dropped is not None and dropped > DROP_WARNING_SHARE:
         # From the raw data: shown to whoever runs the release, never written into the record.
         warnings.warn(
-            f"{query.statistic}: the hand-set bounds {_bounds_text(eff)} drop {dropped:.0%} of the contributions, "
+            f"{query.statistic}: the {'public default' if bounds is None or isinstance(bounds, str) else 'hand-set'} "
+            f"bounds {_bounds_text(eff)} drop {dropped:.0%} of the contributions, "
             "so released values are biased low (the intervals cover noise, not this). "
             "Fix: pass bounds=None to choose bounds privately, or raise them.",
             BoundsWarning, stacklevel=2,
