@@ -70,7 +70,8 @@ def test_all_statistics_release_with_public_keys(world):
 
 
 def test_rho_release_reports_epsilon_at_delta(world):
-    rel = pa.visits(world, rho=0.1, delta=1e-9, level="zone", keys=pa.KeySet.areas_by_time(world.cells, "zone", time_bin="1h", **DAY))
+    rel = pa.visits(world, rho=0.1, delta=1e-9, level="zone", keys=pa.KeySet.areas_by_time(world.cells, "zone", time_bin="1h", **DAY),
+                    bounds="default", mechanism="gaussian")
     rec = rel.privacy
     assert rec.rho == 0.1 and rec.delta == 1e-9 and rec.mechanism == "discrete Gaussian (OpenDP)"
     assert 0 < rec.epsilon < 0.1 + 2 * math.sqrt(0.1 * math.log(1e9))

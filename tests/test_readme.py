@@ -17,6 +17,8 @@ def test_quickstart_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(blocks[0], str(README), "exec"), namespace)
     budget = namespace["budget"]
-    assert budget.spent["epsilon"] == pytest.approx(3.0)  # 1 + 0.5 + 0.5 + 2 x 0.5
+    assert budget.spent["epsilon"] == pytest.approx(3.9)  # 1 + 0.5 + 0.5 + 2 x 0.5 + the plan's 0.9
+    assert [e["statistic"] for e in budget.entries][-1] == "plan"
+    assert namespace["rel"].privacy.parameters["bounds_rule"].startswith("chosen privately")
     assert (tmp_path / "ledger.sqlite").exists()
     assert len(namespace["rel"].to_pandas()) == len(namespace["keys"])

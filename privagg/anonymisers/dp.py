@@ -207,8 +207,10 @@ class DPAnonymiser(Anonymiser):
         return query
 
     def _release(self, world: World, query: Query, budget: Budget | None) -> Release:
+        # Explicit bounds and mechanism (no private choice): the publication model knows the noise in advance.
         return release_query(world, query, epsilon=self.epsilon, rho=self.rho, delta=self.delta or None,
-                             bounds=self.bounds, budget=budget, ci_level=self.ci_level)
+                             bounds=self.bounds if self.bounds is not None else "default", budget=budget,
+                             ci_level=self.ci_level, mechanism="laplace" if self.epsilon is not None else "gaussian")
 
     def release(self, world: Any, query: Query) -> Release:
         """Release ``query`` on ``world`` with user-level DP per :attr:`unit` (opted-out subscribers excluded)."""

@@ -28,19 +28,35 @@ class Bounds:
     lower, upper
         Clamping range of summed values (dwell minutes, ``arpu``...). ``None``
         means the statistic's default (e.g. the last dwell edge).
+    max_total
+        C: the most records (visits, trips, presences) one subscriber adds
+        over all keys together. A subscriber with more keeps at most
+        ``max_per_partition`` records per key and then a uniformly random C of
+        those (ranked by a keyed hash under a fresh secret). ``None``: no
+        total bound beyond ``max_partitions * max_per_partition``.
 
-    Sensitivities of a count vector: ``l1 = max_partitions * max_per_partition``
-    and ``l2 = sqrt(max_partitions) * max_per_partition``.
+    Sensitivities of a count vector (one subscriber's largest possible
+    contribution vector): ``l1 = min(C, L0 * Linf)``; ``l2`` is the norm of
+    ``q`` keys at Linf and one key holding the remainder, ``q = min(L0, C // Linf)``
+    (``sqrt(L0) * Linf`` without C).
+
+    >>> Bounds(max_partitions=24).l1_sensitivity
+    24
+    >>> Bounds(max_partitions=10, max_per_partition=4, max_total=10).l2_sensitivity
+    6.0
     """
 
     max_partitions: int = 24
     max_per_partition: int = 1
     lower: float | None = None
     upper: float | None = None
+    max_total: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_partitions", "max_per_partition"):
+        for name in ("max_partitions", "max_per_partition", "max_total"):
             value = getattr(self, name)
+            if value is None and name == "max_total":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int,)) and not (
                 isinstance(value, float) and value.is_integer()
             ):
@@ -62,17 +78,36 @@ class Bounds:
             )
 
     @property
+    def total(self) -> int:
+        """The most one subscriber adds over all keys: ``min(C, L0 * Linf)``."""
+        box = self.max_partitions * self.max_per_partition
+        return box if self.max_total is None else min(box, self.max_total)
+
+    @property
     def l1_sensitivity(self) -> int:
-        """l1 sensitivity of a count vector under these bounds: L0 * Linf."""
-        return self.max_partitions * self.max_per_partition
+        """l1 sensitivity of a count vector under these bounds: ``min(C, L0 * Linf)``."""
+        return self.total
 
     @property
     def l2_sensitivity(self) -> float:
-        """l2 sensitivity of a count vector under these bounds: sqrt(L0) * Linf."""
-        return math.sqrt(self.max_partitions) * self.max_per_partition
+        """l2 sensitivity of a count vector: the largest norm of integer vectors with at most L0
+        non-zero entries, each at most Linf, summing to at most C (full keys first, then the rest)."""
+        linf = self.max_per_partition
+        full = min(self.max_partitions, self.total // linf)
+        rest = min(self.total - full * linf, linf) if full < self.max_partitions else 0
+        return math.sqrt(full * linf * linf + rest * rest)
+
+    @property
+    def shape(self) -> str:
+        """``"box"`` (L0 x Linf) or ``"total"`` (C binds: fewer than L0 * Linf records in all)."""
+        return "box" if self.max_total is None or self.max_total >= self.max_partitions * self.max_per_partition else "total"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class BoundsWarning(UserWarning):
+    """Hand-set contribution bounds drop a large share of the contributions (shown on screen only)."""
 
 
 def as_bounds(bounds: Any, default: Bounds) -> Bounds:
@@ -85,7 +120,7 @@ def as_bounds(bounds: Any, default: Bounds) -> Bounds:
         try:
             return Bounds(**bounds)
         except TypeError as exc:
-            raise PrivaggInputError(f"bounds={bounds!r}: {exc}. Fix: use keys max_partitions, max_per_partition, lower, upper.") from None
+            raise PrivaggInputError(f"bounds={bounds!r}: {exc}. Fix: use keys max_partitions, max_per_partition, max_total, lower, upper.") from None
     raise PrivaggInputError(
         f"bounds={bounds!r} is not a Bounds. Fix: pass privagg.Bounds(max_partitions=..., max_per_partition=...)."
     )

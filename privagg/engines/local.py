@@ -185,6 +185,54 @@ class LocalEngine(Engine):
 
     # -- bound -----------------------------------------------------------------
     def bound_contributions(self, pairs: UserPartitions, bounds: Bounds) -> UserPartitions:
+        if bounds.shape == "total":
+            return self._bound_total(pairs, bounds)
+        return self._bound_box(pairs, bounds)
+
+    def _bound_total(self, pairs: UserPartitions, bounds: Bounds) -> UserPartitions:
+        """Total-contribution bounding: at most Linf records per key, then a uniformly random C of
+        a subscriber's remaining records, then (if still needed) a random L0 subset of their keys.
+
+        Records of one subscriber in one key are interchangeable for a count, so record ``k`` of
+        (subscriber, key) is ranked by the keyed hash of (subscriber, key * m + k) under a fresh
+        secret, and the C lowest ranks of the subscriber are kept: a uniformly random C-subset of
+        their records that depends on nothing but their own records.
+        """
+        assert bounds.max_total is not None
+        c, linf = bounds.max_total, bounds.max_per_partition
+        ids, parts, sums = pairs.privacy_ids, pairs.partitions, pairs.sums
+        original = np.asarray(pairs.counts, dtype=np.int64)
+        counts = np.minimum(original, linf)
+        starts = _group_starts(ids)
+        totals = np.add.reduceat(counts, starts) if len(ids) else np.zeros(0, dtype=np.int64)
+        over = totals > c
+        if over.any():
+            owner = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(ids))))
+            heavy = np.flatnonzero(over[owner])  # pairs of subscribers over C
+            reps = counts[heavy]
+            record_pair = np.repeat(heavy, reps)
+            k = np.arange(len(record_pair), dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
+            record_ids = ids[record_pair]
+            record_code = parts[record_pair].astype(np.int64) * (int(reps.max()) + 1) + k
+            r_starts = _group_starts(record_ids)
+            r_sizes = np.diff(np.append(r_starts, len(record_ids)))
+            secret = self.bounding_secret()
+            kept = self._l0_rows_chunked(record_ids, record_code, r_starts, r_sizes, c, secret)
+            kept_counts = np.bincount(record_pair[kept], minlength=len(ids))
+            counts = counts.copy()
+            counts[heavy] = kept_counts[heavy]
+            rows = np.flatnonzero(counts > 0)
+            ids, parts, counts, original = ids[rows], parts[rows], counts[rows], original[rows]
+            sums = None if sums is None else sums[rows]
+        if sums is not None:
+            sums = sums * (counts / np.maximum(original, 1))
+        out = UserPartitions(ids, parts, counts, sums)
+        if bounds.max_partitions < c:
+            # The key bound binds too: a random L0 subset of the keys left (counts already capped).
+            out = self._bound_box(out, Bounds(max_partitions=bounds.max_partitions, max_per_partition=linf))
+        return out
+
+    def _bound_box(self, pairs: UserPartitions, bounds: Bounds) -> UserPartitions:
         l0, linf = bounds.max_partitions, bounds.max_per_partition
         ids, parts, counts, sums = pairs.privacy_ids, pairs.partitions, pairs.counts, pairs.sums
         starts = _group_starts(ids)
@@ -309,7 +357,7 @@ class LocalEngine(Engine):
 def _packed_layout(contributions: Contributions | ContributionChunks, bounds: Bounds | None) -> PackedLayout | None:
     """The packed layout for bounded counts; None when they take the engine's three steps (sums,
     exact aggregates, ids too far apart to pack, or a domain too large for dense counts)."""
-    if bounds is None:
+    if bounds is None or bounds.shape == "total":
         return None
     if isinstance(contributions, ContributionChunks):
         n_rows, id_range = contributions.n_rows, contributions.id_range

@@ -13,7 +13,14 @@ COMMON = """
         Public :class:`~privagg.queries.KeySet`: every key is released, empty
         ones included. ``None``: keys are selected privately (needs delta).
     bounds
-        :class:`~privagg.dp.bounds.Bounds` per subscriber (L0, Linf, clamping).
+        :class:`~privagg.dp.bounds.Bounds` per subscriber (L0, Linf, total C,
+        clamping). ``None`` (default): chosen privately with 3% of the loss
+        (count statistics with public keys; otherwise the statistic's public
+        defaults); ``"default"``: the public defaults.
+    mechanism
+        ``"auto"`` (default): discrete Laplace or discrete Gaussian, whichever
+        has the lower variance at the bounds (the Gaussian under ``epsilon``
+        only with ``delta > 0``); or ``"laplace"`` / ``"gaussian"``.
     budget
         :class:`~privagg.dp.budget.Budget` to charge; the release is refused
         (before any noise) if it does not fit.

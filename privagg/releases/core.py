@@ -19,6 +19,19 @@ statistics spend half the loss on a noisy count and half on a noisy clamped
 sum (in integer units of a public resolution), and release
 ``clip(sum / max(count, 1), lower, upper)``.
 
+Bounds and mechanism (public keys, count statistics): with ``bounds=None``
+a share ``bound_share`` (3%) of the loss buys noisy histograms of
+per-subscriber contributions and the bounds of least expected error are used
+(:mod:`privagg.dp.bound_choice`; :func:`resolve_bounds` says which bounds a
+call will use). ``mechanism="auto"`` uses the discrete Laplace or the
+discrete Gaussian, whichever has the smaller variance at those bounds; an
+``epsilon`` request may use the Gaussian only when ``delta > 0``, at the
+largest rho whose (epsilon, delta) conversion fits the epsilon left, and the
+release is then recorded as (epsilon, delta)-DP. Hand-set bounds that drop
+more than 10% of the contributions are reported on screen
+(:class:`~privagg.dp.bounds.BoundsWarning`), never in the record: that share
+comes from the raw data.
+
 With public keys every key is released. Without them, OpenDP's threshold
 mechanism selects keys (``delta > 0``); for zCDP releases, half of ``delta``
 goes to selection and half to reporting rho as epsilon.
@@ -27,13 +40,15 @@ goes to selection and half to reporting rho as epsilon.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from privagg.dp.bounds import Bounds, as_bounds
+from privagg.dp.bound_choice import DEFAULT_SHARE, MECHANISMS, BoundChoice, Budgets, choose_bounds, choose_mechanism, profiles, rho_for_epsilon
+from privagg.dp.bounds import Bounds, BoundsWarning, as_bounds
 from privagg.dp.budget import Budget
 from privagg.dp.units import Loss, PrivacyUnit
 from privagg.dp.mechanisms import NoiseMechanism, check_delta, check_loss, gaussian, laplace, noise_half_width, zcdp_epsilon
@@ -48,6 +63,13 @@ from privagg.releases.build import Inputs, clamp_range, contributions, dwell_ran
 from privagg.releases.inputs import resolve
 
 MEAN_STATISTICS = ("dwell_mean", "segment_mean")
+#: Statistics whose bounds are chosen privately when none are given (count vectors over public keys).
+CHOSEN_STATISTICS = ("footfall", "visits", "dwell_times", "od_flows", "segment_counts")
+#: Hand-set bounds dropping more than this share of the contributions are reported on screen.
+DROP_WARNING_SHARE = 0.10
+#: Inputs up to this many rows are bounded in the engine's three steps when bounds are hand-set,
+#: which gives the dropped share for the on-screen warning; larger ones take the one-sort path.
+WARN_ROWS = 5_000_000
 DISTINCT_STATISTICS = ("footfall", "segment_counts", "micro_segments", "segment_mean")
 
 BOUNDS_NOTE = (
@@ -75,6 +97,13 @@ def effective_bounds(query: Query, bounds: Bounds) -> Bounds:
     distinct-subscriber statistics count each subscriber at most once per partition; value clamps resolved."""
     l0 = 1 if query.statistic in PER_USER_STATISTICS else bounds.max_partitions
     linf = 1 if query.statistic in DISTINCT_STATISTICS else bounds.max_per_partition
+    total = bounds.max_total
+    if query.statistic in PER_USER_STATISTICS or query.statistic in MEAN_STATISTICS:
+        total = None  # one row per subscriber, or sums whose sensitivity comes from L0 x Linf only
+    elif total is not None and query.statistic in DISTINCT_STATISTICS:
+        l0, total = min(l0, total), None  # a record is a key: the total bound is a key bound
+    elif total is not None and total >= l0 * linf:
+        total = None  # does not bind
     lower, upper = bounds.lower, bounds.upper
     if query.statistic == "dwell_mean":
         lower, upper = dwell_range(query, bounds)
@@ -82,7 +111,7 @@ def effective_bounds(query: Query, bounds: Bounds) -> Bounds:
         lower, upper = clamp_range(query, bounds)
     elif query.statistic == "dwell_times":
         lower, upper = None, None
-    return Bounds(max_partitions=l0, max_per_partition=linf, lower=lower, upper=upper)
+    return Bounds(max_partitions=l0, max_per_partition=linf, lower=lower, upper=upper, max_total=total)
 
 
 def resolution(lower: float, upper: float) -> float:
@@ -191,11 +220,18 @@ def release_query(
     cells: pd.DataFrame | None = None,
     ci_level: float = 0.95,
     engine: Engine | None = None,
+    mechanism: str = "auto",
+    bound_share: float = DEFAULT_SHARE,
 ) -> Release:
     """Release ``query`` on ``data`` with user-level differential privacy (see the module docstring).
 
     ``query.keys`` is the public key domain; ``None`` selects keys privately
-    (needs ``delta > 0``). Returns a :class:`~privagg.release.Release`.
+    (needs ``delta > 0``). ``bounds=None`` chooses the bounds privately (public
+    keys, count statistics; else the statistic's public defaults);
+    ``bounds="default"`` uses the public defaults. ``mechanism`` is
+    ``"auto"`` (the lower-variance noise), ``"laplace"`` or ``"gaussian"``.
+    ``bound_share`` is the share of the loss spent choosing bounds.
+    Returns a :class:`~privagg.release.Release`.
     """
     # 1. Parameters, before anything else.
     if epsilon is not None and rho is not None:
@@ -216,7 +252,11 @@ def release_query(
         why="when keys=None: keys are then selected privately, which has a small chance (delta) of revealing a rare key; "
             "alternatively pass public keys=KeySet... (e.g. KeySet.areas_by_time(cells, ...))",
     )
-    bounds = as_bounds(bounds, default_bounds(query))
+    if mechanism not in MECHANISMS:
+        raise PrivaggInputError(f"mechanism={mechanism!r} is unknown. Fix: use one of {', '.join(map(repr, MECHANISMS))}.")
+    if isinstance(bound_share, bool) or not isinstance(bound_share, (int, float)) or not 0 < float(bound_share) <= 0.5:
+        raise PrivaggInputError(f"bound_share={bound_share!r} must be in (0, 0.5]. Fix: pass e.g. bound_share=0.05.")
+    fixed = resolve_bounds(query, bounds)
     ci_level = _check_ci_level(ci_level)
     if budget is not None and not isinstance(budget, Budget):
         raise PrivaggInputError(f"budget={budget!r} is not a privagg Budget. Fix: pass privagg.Budget(epsilon=...) or None.")
@@ -228,23 +268,71 @@ def release_query(
     if keys is not None:
         keys.check_columns(columns, _data_kinds(query, inputs, columns))
         check_domain_size(keys, query)
-    eff = effective_bounds(query, bounds)
+    counts_path = public and query.statistic not in MEAN_STATISTICS
+    chosen = fixed is None and counts_path and query.statistic in CHOSEN_STATISTICS
+    if fixed is None:
+        fixed = default_bounds(query) if not chosen else None
 
-    # 3. Mechanisms and loss; refuse now if the budget cannot pay.
-    p = plan(query, eff, epsilon=epsilon, rho=rho, delta=delta, public=public)
+    # 3. Mechanisms and loss; refuse now if the budget cannot pay. The loss is fixed before any
+    # data is read: with chosen bounds or mechanism it is the request's envelope.
+    choice: BoundChoice | None = None
+    budgets: Budgets | None = None
+    if counts_path:
+        share = bound_share if chosen else 0.0
+        budgets, loss, choice_epsilon = split_loss(epsilon=epsilon, rho=rho, delta=delta, share=share, mechanism=mechanism)
+        eff = effective_bounds(query, fixed) if fixed is not None else None
+        p = _count_plan(eff, budgets, loss, mechanism) if eff is not None else None
+    else:
+        _check_explicit_mechanism(mechanism, epsilon=epsilon, public=public)
+        eff = effective_bounds(query, fixed)
+        p = plan(query, eff, epsilon=epsilon, rho=rho, delta=delta, public=public)
+        loss = p.loss
     parameters = _parameters(query, inputs, keys, p, ci_level, engine)
     if budget is not None:
-        budget.check(p.loss, query.statistic)
+        budget.check(loss, query.statistic)
 
-    # 4. Bounded aggregate (no noise yet).
+    # 4. Contributions (no noise yet); with chosen bounds the charge comes first, as the choice draws noise.
     contrib = contributions(query, inputs, keys, eff)
     domain, n_partitions = contrib.domain, contrib.n_partitions
-    totals = engine.bounded_totals(contrib, eff, dense=public, sum_unit=p.unit)
-    del contrib
-
-    # 5. Charge the budget: from here on noise may exist.
-    if budget is not None:
-        budget.charge(p.loss, statistic=query.statistic, parameters=parameters)
+    dropped: float | None = None
+    if chosen:
+        assert budgets is not None
+        if budget is not None:
+            budget.charge(loss, statistic=query.statistic, parameters=parameters)
+        pairs = engine.per_user_partition(_whole(contrib))
+        del contrib
+        profile = profiles(pairs.privacy_ids, pairs.counts, distinct=query.statistic in DISTINCT_STATISTICS)
+        choice = choose_bounds(profile, distinct=query.statistic in DISTINCT_STATISTICS, n_keys=n_partitions,
+                               choice_epsilon=choice_epsilon, budgets=budgets, mechanism=mechanism,
+                               fallback=effective_bounds(query, default_bounds(query)))
+        del profile
+        eff = effective_bounds(query, choice.bounds)
+        p = Plan(choice.mechanism, None, loss, 1.0, ())
+        totals = engine.aggregate(engine.bound_contributions(pairs, eff), n_partitions, dense=True)
+        del pairs
+    else:
+        assert p is not None and eff is not None
+        if counts_path and _rows(contrib) <= WARN_ROWS:
+            pairs = engine.per_user_partition(_whole(contrib))
+            raw = float(np.sum(pairs.counts))
+            totals = engine.aggregate(engine.bound_contributions(pairs, eff), n_partitions, dense=True)
+            dropped = 1.0 - float(totals.counts.sum()) / raw if raw > 0 else 0.0
+            del pairs
+        else:
+            totals = engine.bounded_totals(contrib, eff, dense=public, sum_unit=p.unit)
+        del contrib
+        # 5. Charge the budget: from here on noise may exist.
+        if budget is not None:
+            budget.charge(loss, statistic=query.statistic, parameters=parameters)
+    if dropped is not None and dropped > DROP_WARNING_SHARE:
+        # From the raw data: shown to whoever runs the release, never written into the record.
+        warnings.warn(
+            f"{query.statistic}: the {'public default' if bounds is None or isinstance(bounds, str) else 'hand-set'} "
+            f"bounds {_bounds_text(eff)} drop {dropped:.0%} of the contributions, "
+            "so released values are biased low (the intervals cover noise, not this). "
+            "Fix: pass bounds=None to choose bounds privately, or raise them.",
+            BoundsWarning, stacklevel=2,
+        )
 
     # 6. Noise, intervals, release.
     is_mean = query.statistic in MEAN_STATISTICS
@@ -273,7 +361,8 @@ def release_query(
         t_sum = noise_half_width(p.total.kind, p.total.scale, 1 - alpha / 2)
         value, lo, hi = mean_with_interval(noisy_sums, noisy_counts, t_sum, t_count, p.unit, eff.lower, eff.upper)
         table["value"], table["ci_low"], table["ci_high"] = value, lo, hi
-    record = _record(query, inputs, keys, p, eff, parameters)
+    parameters = {**parameters, **_choice_parameters(chosen, fixed, bounds, choice, bound_share, mechanism, p)}
+    record = _record(query, inputs, keys, p, eff, parameters, choice=choice, budgets=budgets)
     return Release(table.reset_index(drop=True), columns, record)
 
 
@@ -292,7 +381,7 @@ def mean_with_interval(noisy_sums: np.ndarray, noisy_counts: np.ndarray, t_sum: 
     return value, np.clip(lo, lower, upper), np.clip(hi, lower, upper)
 
 
-def _parameters(query: Query, inputs: Inputs, keys: KeySet | None, p: Plan, ci_level: float, engine: Engine) -> dict[str, Any]:
+def _parameters(query: Query, inputs: Inputs, keys: KeySet | None, p: Plan | None, ci_level: float, engine: Engine) -> dict[str, Any]:
     out: dict[str, Any] = {
         "statistic": query.statistic,
         "level": query.level,
@@ -311,17 +400,27 @@ def _parameters(query: Query, inputs: Inputs, keys: KeySet | None, p: Plan, ci_l
         out["dwell_edges"] = list(query.dwell_edges)
     if query.statistic == "segment_mean":
         out["column"] = query.column
-    if isinstance(p.count, ThresholdMechanism):
+    if p is not None and isinstance(p.count, ThresholdMechanism):
         out["threshold"] = p.count.threshold
-    if p.total is not None:
+    if p is not None and p.total is not None:
         out["sum_noise_scale"] = p.total.scale
         out["sum_unit"] = p.unit
         out["budget_split"] = "count 1/2, sum 1/2"
     return out
 
 
-def _record(query: Query, inputs: Inputs, keys: KeySet | None, p: Plan, eff: Bounds, parameters: dict[str, Any]) -> PrivacyRecord:
+def _record(query: Query, inputs: Inputs, keys: KeySet | None, p: Plan, eff: Bounds, parameters: dict[str, Any],
+            *, choice: BoundChoice | None = None, budgets: Budgets | None = None) -> PrivacyRecord:
     notes = [BOUNDS_NOTE, *p.notes]
+    if choice is not None:
+        notes.append(choice.describe())
+    if budgets is not None and p.loss.rho is None and isinstance(p.count, NoiseMechanism) and p.count.kind == "gaussian":
+        assert budgets.rho is not None
+        notes.append(
+            f"Discrete Gaussian noise at rho={budgets.rho:.4g}, the largest rho whose (epsilon, delta)-DP conversion "
+            f"(Canonne, Kamath, Steinke 2020) is at most epsilon={budgets.epsilon:.4g} at delta={p.loss.delta:g}; "
+            f"the release is (epsilon={p.loss.epsilon:.4g}, delta={p.loss.delta:g})-DP by sequential composition."
+        )
     if keys is None:
         notes.append(
             f"Keys were selected privately: only keys whose noisy count reached {parameters['threshold']} are released, "
@@ -345,3 +444,135 @@ def _record(query: Query, inputs: Inputs, keys: KeySet | None, p: Plan, eff: Bou
         parameters=parameters,
         notes=tuple(notes),
     )
+
+
+# ---------------------------------------------------------------------- bounds and mechanism
+def resolve_bounds(query: Query, bounds: Bounds | dict[str, Any] | str | None) -> Bounds | None:
+    """The bounds a release of ``query`` will use as given, or ``None`` when they are chosen privately.
+
+    ``None`` -> chosen privately for count statistics (``None`` is returned;
+    :func:`release_query` falls back to :func:`default_bounds` with private
+    keys or for means). ``"default"`` -> :func:`default_bounds`. A
+    :class:`Bounds` or dict -> those bounds. A publication model that must
+    know the noise in advance passes explicit bounds (e.g. ``"default"``)
+    and an explicit ``mechanism``.
+
+    >>> resolve_bounds(Query("footfall"), None) is None
+    True
+    >>> resolve_bounds(Query("footfall"), "default").max_partitions
+    24
+    """
+    if bounds is None:
+        return None
+    if isinstance(bounds, str):
+        if bounds != "default":
+            raise PrivaggInputError(f"bounds={bounds!r} is unknown. Fix: pass None (chosen privately), 'default' or Bounds(...).")
+        return default_bounds(query)
+    return as_bounds(bounds, default_bounds(query))
+
+
+def split_loss(*, epsilon: float | None, rho: float | None, delta: float, share: float,
+               mechanism: str = "auto") -> tuple[Budgets, Loss, float]:
+    """Split a count release's loss between the bound choice (``share``) and the noise.
+
+    Returns ``(budgets for the noise, the release's loss, pure epsilon of the choice)``.
+
+    * ``epsilon``: the choice spends ``share * epsilon``; the discrete Laplace
+      gets the rest; the discrete Gaussian (only with ``delta > 0``) gets the
+      largest rho whose (epsilon, delta) conversion is at most the rest. The
+      loss is (epsilon, delta) when the Gaussian may be used, else epsilon.
+    * ``rho``: the choice spends ``share * rho`` (pure epsilon ``sqrt(2 share rho)``);
+      the Gaussian gets the rest of rho; the Laplace the pure epsilon ``sqrt(2 rest)``
+      (epsilon-DP implies epsilon^2/2-zCDP). The loss is rho, reported as epsilon at delta.
+    """
+    if epsilon is not None:
+        choice = share * epsilon
+        rest = epsilon - choice
+        gaussian_ok = delta > 0 and mechanism != "laplace"
+        if mechanism == "gaussian" and not gaussian_ok:
+            raise PrivaggInputError(
+                "mechanism='gaussian' with epsilon= needs delta > 0 (the Gaussian gives (epsilon, delta)-DP, not pure DP). "
+                "Fix: pass delta= (e.g. delta=1e-9), pass rho= instead of epsilon=, or use mechanism='auto'."
+            )
+        budgets = Budgets(epsilon=rest, rho=rho_for_epsilon(rest, delta) if gaussian_ok else None)
+        loss = Loss(epsilon=epsilon, delta=delta) if gaussian_ok else Loss(epsilon=epsilon)
+        return budgets, loss, choice
+    assert rho is not None
+    rest = rho * (1 - share)
+    choice = math.sqrt(2 * rho * share) if share > 0 else 0.0
+    budgets = Budgets(epsilon=math.sqrt(2 * rest), rho=None if mechanism == "laplace" else rest)
+    eps_at = zcdp_epsilon(rho, delta) if delta > 0 else math.inf
+    return budgets, Loss(epsilon=eps_at, delta=delta, rho=rho), choice
+
+
+def _count_plan(eff: Bounds, budgets: Budgets, loss: Loss, mechanism: str) -> Plan:
+    return Plan(choose_mechanism(budgets, eff, mechanism), None, loss, 1.0, ())
+
+
+def _check_explicit_mechanism(mechanism: str, *, epsilon: float | None, public: bool) -> None:
+    """Private keys and means use Laplace for epsilon and Gaussian for rho; refuse a different explicit choice."""
+    implied = "laplace" if epsilon is not None else "gaussian"
+    if mechanism not in ("auto", implied):
+        where = "private partition selection (keys=None)" if not public else "mean statistics"
+        raise PrivaggInputError(
+            f"mechanism={mechanism!r} is not available for {where} with {'epsilon' if epsilon is not None else 'rho'}=. "
+            f"Fix: use mechanism='auto' or {implied!r}, or pass {'rho' if implied == 'laplace' else 'epsilon'}= instead."
+        )
+
+
+def _whole(contrib: Any) -> Any:
+    from privagg.engines.base import ContributionChunks
+
+    return contrib.materialize() if isinstance(contrib, ContributionChunks) else contrib
+
+
+def _rows(contrib: Any) -> int:
+    from privagg.engines.base import ContributionChunks
+
+    return contrib.n_rows if isinstance(contrib, ContributionChunks) else len(contrib)
+
+
+def _bounds_text(b: Bounds) -> str:
+    text = f"max_partitions={b.max_partitions}, max_per_partition={b.max_per_partition}"
+    return text + (f", max_total={b.max_total}" if b.max_total is not None else "")
+
+
+def _choice_parameters(chosen: bool, fixed: Bounds | None, given: Any, choice: BoundChoice | None, share: float,
+                       mechanism: str, p: Plan) -> dict[str, Any]:
+    if choice is not None:
+        out: dict[str, Any] = {
+            "bounds_rule": ("chosen privately: least expected truncation bias + noise over noisy histograms of "
+                            "per-subscriber contributions (privagg.dp.bound_choice)") if not choice.fell_back else
+                           ("chosen privately: the noisy histograms showed nothing above their noise, "
+                            "so the public defaults of the statistic (privagg.dp.bound_choice)"),
+            "bounds_share": share,
+            "bounds_epsilon": choice.epsilon,
+            "bounds_shape": choice.bounds.shape,
+        }
+    elif given is None or isinstance(given, str):
+        out = {"bounds_rule": "public defaults of the statistic"}
+    else:
+        out = {"bounds_rule": "hand-set"}
+    out["mechanism_rule"] = ("auto: the lower-variance of discrete Laplace and discrete Gaussian at these bounds"
+                             if mechanism == "auto" else f"requested: {mechanism}")
+    out["mechanism"] = p.count.kind
+    return out
+
+
+def release_loss(query: Query, *, epsilon: float | None = None, rho: float | None = None, delta: float | None = None,
+                 bounds: Bounds | dict[str, Any] | str | None = None, mechanism: str = "auto") -> Loss:
+    """The loss :func:`release_query` charges for ``query`` with these settings, computed without any data.
+
+    With chosen bounds or mechanism it is the request's envelope (see :func:`split_loss`), so it never
+    depends on what the choice finds.
+    """
+    epsilon = None if epsilon is None else check_loss("epsilon", epsilon)
+    rho = None if rho is None else check_loss("rho", rho)
+    if (epsilon is None) == (rho is None):
+        raise PrivaggInputError("pass exactly one of epsilon= or rho=. Fix: drop one of them, or give one.")
+    public = query.keys is not None
+    delta = check_delta(delta, required=not public, why="when keys=None (private partition selection)")
+    if public and query.statistic not in MEAN_STATISTICS:
+        return split_loss(epsilon=epsilon, rho=rho, delta=delta, share=0.0, mechanism=mechanism)[1]
+    fixed = resolve_bounds(query, bounds) or default_bounds(query)
+    return plan(query, effective_bounds(query, fixed), epsilon=epsilon, rho=rho, delta=delta, public=public).loss

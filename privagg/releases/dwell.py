@@ -40,7 +40,7 @@ def dwell_times(
     time_bin: str | None = None,
     edges: Sequence[float] = DEFAULT_EDGES,
     keys: KeySet | None = None,
-    bounds: Bounds | None = None,
+    bounds: Bounds | str | None = None,
     budget: Budget | None = None,
     users: pd.DataFrame | None = None,
     cells: pd.DataFrame | None = None,
@@ -48,6 +48,7 @@ def dwell_times(
     end: Any = None,
     ci_level: float = 0.95,
     engine: Engine | None = None,
+    mechanism: str = "auto",
 ) -> Release:
     """Histogram of stay durations per area (key column ``dwell_min``: the bin's lower edge, minutes).
 
@@ -65,7 +66,7 @@ def dwell_times(
     query = Query("dwell_times", level=level, time_bin=time_bin, start=start, end=end,
                   dwell_edges=check_edges(edges), keys=keys)
     return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,
-                         users=users, cells=cells, ci_level=ci_level, engine=engine)
+                         users=users, cells=cells, ci_level=ci_level, engine=engine, mechanism=mechanism)
 
 
 def dwell_mean(
@@ -77,7 +78,7 @@ def dwell_mean(
     level: str = "cell",
     time_bin: str | None = None,
     keys: KeySet | None = None,
-    bounds: Bounds | None = None,
+    bounds: Bounds | str | None = None,
     budget: Budget | None = None,
     users: pd.DataFrame | None = None,
     cells: pd.DataFrame | None = None,
@@ -85,6 +86,7 @@ def dwell_mean(
     end: Any = None,
     ci_level: float = 0.95,
     engine: Engine | None = None,
+    mechanism: str = "auto",
 ) -> Release:
     """Mean stay duration (minutes) per area: noisy clamped sum / noisy count of stays.
 
@@ -103,7 +105,7 @@ def dwell_mean(
     """
     query = Query("dwell_mean", level=level, time_bin=time_bin, start=start, end=end, keys=keys)
     return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,
-                         users=users, cells=cells, ci_level=ci_level, engine=engine)
+                         users=users, cells=cells, ci_level=ci_level, engine=engine, mechanism=mechanism)
 
 
 dwell_times.__doc__ = ((dwell_times.__doc__ or "").rstrip() + "\n") + COMMON

@@ -42,7 +42,7 @@ def footfall(
     level: str = "cell",
     time_bin: str | None = "1h",
     keys: KeySet | None = None,
-    bounds: Bounds | None = None,
+    bounds: Bounds | str | None = None,
     budget: Budget | None = None,
     users: pd.DataFrame | None = None,
     cells: pd.DataFrame | None = None,
@@ -51,6 +51,7 @@ def footfall(
     source: str | None = None,
     ci_level: float = 0.95,
     engine: Engine | None = None,
+    mechanism: str = "auto",
 ) -> Release:
     """Distinct subscribers present per (area, time bin), with user-level DP.
 
@@ -70,7 +71,7 @@ def footfall(
     query = Query("footfall", level=level, time_bin=time_bin, start=start, end=end,
                   source=infer_source(data, source), keys=keys)
     return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,
-                         users=users, cells=cells, ci_level=ci_level, engine=engine)
+                         users=users, cells=cells, ci_level=ci_level, engine=engine, mechanism=mechanism)
 
 
 def visits(
@@ -82,7 +83,7 @@ def visits(
     level: str = "cell",
     time_bin: str | None = "1h",
     keys: KeySet | None = None,
-    bounds: Bounds | None = None,
+    bounds: Bounds | str | None = None,
     budget: Budget | None = None,
     users: pd.DataFrame | None = None,
     cells: pd.DataFrame | None = None,
@@ -90,6 +91,7 @@ def visits(
     end: Any = None,
     ci_level: float = 0.95,
     engine: Engine | None = None,
+    mechanism: str = "auto",
 ) -> Release:
     """Number of stays starting per (area, time bin), with user-level DP.
 
@@ -103,7 +105,7 @@ def visits(
     """
     query = Query("visits", level=level, time_bin=time_bin, start=start, end=end, keys=keys)
     return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,
-                         users=users, cells=cells, ci_level=ci_level, engine=engine)
+                         users=users, cells=cells, ci_level=ci_level, engine=engine, mechanism=mechanism)
 
 
 footfall.__doc__ = ((footfall.__doc__ or "").rstrip() + "\n") + COMMON

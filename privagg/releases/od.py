@@ -24,7 +24,7 @@ def od_flows(
     level: str = "zone",
     time_bin: str | None = "1h",
     keys: KeySet | None = None,
-    bounds: Bounds | None = None,
+    bounds: Bounds | str | None = None,
     budget: Budget | None = None,
     users: pd.DataFrame | None = None,
     cells: pd.DataFrame | None = None,
@@ -32,6 +32,7 @@ def od_flows(
     end: Any = None,
     ci_level: float = 0.95,
     engine: Engine | None = None,
+    mechanism: str = "auto",
 ) -> Release:
     """Trips per (origin area, destination area, time bin of departure), with user-level DP.
 
@@ -47,7 +48,7 @@ def od_flows(
     """
     query = Query("od_flows", level=level, time_bin=time_bin, start=start, end=end, keys=keys)
     return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,
-                         users=users, cells=cells, ci_level=ci_level, engine=engine)
+                         users=users, cells=cells, ci_level=ci_level, engine=engine, mechanism=mechanism)
 
 
 od_flows.__doc__ = ((od_flows.__doc__ or "").rstrip() + "\n") + COMMON

@@ -33,7 +33,7 @@ def segment_stats(
     level: str | None = "auto",
     time_bin: str | None = "auto",
     keys: KeySet | None = None,
-    bounds: Bounds | None = None,
+    bounds: Bounds | str | None = None,
     budget: Budget | None = None,
     cells: pd.DataFrame | None = None,
     start: Any = None,
@@ -41,6 +41,7 @@ def segment_stats(
     source: str | None = None,
     ci_level: float = 0.95,
     engine: Engine | None = None,
+    mechanism: str = "auto",
 ) -> Release:
     """Segment statistics with user-level DP.
 
@@ -88,7 +89,7 @@ def segment_stats(
     if not isinstance(data, World) and measure != "count":
         data = users if users is not None else data
     return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,
-                         users=users, cells=cells, ci_level=ci_level, engine=engine)
+                         users=users, cells=cells, ci_level=ci_level, engine=engine, mechanism=mechanism)
 
 
 segment_stats.__doc__ = ((segment_stats.__doc__ or "").rstrip() + "\n") + COMMON

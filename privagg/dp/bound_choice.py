@@ -1,0 +1,393 @@
+"""Contribution bounds and noise mechanism chosen privately, to minimise the expected error.
+
+When a release is given no bounds, a small stated share of its budget buys a
+differentially private picture of how much subscribers contribute, and the
+bounds (and the mechanism) with the smallest expected error are used.
+
+The rule
+--------
+1. **Profiles.** Each subscriber is summarised by a few numbers computed from
+   their own contributions only: ``n`` (records over all keys: presences,
+   visits, trips) and, for count statistics where a subscriber can add
+   several records to a key, ``u(l)`` = records left when each key is capped
+   at ``l`` (``l`` in :data:`LINF_GRID`).
+2. **Noisy histograms.** Each profile is counted in a public grid of bins
+   (:func:`bin_edges`: 1, 2, ... 10, then steps of about 20%). A subscriber
+   falls in exactly one bin of each histogram, so the histograms together
+   have l1 sensitivity ``d`` (their number); OpenDP's discrete Laplace adds
+   noise of scale ``d / epsilon_choice``. That is the only access to the data;
+   everything below is post-processing. Bins whose noisy count is below a
+   threshold are set to zero (a noisy empty bin far out would otherwise
+   look like a heavy tail) and the rest rescaled to the estimated number of
+   subscribers (:func:`noisy_histograms`).
+3. **Candidates.** Total-contribution bounds ``C`` at every bin edge, with a
+   per-key cap ``l`` (or none), i.e. ``Bounds(max_partitions=C,
+   max_per_partition=l, max_total=C)``. For distinct-subscriber statistics
+   (footfall, subscriber counts) a record is a key, so ``C`` is ``L0``. A
+   box ``L0 x Linf`` is never better than the total bound ``C = L0 * Linf``
+   with the same cap: it has the same l1 and l2 sensitivity and keeps a
+   subset of what the total bound keeps, so boxes are not searched.
+4. **Expected error** of a candidate: the expected truncation bias (records
+   subscribers lose, ``n - min(C, u(l))``, summed over the histogram; values
+   taken as uniform within a bin) is spread over the ``K`` public keys in
+   proportion to key sizes assumed exponentially distributed (bias grows
+   with a key's count), and each key's ``E|bias + Z|`` is computed for the
+   noise ``Z`` of the lower-variance mechanism at the candidate's
+   sensitivities (:func:`expected_error`, :func:`choose_mechanism`). The
+   candidate with the smallest sum over keys is used. Candidates are about
+   7% apart. If the histograms show nothing above their noise (too little
+   budget), the statistic's public default bounds are used.
+
+Privacy: the histograms are an ``epsilon_choice``-DP release (pure DP) of
+the subscribers' profiles; the chosen bounds are a function of them only;
+the release noise is then calibrated to the chosen bounds with the rest of
+the budget, and sequential composition gives the total. The chosen bounds
+are public (they are in the release record); the histograms are not
+published (nothing forbids it, they just are not needed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from privagg.dp.bounds import Bounds
+from privagg.dp.mechanisms import NoiseMechanism, gaussian, laplace, noise_variance
+
+LINF_GRID = (1, 2, 4)  # per-key caps searched for statistics counting records
+MAX_BOUND = 4096  # the largest total bound searched (a public cap on one subscriber's records)
+DEFAULT_SHARE = 0.03  # share of the release's loss spent on choosing the bounds
+MECHANISMS = ("auto", "laplace", "gaussian")
+
+
+def bin_edges(cap: int = MAX_BOUND, ratio: float = 1.2) -> np.ndarray:
+    """Public lower edges of the profile bins: 1..10, then about 20% apart, up to ``cap``."""
+    edges = list(range(1, 11))
+    while edges[-1] < cap:
+        edges.append(min(cap, max(edges[-1] + 1, int(round(edges[-1] * ratio)))))
+    return np.asarray(edges, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """What the release noise may spend once the choice is paid for.
+
+    ``epsilon`` (pure DP, discrete Laplace) is always given; ``rho`` (zCDP,
+    discrete Gaussian) is ``None`` when the Gaussian is not allowed (pure
+    epsilon request without delta, or private keys).
+    """
+
+    epsilon: float
+    rho: float | None
+
+
+def calibrated(kind: str, budgets: Budgets, bounds: Bounds) -> NoiseMechanism:
+    """The count noise of ``kind`` for ``bounds`` under ``budgets``."""
+    if kind == "laplace":
+        return laplace(budgets.epsilon, bounds.l1_sensitivity)
+    assert budgets.rho is not None
+    return gaussian(budgets.rho, float(bounds.l2_sensitivity))
+
+
+def choose_mechanism(budgets: Budgets, bounds: Bounds, mechanism: str = "auto") -> NoiseMechanism:
+    """The noise for ``bounds``: the requested kind, or with ``"auto"`` the one of smaller variance.
+
+    >>> choose_mechanism(Budgets(epsilon=1.0, rho=None), Bounds(max_partitions=100)).kind
+    'laplace'
+    >>> choose_mechanism(Budgets(epsilon=1.0, rho=0.5), Bounds(max_partitions=100)).kind
+    'gaussian'
+    """
+    if mechanism != "auto":
+        return calibrated(mechanism, budgets, bounds)
+    options = [calibrated("laplace", budgets, bounds)]
+    if budgets.rho is not None:
+        options.append(calibrated("gaussian", budgets, bounds))
+    return min(options, key=lambda m: m.variance())
+
+
+def mean_abs_noise(kind: str, scale: float) -> float:
+    """E|Z| of the noise: discrete Laplace ``2a / (1 - a^2)``; discrete Gaussian about ``sigma sqrt(2/pi)``."""
+    if kind == "laplace":
+        a = math.exp(-1.0 / scale)
+        return 2 * a / (1 - a * a)
+    return math.sqrt(noise_variance(kind, scale) * 2 / math.pi)
+
+
+@lru_cache(maxsize=4096)
+def _noise_term(kind: str, budgets: Budgets, bounds: Bounds) -> tuple[str, float]:
+    m = choose_mechanism(budgets, bounds, kind)
+    return m.kind, mean_abs_noise(m.kind, m.scale)
+
+
+# ---------------------------------------------------------------------- profiles
+def profiles(ids: np.ndarray, counts: np.ndarray, distinct: bool) -> dict[str, np.ndarray]:
+    """Per-subscriber profiles from one row per (subscriber, key) with the subscriber's count there.
+
+    ``ids`` must be sorted (as :class:`~privagg.engines.base.UserPartitions` are).
+    Returns ``{"n": records}`` and, unless ``distinct``, ``{"u1": ..., "u2": ..., "u4": ...}``
+    (records left after capping each key at 1, 2, 4).
+    """
+    if len(ids) == 0:
+        out = {"n": np.zeros(0, dtype=np.int64)}
+        if not distinct:
+            out.update({f"u{l}": np.zeros(0, dtype=np.int64) for l in LINF_GRID})
+        return out
+    change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    starts = np.concatenate(([0], change))
+    counts = np.asarray(counts, dtype=np.int64)
+    if distinct:
+        return {"n": np.diff(np.append(starts, len(ids))).astype(np.int64)}
+    out = {"n": np.add.reduceat(counts, starts)}
+    for l in LINF_GRID:
+        out[f"u{l}"] = np.add.reduceat(np.minimum(counts, l), starts)
+    return out
+
+
+def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Subscribers per bin ``[edges[b], edges[b + 1])`` (values at or above the last edge in the last bin)."""
+    which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 1)
+    which = which[values >= 1]
+    return np.bincount(which, minlength=len(edges)).astype(np.int64)
+
+
+def bin_means(edges: np.ndarray) -> np.ndarray:
+    """Mean of the integers in each bin (the last bin: its edge)."""
+    upper = np.append(edges[1:] - 1, edges[-1])
+    return (edges + upper) / 2.0
+
+
+# ---------------------------------------------------------------------- the choice
+@dataclass(frozen=True)
+class BoundChoice:
+    """The outcome of the private choice (all of it public: it is post-processing of DP histograms).
+
+    Attributes
+    ----------
+    bounds
+        The chosen bounds.
+    mechanism
+        The noise calibrated for them with the release's remaining budget.
+    epsilon
+        Pure-DP epsilon the noisy histograms spent.
+    expected_bias, expected_noise
+        The chosen candidate's estimated truncation bias (records dropped) and
+        expected absolute noise summed over the keys (from the noisy histograms).
+    candidates
+        How many candidates were compared.
+    """
+
+    bounds: Bounds
+    mechanism: NoiseMechanism
+    epsilon: float
+    expected_bias: float
+    expected_noise: float
+    candidates: int
+
+    @property
+    def fell_back(self) -> bool:
+        """True when the histograms were too noisy and the public defaults were used."""
+        return self.candidates == 0
+
+    def describe(self) -> str:
+        b = self.bounds
+        if self.fell_back:
+            return (f"Contribution bounds: the noisy histograms of per-subscriber contributions (discrete Laplace, "
+                    f"epsilon={self.epsilon:.4g}) showed nothing above their noise, so the statistic's public default "
+                    f"bounds were used; {self.mechanism.name} chosen as the lower-variance mechanism for them.")
+        shape = (f"at most {b.max_total} records per subscriber in all, at most {b.max_per_partition} per key"
+                 if b.max_total is not None else f"at most {b.max_partitions} keys per subscriber")
+        return (f"Contribution bounds chosen privately ({shape}): noisy histograms of per-subscriber contributions "
+                f"(discrete Laplace, epsilon={self.epsilon:.4g}) and the bound minimising expected truncation bias "
+                f"plus noise over the keys (estimated bias {self.expected_bias:,.0f}, noise {self.expected_noise:,.0f}); "
+                f"{self.mechanism.name} chosen as the lower-variance mechanism for these bounds.")
+
+
+def candidates(distinct: bool, n_keys: int, linf_grid: Sequence[int] = LINF_GRID) -> list[tuple[str, int, int | None]]:
+    """``(profile, C, l)`` candidates: distinct statistics ``("n", L0, None)``; counts also per-key caps."""
+    # Candidates about 7% apart (finer than the bins: within a bin values are taken as uniform).
+    edges = bin_edges(int(min(MAX_BOUND, max(n_keys, 2))) if distinct else MAX_BOUND, ratio=1.07)
+    out: list[tuple[str, int, int | None]] = []
+    for c in edges:
+        c = int(c)
+        out.append(("n", c, None))
+        if not distinct:
+            out.extend((f"u{l}", c, l) for l in linf_grid if l < c)
+    return out
+
+
+def candidate_bounds(profile: str, c: int, l: int | None, distinct: bool) -> Bounds:
+    if distinct:
+        return Bounds(max_partitions=c, max_per_partition=1)
+    cap = c if l is None else l
+    return Bounds(max_partitions=c, max_per_partition=cap, max_total=c)
+
+
+FALSE_BIN = 1e-3  # chance that some empty bin survives the cleaning threshold
+MAX_BLOCK = 4  # widest block of bins merged to find a signal; beyond, the choice falls back to the defaults
+
+
+class _TooNoisy(Exception):
+    """The noisy histograms show no bin or block of bins above the noise."""
+
+
+def noisy_histograms(profile: dict[str, np.ndarray], epsilon: float, edges: np.ndarray) -> dict[str, np.ndarray]:
+    """One noisy histogram per profile, all in one discrete Laplace draw with l1 sensitivity = their number.
+
+    Post-processing, per histogram: bins below ``scale * ln(bins / (2 * FALSE_BIN))`` are set to zero,
+    so that with probability >= 99.9% no empty bin far out passes as a heavy tail (one such bin would
+    dominate the estimated bias); if no bin passes, blocks of adjacent bins are tried
+    (:func:`_significant`). The kept bins are then
+    rescaled to the number of subscribers estimated from all bins (an unbiased sum, averaged over the
+    histograms, which count the same subscribers), so that thin bins lost to the threshold do not
+    make the subscribers look fewer than they are.
+    """
+    names = sorted(profile)
+    exact = np.concatenate([histogram(profile[n], edges) for n in names])
+    noise = laplace(epsilon, len(names))
+    noisy = noise.sample(exact).astype(float)
+    del exact
+    floor = noise.scale * math.log(len(noisy) / (2 * FALSE_BIN))
+    people = max(float(noisy.sum()) / len(names), 0.0)
+    out = {}
+    for i, n in enumerate(names):
+        h = noisy[i * len(edges):(i + 1) * len(edges)]
+        cleaned = _significant(h, floor)
+        cleaned *= people / cleaned.sum()
+        out[n] = cleaned
+    return out
+
+
+def _significant(h: np.ndarray, floor: float) -> np.ndarray:
+    """The bins of ``h`` that stand out of the noise: bins at or above ``floor``; if none, blocks of
+    2, 4, 8... adjacent bins at or above ``floor * sqrt(block)`` (a block sums that many noises),
+    their mass spread over their bins in proportion to the bins' positive noisy counts."""
+    m = 1
+    while True:
+        starts = np.arange(0, len(h), m)
+        blocks = np.add.reduceat(h, starts)
+        strong = np.flatnonzero(blocks >= floor * math.sqrt(m))
+        if len(strong):
+            break
+        if m >= MAX_BLOCK:
+            raise _TooNoisy()
+        m *= 2
+    out = np.zeros_like(h, dtype=float)
+    for j in strong:
+        lo, hi = int(starts[j]), int(min(starts[j] + m, len(h)))
+        part = np.maximum(h[lo:hi], 0.0)
+        weights = part / part.sum() if part.sum() > 0 else np.full(hi - lo, 1.0 / (hi - lo))
+        out[lo:hi] = max(float(blocks[j]), 1.0) * weights
+    return out
+
+
+def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int, choice_epsilon: float,
+                  budgets: Budgets, mechanism: str = "auto", fallback: Bounds | None = None) -> BoundChoice:
+    """Choose bounds (and the mechanism) privately from per-subscriber ``profile`` (see the module docstring).
+
+    Parameters
+    ----------
+    profile
+        From :func:`profiles` (subscribers' own contributions only).
+    distinct
+        Distinct-subscriber statistic (a subscriber adds at most 1 per key).
+    n_keys
+        Size of the public key domain (each key gets noise).
+    choice_epsilon
+        Pure-DP epsilon spent on the noisy histograms.
+    budgets
+        What the release noise may spend afterwards.
+    mechanism
+        ``"auto"``, ``"laplace"`` or ``"gaussian"``.
+    fallback
+        Public bounds used when the histograms show nothing above their noise
+        (no bin, nor block of up to :data:`MAX_BLOCK` bins, passes the threshold).
+    """
+    # Distinct statistics: a subscriber touches at most every key, a public cap on the bins.
+    cap = int(min(MAX_BOUND, max(n_keys, 2))) if distinct else MAX_BOUND
+    edges = bin_edges(cap)
+    try:
+        hists = noisy_histograms(profile, choice_epsilon, edges)
+    except _TooNoisy:
+        # Too little budget to see the contributions: the public defaults (spent budget is not refunded).
+        assert fallback is not None
+        return BoundChoice(fallback, choose_mechanism(budgets, fallback, mechanism), choice_epsilon, math.nan, math.nan, 0)
+    total = float((hists["n"] * bin_means(edges)).sum())
+    best: tuple[float, float, float, Bounds] | None = None
+    cands = candidates(distinct, n_keys)
+    kept_by_bin = {c: mean_clipped(edges, c) for c in {c for _, c, _ in cands}}
+    for name, c, l in cands:
+        kept = float((hists[name] * kept_by_bin[c]).sum())
+        bias = max(total - kept, 0.0)
+        bounds = candidate_bounds(name, c, l, distinct)
+        kind, per_key = _noise_term(mechanism, budgets, bounds)
+        error = expected_error(bias / max(n_keys, 1), kind, choose_mechanism(budgets, bounds, mechanism).scale) * n_keys
+        if best is None or error < best[2]:
+            best = (bias, n_keys * per_key, error, bounds)
+    assert best is not None
+    bias, noise, _, bounds = best
+    return BoundChoice(bounds, choose_mechanism(budgets, bounds, mechanism), choice_epsilon, bias, noise, len(cands))
+
+
+def mean_clipped(edges: np.ndarray, c: int) -> np.ndarray:
+    """Per bin, the mean of ``min(c, v)`` over the integers ``v`` of the bin (the last bin: its edge)."""
+    lo = edges.astype(float)
+    hi = np.append(edges[1:] - 1, edges[-1]).astype(float)
+    width = hi - lo + 1
+    below = np.clip(np.minimum(hi, c) - lo + 1, 0, None)  # integers v <= c
+    top = np.minimum(hi, c)
+    sum_below = np.where(below > 0, (lo + top) * below / 2, 0.0)
+    return (sum_below + (width - below) * c) / width
+
+
+# Relative key sizes assumed when spreading the truncation bias over keys: quantiles of Exp(1)
+# (mean 1), i.e. keys as unequal as an exponential law of counts, the public assumption.
+_SPREAD = -np.log1p(-(np.arange(16) + 0.5) / 16)
+
+
+def expected_error(mean_bias: float, kind: str, scale: float) -> float:
+    """E|b + Z| for one key, averaged over keys whose bias ``b`` is ``mean_bias`` times an Exp(1) key size.
+
+    The truncation bias of a key grows with its count; this spreads the
+    estimated total bias over keys of unequal (exponentially distributed)
+    sizes, between the two simple extremes (equal keys: the least error;
+    bias and noise added key by key: the most).
+    """
+    b = mean_bias * _SPREAD
+    if kind == "laplace":
+        lam = scale  # continuous approximation of the discrete Laplace of this scale
+        values = b + lam * np.exp(-b / lam)
+    else:
+        from scipy.stats import norm
+
+        sigma = math.sqrt(noise_variance(kind, scale))
+        z = b / sigma
+        values = b * (1 - 2 * norm.cdf(-z)) + 2 * sigma * norm.pdf(z)
+    return float(values.mean())
+
+
+# ---------------------------------------------------------------------- conversions
+@lru_cache(maxsize=256)
+def rho_for_epsilon(epsilon: float, delta: float) -> float:
+    """The largest rho (to 1e-6 relative) whose (epsilon, delta)-DP conversion (OpenDP's,
+    Canonne, Kamath, Steinke 2020) is at most ``epsilon``: the Gaussian an (epsilon, delta) request may use."""
+    from privagg.dp.mechanisms import zcdp_epsilon
+
+    lo, hi = 0.0, epsilon  # rho <= epsilon always suffices as an upper bracket (eps >= rho)
+    while zcdp_epsilon(hi, delta) <= epsilon:
+        lo, hi = hi, hi * 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if mid > 0 and zcdp_epsilon(mid, delta) <= epsilon:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-6 * hi:
+            break
+    if lo <= 0:
+        raise ValueError("no rho fits (epsilon, delta)")  # pragma: no cover - epsilon > 0, delta > 0
+    assert zcdp_epsilon(lo, delta) <= epsilon
+    return lo
