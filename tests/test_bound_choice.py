@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 import privagg as pa
-from dp_fixtures import random_world
+from tests.dp_fixtures import random_world
 from privagg.dp import bound_choice
 from privagg.dp.bound_choice import Budgets, choose_mechanism, rho_for_epsilon
 from privagg.dp.bounds import Bounds, BoundsWarning

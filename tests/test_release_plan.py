@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import privagg as pa
-from dp_fixtures import random_world
+from tests.dp_fixtures import random_world
 from privagg.dp.mechanisms import NoiseMechanism
 from privagg.errors import BudgetExceededError, PrivaggInputError
 from privagg.queries import public_keys
