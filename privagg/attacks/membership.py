@@ -14,42 +14,12 @@ and ``n_test`` test groups are drawn, half with the target; test releases
 are published by the model itself (OpenDP noise), the adversary's training
 releases by its seeded simulation (:meth:`Publication.simulate`).
 
-Variants (all run; :data:`VARIANTS`):
-
-``own keys``
-    Sum of the released values over the keys (location, hour) where the
-    target was: the target adds 1 to each. Suppressed values count as 0;
-    ``own keys (suppressed as k/2)`` counts them as ``k / 2`` instead.
-``whitened``
-    Fisher's linear discriminant computed from the population (no
-    training): the released values weighted by the inverse covariance of a
-    group's counts (plus the noise variance) times the difference of the
-    mean counts in and out. Keys the same members fill hour after hour
-    count once, not several times over, and under substitution the
-    substitute's extra presence elsewhere counts too. Over every key up to
-    :data:`WHITEN_ALL_KEYS_UP_TO` keys, over the target's beyond.
-``likelihood ratio``
-    The noise-aware test. The adversary knows the population groups are
-    drawn from, so at each of the target's keys the count of the other
-    members is hypergeometric; convolved with the mechanism
-    (:meth:`Publication.log_likelihood`: noise, suppression, rounding) this
-    gives P(released | in) and P(released | out). The score is the sum over
-    the target's keys of the log ratio (keys treated as independent). For
-    publications without noise or rounding under substitution, every other
-    key counts too: the substitute is one more member somewhere.
-``likelihood ratio (mean counts)``
-    For noisy releases: per key ``log P(released | mean count with the
-    target) - log P(released | mean count without)``.
-``mean difference``
-    A linear score learned on training releases: each key weighted by the
-    difference of its mean in and out, over its variance.
-``<features>/<classifier>``
-    Pyrgelis's attack: features ``stats`` (mean, standard deviation,
-    minimum, maximum, median of each location's series), ``raw`` (the
-    series) or ``stats+raw``, and classifier ``logistic`` (logistic
-    regression on standardised features; ``stats/logistic`` was privagg's
-    former default), ``forest`` (a small random forest) or ``mlp`` (a small
-    multi-layer perceptron), from scikit-learn.
+The variants (all run; :data:`VARIANTS`) are described and implemented in
+:mod:`privagg.attacks.membership_variants`; the ROC, AUC, bootstrap
+intervals and DP bounds in :mod:`privagg.attacks.roc`; the presence matrix
+(:func:`hourly_presence`) in :mod:`privagg.attacks.presence`. This module
+plays the game: it draws the groups, publishes them, scores every variant
+and reports the strongest.
 
 Choosing honestly. Each variant's training risk is its mean AUC over the
 targets on the training groups: statistics have nothing to fit, learned
@@ -82,29 +52,49 @@ so both have ``m`` members; under add/remove DP at epsilon this is a
 2-epsilon pair. With ``neighbouring="add_remove"`` the "out" group is the
 same group without the target (``m - 1`` members) and the pair is exactly
 epsilon apart. For a DP release, every test's ROC must lie under
-:func:`dp_tpr_bound` at that epsilon.
-
-Data. :func:`hourly_presence` turns an ``events`` table into a sparse
-subscriber x (location, hour) matrix holding 1 where the subscriber was
-there, at most one location per subscriber and hour (the one with most
-events). That bounds each subscriber to 24 partitions per day and 1 per
-partition: a DP footfall release with those bounds has noise scale
-``24 / epsilon`` per subscriber-day.
+:func:`~privagg.attacks.roc.dp_tpr_bound` at that epsilon.
 """
 
 from __future__ import annotations
 
-import warnings
-from copy import deepcopy
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, special, stats
+from scipy import sparse
 
 from privagg.anonymisers.models import Exact, Publication
+from privagg.attacks.membership_variants import (  # noqa: F401  (re-exported: importable from here as before)
+    CLASSIFIERS,
+    FEATURE_SETS,
+    FEATURES,
+    MLP_MAX_FEATURES,
+    VARIANTS,
+    WHITEN_ALL_KEYS_UP_TO,
+    _STATISTICS,
+    _applicable,
+    _count_tables,
+    _features,
+    _fit,
+    _Knowledge,
+    _population_covariance,
+    _statistic,
+    _whitened_weights,
+    time_series_features,
+)
+from privagg.attacks.presence import Presence, hourly_presence
 from privagg.attacks.result import AttackResult, strongest_variant
+from privagg.attacks.roc import (  # noqa: F401  (re-exported: importable from here as before)
+    _auc,
+    _bootstrap,
+    _roc_exceeds_bound,
+    _tpr_at,
+    _tpr_at_fpr,
+    auc_interval,
+    dp_auc_bound,
+    dp_tpr_bound,
+    roc_curve,
+)
 from privagg.errors import PrivaggInputError
 
 __all__ = [
@@ -120,533 +110,8 @@ __all__ = [
     "time_series_features",
 ]
 
-# ----------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Presence:
-    """Who was where, hour by hour.
-
-    Attributes
-    ----------
-    matrix
-        Sparse ``(n_users, n_locations * n_hours)`` 0/1 matrix; column
-        ``loc * n_hours + hour``.
-    user_ids
-        ``user_id`` of each row.
-    locations
-        Location id (cell or zone) of each location index.
-    n_hours
-        Length of the time series.
-    """
-
-    matrix: sparse.csr_matrix
-    user_ids: np.ndarray
-    locations: np.ndarray
-    n_hours: int
-
-    @property
-    def n_users(self) -> int:
-        return self.matrix.shape[0]
-
-    @property
-    def n_locations(self) -> int:
-        return len(self.locations)
-
-    def aggregate(self, groups: sparse.spmatrix | np.ndarray) -> np.ndarray:
-        """Footfall of each group: ``(n_groups, n_locations, n_hours)`` counts.
-
-        ``groups`` is an ``(n_groups, n_users)`` 0/1 membership matrix (rows index users as in ``user_ids``).
-        """
-        counts = sparse.csr_matrix(groups, dtype=np.float64) @ self.matrix
-        return np.asarray(counts.todense()).reshape(-1, self.n_locations, self.n_hours)
-
-
-def hourly_presence(
-    events: pd.DataFrame,
-    *,
-    start: str | pd.Timestamp,
-    n_hours: int,
-    locations: Sequence[int] | None = None,
-    location_column: str = "cell_id",
-    location_map: pd.Series | None = None,
-    user_ids: Sequence[int] | None = None,
-) -> Presence:
-    """Build the hourly presence matrix from network events.
-
-    Parameters
-    ----------
-    events
-        Table with ``user_id``, ``ts`` and the location column.
-    start, n_hours
-        The window: hours ``start`` to ``start + n_hours``; events outside are dropped.
-    locations
-        Public domain of locations (every one gets a time series, empty or
-        not). Defaults to the locations present in ``events``.
-    location_column
-        Column holding the location, ``cell_id`` by default.
-    location_map
-        Optional mapping (e.g. cell_id -> zone_id, a Series indexed by cell)
-        applied to the location column first, for coarser locations.
-    user_ids
-        Subscribers to include (rows), defaulting to those with events.
-    """
-    missing = [c for c in ("user_id", "ts", location_column) if c not in events.columns]
-    if missing:
-        raise PrivaggInputError(f"events lacks column(s) {missing}. Fix: pass the 'events' table of a World.")
-    if int(n_hours) != n_hours or n_hours < 1:
-        raise PrivaggInputError(f"n_hours={n_hours!r} is not a positive whole number. Fix: pass e.g. n_hours=24.")
-    start = pd.Timestamp(start)
-    hour = ((events["ts"] - start) // pd.Timedelta(hours=1)).to_numpy()
-    loc = events[location_column]
-    if location_map is not None:
-        loc = loc.map(location_map)
-    loc = loc.to_numpy()
-    keep = (hour >= 0) & (hour < n_hours)
-    uid = events["user_id"].to_numpy()[keep]
-    hour, loc = hour[keep].astype(np.int64), loc[keep]
-    locations = np.unique(loc) if locations is None else np.asarray(locations)
-    user_ids = np.unique(uid) if user_ids is None else np.asarray(user_ids)
-    loc_idx = pd.Index(locations).get_indexer(loc)
-    row = pd.Index(user_ids).get_indexer(uid)
-    ok = (loc_idx >= 0) & (row >= 0)
-    frame = pd.DataFrame({"row": row[ok], "hour": hour[ok], "loc": loc_idx[ok]})
-    # One location per subscriber and hour: the one with most events (ties: lowest index).
-    frame = frame.groupby(["row", "hour", "loc"], sort=True).size().rename("n").reset_index()
-    frame = frame.sort_values(["row", "hour", "n", "loc"], ascending=[True, True, False, True], kind="stable")
-    frame = frame.drop_duplicates(["row", "hour"])
-    col = frame["loc"].to_numpy() * n_hours + frame["hour"].to_numpy()
-    matrix = sparse.csr_matrix(
-        (np.ones(len(frame), dtype=np.float64), (frame["row"].to_numpy(), col)),
-        shape=(len(user_ids), len(locations) * n_hours),
-    )
-    return Presence(matrix, user_ids, locations, int(n_hours))
-
-
-# ----------------------------------------------------------------------------- features and classifier
-
-FEATURES = ("mean", "std", "min", "max", "median")
-
-
-def time_series_features(released: np.ndarray, kind: str = "stats") -> np.ndarray:
-    """Per-location features of released aggregates ``(n, n_locations, n_hours)``.
-
-    ``"stats"``: mean, standard deviation, minimum, maximum and median of each
-    location's series (Pyrgelis et al.); ``"raw"``: the series themselves;
-    ``"stats+raw"``: both. Suppressed values (NaN) count as 0.
-    """
-    x = np.nan_to_num(np.asarray(released, dtype=float), nan=0.0)
-    parts = []
-    if kind in ("stats", "stats+raw"):
-        parts += [x.mean(axis=2), x.std(axis=2), x.min(axis=2), x.max(axis=2), np.median(x, axis=2)]
-    if kind in ("raw", "stats+raw"):
-        parts.append(x.reshape(x.shape[0], -1))
-    if not parts:
-        raise PrivaggInputError(f"features={kind!r} is unknown. Fix: use 'stats', 'raw' or 'stats+raw'.")
-    return np.concatenate(parts, axis=1)
-
-
-# ----------------------------------------------------------------------------- ROC, AUC, DP bound
-
-
-def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fpr, tpr) at every threshold, from (0, 0) to (1, 1); ties handled as one step."""
-    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels).astype(bool)
-    order = np.argsort(-scores, kind="stable")
-    s, lab = scores[order], labels[order]
-    distinct = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
-    tp = np.cumsum(lab)[distinct]
-    fp = np.cumsum(~lab)[distinct]
-    tpr = np.r_[0.0, tp / max(lab.sum(), 1)]
-    fpr = np.r_[0.0, fp / max((~lab).sum(), 1)]
-    return fpr, tpr
-
-
-def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    labels = np.asarray(labels).astype(bool)
-    n1, n0 = labels.sum(), (~labels).sum()
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def _tpr_at(fpr_target: float, fpr: np.ndarray, tpr: np.ndarray) -> float:
-    return float(tpr[fpr <= fpr_target + 1e-12].max())
-
-
-def dp_tpr_bound(fpr: np.ndarray | float, epsilon: float, delta: float = 0.0) -> np.ndarray | float:
-    """Largest TPR any test can reach at false-positive rate ``fpr`` against an (epsilon, delta)-DP release.
-
-    From ``P[S | in] <= e^eps P[S | out] + delta`` applied to the rejection
-    region and its complement (Kairouz, Oh and Viswanath 2015):
-    ``TPR <= min(1, e^eps FPR + delta, 1 - e^-eps (1 - FPR - delta))``.
-    """
-    fpr = np.asarray(fpr, dtype=float)
-    bound = np.minimum.reduce([
-        np.ones_like(fpr),
-        np.exp(epsilon) * fpr + delta,
-        1.0 - np.exp(-epsilon) * (1.0 - fpr - delta),
-    ])
-    bound = np.clip(bound, 0.0, 1.0)
-    return float(bound) if bound.ndim == 0 else bound
-
-
-def dp_auc_bound(epsilon: float, delta: float = 0.0) -> float:
-    """Largest AUC reachable against an (epsilon, delta)-DP release (area under :func:`dp_tpr_bound`)."""
-    grid = np.linspace(0.0, 1.0, 100_001)
-    return float(np.trapezoid(dp_tpr_bound(grid, epsilon, delta), grid))
-
-
-
-
-def _roc_exceeds_bound(scores: np.ndarray, labels: np.ndarray, epsilon: float, delta: float,
-                       alpha: float = 0.05) -> float:
-    """Largest amount by which the ROC exceeds the DP bound beyond sampling error (<= 0: within it).
-
-    The margins are uniform over thresholds, from the one-sided
-    Dvoretzky-Kiefer-Wolfowitz inequality with Massart's constant: with
-    probability at least ``1 - alpha``, at every threshold at once the true
-    TPR is at least the empirical one minus ``sqrt(ln(2/alpha) / (2 n_in))``
-    and the true FPR at most the empirical one plus ``sqrt(ln(2/alpha) / (2 n_out))``.
-    Against a release that honours its guarantee the excess is therefore
-    positive with probability at most ``alpha``, however the threshold was
-    chosen (pointwise intervals at data-chosen thresholds would not say that).
-    """
-    labels = np.asarray(labels).astype(bool)
-    n1, n0 = int(labels.sum()), int((~labels).sum())
-    fpr, tpr = roc_curve(scores, labels)
-    m1 = np.sqrt(np.log(2 / alpha) / (2 * n1))
-    m0 = np.sqrt(np.log(2 / alpha) / (2 * n0))
-    return float(np.max((tpr - m1) - dp_tpr_bound(np.minimum(fpr + m0, 1.0), epsilon, delta)))
-
-
-def _tpr_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
-    """TPR at the ROC point with the largest TPR among those with FPR <= ``fpr`` (ties as one step).
-
-    That point accepts every score above the ``(floor(fpr * n_out) + 1)``-th
-    largest "out" score; the same figure as :func:`roc_curve` gives.
-    """
-    allowed = int(np.floor(fpr * neg.size + 1e-9))
-    if allowed >= neg.size:
-        return 1.0
-    v = np.partition(neg, neg.size - 1 - allowed)[neg.size - 1 - allowed]
-    return float(np.mean(pos > v))
-
-
-def _auc_pn(pos: np.ndarray, neg: np.ndarray) -> float:
-    """AUC from the "in" and "out" scores (ties count one half), as :func:`_auc`."""
-    neg = np.sort(neg)
-    below = np.searchsorted(neg, pos, side="left")
-    ties = np.searchsorted(neg, pos, side="right") - below
-    return float((below.sum() + 0.5 * ties.sum()) / (pos.size * neg.size))
-
-
-def _bootstrap(scored: Sequence[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, n_bootstrap: int,
-               level: float, fprs: Sequence[float] = ()) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of the mean AUC and of the mean TPR at each of ``fprs``, over targets.
-
-    Two levels: targets are resampled, then each drawn target's test groups
-    (stratified by label), the same resamples for every figure.
-    """
-    split = []
-    for scores, labels in scored:
-        labels = np.asarray(labels).astype(bool)
-        split.append((np.asarray(scores, dtype=float)[labels], np.asarray(scores, dtype=float)[~labels]))
-    names = ["auc"] + [f"tpr_at_{f:g}_fpr" for f in fprs]
-    boot = np.empty((n_bootstrap, len(names)))
-    n = len(split)
-    for b in range(n_bootstrap):
-        vals = np.zeros(len(names))
-        for t in rng.integers(0, n, n):
-            pos, neg = split[t]
-            p, q = pos[rng.integers(0, pos.size, pos.size)], neg[rng.integers(0, neg.size, neg.size)]
-            vals[0] += _auc_pn(p, q)
-            for i, f in enumerate(fprs, start=1):
-                vals[i] += _tpr_at_fpr(p, q, f)
-        boot[b] = vals / n
-    alpha = 1 - level
-    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
-    return {name: (float(low[i]), float(high[i])) for i, name in enumerate(names)}
-
-
-def auc_interval(scored: Sequence[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator,
-                 n_bootstrap: int = 500, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean AUC over targets.
-
-    Two levels: targets are resampled, then each drawn target's test groups
-    (stratified by label). Resampling targets carries the spread between
-    targets, and with it the variance of training a classifier per target,
-    which resampling test groups alone would leave out.
-
-    Parameters
-    ----------
-    scored
-        Per target: the attack's scores on the test groups and their labels (True = member).
-    rng
-        Generator for the resampling.
-    n_bootstrap, level
-        Resamples and confidence level.
-    """
-    return _bootstrap(scored, rng, n_bootstrap, level)["auc"]
-
-
-# ----------------------------------------------------------------------------- the variants
-
 #: Adversary priors (background knowledge), see the module docstring.
 PRIORS = ("full", "partial", "past_membership")
-CLASSIFIERS = ("logistic", "forest", "mlp")
-FEATURE_SETS = ("stats", "raw", "stats+raw")
-#: Above this many (location, hour) keys the default run leaves out the networks on raw series: they
-#: cannot be trained on a few hundred groups in seconds, and the linear classifiers cover those features.
-MLP_MAX_FEATURES = 5000
-#: Every variant, in the order ties are broken (simplest first).
-VARIANTS = (
-    "own keys", "own keys (suppressed as k/2)", "whitened", "likelihood ratio",
-    "likelihood ratio (mean counts)", "mean difference",
-) + tuple(f"{f}/{c}" for c in CLASSIFIERS for f in FEATURE_SETS)
-# Variants that need the target's trace (the statistics of the full and partial priors).
-_TRACE_ONLY = ("own keys", "own keys (suppressed as k/2)", "whitened", "likelihood ratio")
-# Variants that fit nothing under the full and partial priors.
-_STATISTICS = _TRACE_ONLY + ("likelihood ratio (mean counts)",)
-
-
-def _classifier(name: str, seed: int) -> Any:
-    """A small scikit-learn classifier: cheap enough for thousands of fits on two cores."""
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if name == "logistic":  # L2, C = 1, on standardised features: privagg's former built-in classifier
-        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=300))
-    if name == "forest":
-        return RandomForestClassifier(n_estimators=30, min_samples_leaf=2, max_features="sqrt",
-                                      random_state=seed, n_jobs=1)
-    if name == "mlp":
-        mlp = MLPClassifier(hidden_layer_sizes=(8,), alpha=1e-1, solver="lbfgs", max_iter=40, random_state=seed)
-        return make_pipeline(StandardScaler(), mlp)
-    raise PrivaggInputError(f"classifier={name!r} is unknown. Fix: use one of {', '.join(CLASSIFIERS)}.")
-
-
-def _scores(model: Any, x: np.ndarray) -> np.ndarray:
-    if hasattr(model, "decision_function"):
-        return np.asarray(model.decision_function(x), dtype=float)
-    proba = np.asarray(model.predict_proba(x), dtype=float)
-    return proba[:, -1] if proba.shape[1] > 1 else np.zeros(len(x))
-
-
-@dataclass
-class _Knowledge:
-    """What one target's adversary knows, and the tables the likelihood-ratio variants need."""
-
-    model: Publication  # the adversary's model of the publication
-    shape: tuple[int, int]  # (n_locations, n_hours)
-    keys: np.ndarray | None = None  # flat (location, hour) columns of the target's known points
-    grid: np.ndarray | None = None  # (n_keys, G) candidate exact counts per key
-    logp_in: np.ndarray | None = None  # log P(count | in) on the grid
-    logp_out: np.ndarray | None = None
-    mean_in: np.ndarray | None = None  # mean count per key with / without the target
-    mean_out: np.ndarray | None = None
-    # Exact-count publications under substitution: the keys the target is not known at also differ in
-    # (one more member out), with ``other_present`` pool members at each of ``other_keys``.
-    other_keys: np.ndarray | None = None
-    other_present: np.ndarray | None = None
-    n_pool: int = 0
-    draws: tuple[int, int] = (0, 0)
-    delta: np.ndarray | None = None  # mean in - mean out, at the known keys or at every key
-    weights: np.ndarray | None = None  # the whitened statistic's weight per key (all keys, or the known ones)
-
-
-def _noise_variance(model: Publication) -> float:
-    """Variance of the noise (and rounding) the model adds to each value."""
-    var = 0.0
-    if model.noise_kind == "laplace":
-        q = np.exp(-1.0 / model.noise_scale)
-        var = 2 * q / (1 - q) ** 2  # discrete Laplace
-    elif model.noise_kind == "gaussian":
-        var = model.noise_scale ** 2
-    if model.rounding:
-        var += model.rounding ** 2 / 12
-    return float(var)
-
-
-#: Above this many (location, hour) keys the whitened statistic uses the target's keys only (memory).
-WHITEN_ALL_KEYS_UP_TO = 2500
-
-
-def _population_covariance(matrix: sparse.csr_matrix, draws: tuple[int, int], model: Publication) -> np.ndarray:
-    """Covariance of a group's released values over every key, from the population (Cholesky factor).
-
-    A group's counts are a sum of draws without replacement, so their
-    covariance is the population's times the number of draws (with the
-    finite-population correction); the noise adds its variance to the diagonal.
-    """
-    n = matrix.shape[0]
-    mu = np.asarray(matrix.mean(axis=0)).ravel()
-    cov = np.asarray((matrix.T @ matrix).todense()) / n - np.outer(mu, mu)
-    d_in, d_out = draws
-    scale = 0.5 * (d_in * (n - d_in) + d_out * (n - d_out)) / max(n - 1, 1)
-    sigma = scale * cov + (_noise_variance(model) + 1e-3) * np.eye(mu.size)
-    return np.linalg.cholesky(sigma)
-
-
-def _whitened_weights(know: _Knowledge, chol: np.ndarray) -> np.ndarray:
-    """Fisher's linear discriminant: ``Sigma^-1 (mean in - mean out)``, from the population.
-
-    Keys the same members fill hour after hour (a home at night) are
-    correlated, and under substitution the substitute adds one member
-    somewhere: the plain sum counts the first several times over and misses
-    the second.
-    """
-    from scipy.linalg import cho_solve
-
-    return cho_solve((chol, True), know.delta)
-
-
-def _count_tables(know: _Knowledge, present: np.ndarray, n_pool: int, draws_in: int, draws_out: int) -> None:
-    """Distribution of each known key's count in and out of the group (hypergeometric draws from the pool).
-
-    ``present[j]`` pool members (the target excluded) are at key ``j``; an
-    "in" group holds the target (1 at each known key) plus ``draws_in``
-    others, an "out" group ``draws_out`` others.
-    """
-    tail = 1e-10
-    hyp_in, hyp_out = stats.hypergeom(n_pool, present, draws_in), stats.hypergeom(n_pool, present, draws_out)
-    lo = np.minimum(hyp_in.ppf(tail) + 1, hyp_out.ppf(tail)).astype(int)
-    hi = np.maximum(hyp_in.isf(tail) + 1, hyp_out.isf(tail)).astype(int)
-    width = int((hi - lo).max(initial=0)) + 1
-    grid = lo[:, None] + np.arange(width)[None, :]
-    with np.errstate(divide="ignore"):
-        know.logp_in = stats.hypergeom.logpmf(grid - 1, n_pool, present[:, None], draws_in)
-        know.logp_out = stats.hypergeom.logpmf(grid, n_pool, present[:, None], draws_out)
-    know.grid = grid.astype(float)
-    know.n_pool, know.draws = n_pool, (draws_in, draws_out)
-    know.mean_in = 1.0 + draws_in * present / n_pool
-    know.mean_out = draws_out * present / n_pool
-    know.delta = know.mean_in - know.mean_out
-
-
-def _clip_log_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a - b`` per key, clipped to +-50 so one impossible value ranks but does not swamp the sum."""
-    with np.errstate(invalid="ignore"):
-        d = a - b
-    return np.clip(np.nan_to_num(d, nan=0.0, posinf=50.0, neginf=-50.0), -50.0, 50.0)
-
-
-def _likelihood_ratio(released: np.ndarray, know: _Knowledge) -> np.ndarray:
-    """Sum over the known keys of log P(released | in) - log P(released | out), counts marginalised."""
-    r = released[:, know.keys]
-    out = np.zeros(len(r))
-    for start in range(0, len(r), 64):  # chunks bound the (rows, keys, grid) temporaries
-        ll = know.model.log_likelihood(r[start:start + 64, :, None], know.grid[None, :, :])
-        a = special.logsumexp(ll + know.logp_in[None], axis=2)
-        b = special.logsumexp(ll + know.logp_out[None], axis=2)
-        out[start:start + 64] = _clip_log_ratio(a, b).sum(axis=1)
-    if know.other_keys is not None and know.other_keys.size:
-        out += _other_keys_ratio(released[:, know.other_keys], know)
-    return out
-
-
-def _other_keys_ratio(r: np.ndarray, know: _Knowledge) -> np.ndarray:
-    """Exact log ratio at the keys the target is not known at: ``draws_in`` vs ``draws_out`` others there.
-
-    Only for publications without noise or rounding (the counts are the
-    published values, or below ``k`` when suppressed), where the ratio has a
-    closed form; with noise the one extra member is lost in it anyway.
-    """
-    (d_in, d_out), n, c = know.draws, know.n_pool, know.other_present[:, None]
-    hidden = np.isnan(r)
-    v = np.clip(np.nan_to_num(r, nan=0.0), 0, None).astype(np.int64)
-    values = np.arange(int(v.max(initial=0)) + 1)[None, :]
-    with np.errstate(divide="ignore"):  # one table per key over the values seen, then look up
-        table = _clip_log_ratio(stats.hypergeom.logpmf(values, n, c, d_in), stats.hypergeom.logpmf(values, n, c, d_out))
-        cols = np.arange(r.shape[1])[None, :]
-        out = table[cols, v]
-        if know.model.k is not None and hidden.any():
-            cut = know.model.k - 1
-            below = _clip_log_ratio(stats.hypergeom.logcdf(cut, n, c[:, 0], d_in),
-                                    stats.hypergeom.logcdf(cut, n, c[:, 0], d_out))
-            out = np.where(hidden, below[None, :], out)
-    return out.sum(axis=1)
-
-
-def _mean_count_ratio(released: np.ndarray, mean_in: np.ndarray, mean_out: np.ndarray,
-                      model: Publication) -> np.ndarray:
-    """Sum over keys of log P(released | mean count in) - log P(released | mean count out)."""
-    ok = np.isfinite(mean_in) & np.isfinite(mean_out) & (np.rint(mean_in) != np.rint(mean_out))
-    if not ok.any():
-        return np.zeros(len(released))
-    r = released[:, ok]
-    a = model.log_likelihood(r, mean_in[ok][None, :])
-    b = model.log_likelihood(r, mean_out[ok][None, :])
-    return _clip_log_ratio(a, b).sum(axis=1)
-
-
-def _statistic(name: str, know: _Knowledge) -> Callable[[np.ndarray], np.ndarray]:
-    """Score function of a variant that fits nothing."""
-    if name == "own keys":
-        return lambda rel: np.nan_to_num(rel[:, know.keys], nan=0.0).sum(axis=1)
-    if name == "own keys (suppressed as k/2)":
-        return lambda rel: np.nan_to_num(rel[:, know.keys], nan=know.model.k / 2).sum(axis=1)
-    if name == "whitened":
-        cols = slice(None) if know.weights.size == know.shape[0] * know.shape[1] else know.keys
-        return lambda rel: np.nan_to_num(rel[:, cols], nan=0.0) @ know.weights
-    if name == "likelihood ratio":
-        return lambda rel: _likelihood_ratio(rel, know)
-    if name == "likelihood ratio (mean counts)":
-        return lambda rel: _mean_count_ratio(rel[:, know.keys], know.mean_in, know.mean_out, know.model)
-    raise PrivaggInputError(f"membership variant {name!r} is unknown. Fix: use some of {', '.join(VARIANTS)}.")
-
-
-def _fit(name: str, know: _Knowledge, released: np.ndarray, labels: np.ndarray, feats: dict[str, np.ndarray],
-         seed: int, classifier: Any = None) -> Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray]:
-    """Fit a learned variant on training releases (and their features); return its score function."""
-    if name == "mean difference":
-        x = np.nan_to_num(released, nan=0.0)
-        mu1, mu0 = x[labels].mean(axis=0), x[~labels].mean(axis=0)
-        var = 0.5 * (x[labels].var(axis=0) + x[~labels].var(axis=0))
-        w = (mu1 - mu0) / (var + 1e-9)
-        return lambda rel, _: np.nan_to_num(rel, nan=0.0) @ w
-    if name == "likelihood ratio (mean counts)":  # means learned from past releases (no trace)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # keys suppressed in every release: NaN mean
-            mean_in, mean_out = np.nanmean(released[labels], axis=0), np.nanmean(released[~labels], axis=0)
-        return lambda rel, _: _mean_count_ratio(rel, mean_in, mean_out, know.model)
-    kind, clf = name.split("/", 1)
-    model = deepcopy(classifier) if classifier is not None else _classifier(clf, seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a few MLP iterations do not converge: by design, for speed
-        model.fit(feats[kind], labels)
-    return lambda _, f: _scores(model, f[kind])
-
-
-def _features(released: np.ndarray, shape: tuple[int, int], kinds: set[str]) -> dict[str, np.ndarray]:
-    """The feature sets the classifiers need, each computed once per set of releases."""
-    out: dict[str, np.ndarray] = {}
-    cube = released.reshape((-1,) + shape)
-    if kinds & {"stats", "stats+raw"}:
-        out["stats"] = time_series_features(cube, "stats")
-    if kinds & {"raw", "stats+raw"}:
-        out["raw"] = time_series_features(cube, "raw")
-    if "stats+raw" in kinds:
-        out["stats+raw"] = np.concatenate([out["stats"], out["raw"]], axis=1)
-    return out
-
-
-def _applicable(prior: str, model: Publication) -> list[str]:
-    names = []
-    for name in VARIANTS:
-        if prior == "past_membership" and name in _TRACE_ONLY:
-            continue
-        if name == "own keys (suppressed as k/2)" and model.k is None:
-            continue
-        if name == "likelihood ratio (mean counts)" and model.noise_kind is None:
-            continue
-        names.append(name)
-    return names
-
 
 # ----------------------------------------------------------------------------- the attack
 

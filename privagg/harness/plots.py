@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from privagg.attacks.roc import dp_auc_bound, dp_tpr_bound
 from privagg.errors import PrivaggInputError
 from privagg.metrics import LOWER_IS_BETTER
 
@@ -53,14 +54,9 @@ METRIC_LABELS: dict[str, str] = {
 def _tradeoff_auc_bound(epsilon: float, delta: float = 0.0) -> float:
     """Largest AUC of any membership test against an (epsilon, delta)-DP release.
 
-    Every test's ROC curve lies under TPR <= min(e^eps FPR + delta, 1 - e^-eps (1 - FPR - delta))
-    (Kairouz, Oh, Viswanath 2015); the AUC of that curve is the bound.
+    :func:`~privagg.attacks.roc.dp_auc_bound`, with epsilon capped where ``e^epsilon`` would overflow.
     """
-    fpr = np.linspace(0.0, 1.0, 4001)
-    e = math.exp(min(epsilon, 700))
-    tpr = np.minimum.reduce([e * fpr + delta, 1.0 - (1.0 - fpr - delta) / e, np.ones_like(fpr)])
-    tpr = np.clip(tpr, 0.0, 1.0)
-    return float(np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr))
+    return dp_auc_bound(min(epsilon, 700.0), delta)
 
 
 def _accuracy_bound(epsilon: float, delta: float = 0.0) -> float:
@@ -70,8 +66,11 @@ def _accuracy_bound(epsilon: float, delta: float = 0.0) -> float:
 
 
 def _tpr_at_1pct_bound(epsilon: float, delta: float = 0.0) -> float:
-    """TPR <= e^epsilon * FPR + delta at FPR = 1%."""
-    return min(1.0, math.exp(min(epsilon, 700)) * 0.01 + delta)
+    """Largest TPR at FPR = 1% of any membership test against an (epsilon, delta)-DP release.
+
+    :func:`~privagg.attacks.roc.dp_tpr_bound` at 1%, with epsilon capped where ``e^epsilon`` would overflow.
+    """
+    return float(dp_tpr_bound(0.01, min(epsilon, 700.0), delta))
 
 
 #: DP bounds on an attack's figure, as functions of (epsilon, delta), by (attack, metric).
