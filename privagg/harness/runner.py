@@ -31,9 +31,8 @@ import pandas as pd
 
 from privagg.errors import PrivaggError, PrivaggInputError
 from privagg.harness import registry
-from privagg.harness.spec import (
-    AttackSpec, ExperimentSpec, StatisticSpec, WorldSpec, canonical_json, load_spec, short_hash,
-)
+from privagg.harness.hashing import canonical_json, short_hash
+from privagg.harness.spec import AttackSpec, ExperimentSpec, StatisticSpec, WorldSpec, load_spec
 from privagg.harness.store import ResultStore, environment, git_commit
 from privagg.metrics import compute_metrics
 

@@ -54,9 +54,7 @@ rejected, with a suggestion when they look like a typo.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,6 +63,7 @@ from typing import Any, Iterable
 from privagg.anonymisers.factory import FAMILY_PARAMETERS as FACTORY_PARAMETERS
 from privagg.attacks.runner import ATTACK_ALIASES, ATTACK_SETTINGS, attack_settings
 from privagg.errors import PrivaggInputError
+from privagg.harness.hashing import canonical_json, short_hash  # noqa: F401 - re-exported
 from privagg.toml_errors import TomlErrors, read_toml_document, suggest
 
 #: Statistics a spec may release: the library's names (privagg.queries.STATISTICS) and short aliases.
@@ -102,16 +101,6 @@ def register_attack_name(name: str) -> None:
     global ATTACK_NAMES
     if name not in ATTACK_NAMES:
         ATTACK_NAMES = (*ATTACK_NAMES, name)
-
-
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON (sorted keys, no spaces) used for hashing."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def short_hash(value: Any, n: int = 16) -> str:
-    """First ``n`` hex digits of the SHA-256 of ``canonical_json(value)``."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:n]
 
 
 @dataclass(frozen=True)
