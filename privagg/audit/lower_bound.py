@@ -51,6 +51,13 @@ Events tried (both directions each):
 
 The bound holds with confidence ``1 - alpha`` whatever the mechanism: a
 correct mechanism is flagged with probability at most ``alpha``.
+
+This module holds the bound (:class:`AuditResult`, the Clopper-Pearson
+bounds, choosing and measuring an event) and the adaptive runner
+:func:`epsilon_lower_bound`. The candidate events are built in
+:mod:`privagg.audit.events`; the neighbouring dataset, the wrapper of an
+anonymiser and the releases drawn from each dataset are in
+:mod:`privagg.audit.draws`. Their public names are importable from here too.
 """
 
 from __future__ import annotations
@@ -63,6 +70,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from privagg.audit.draws import ReleaseMechanism, _describe_keys, _Draws, _key_difference, remove_most_active
+from privagg.audit.events import (
+    _Candidate, _is_discrete, _mironov_candidates, _threshold_candidates, _value_candidates, naive_laplace_reachable,
+)
 from privagg.errors import PrivaggInputError
 
 __all__ = [
@@ -156,234 +167,7 @@ def one_sided_clopper_pearson(
     return np.nan_to_num(lower, nan=0.0), np.nan_to_num(upper, nan=1.0)
 
 
-def remove_most_active(dataset: Any) -> tuple[Any, str]:
-    """D' = D without its most active subscriber (most rows, ties by smallest id).
-
-    ``dataset`` is a DataFrame with a ``user_id`` column, or a
-    :class:`~privagg.world.World` (activity = rows in events, stays and trips;
-    only subscribers who opted in, since releases exclude the others).
-    """
-    from privagg.world import World
-
-    if isinstance(dataset, World):
-        # Subscribers who opted out never reach a release: removing one would change nothing.
-        consenting = dataset.users.loc[dataset.users["opt_in"].to_numpy(dtype=bool), "user_id"]
-        activity = pd.concat(
-            [dataset.events["user_id"], dataset.stays["user_id"], dataset.trips["user_id"]], ignore_index=True
-        ).value_counts()
-        activity = activity.loc[activity.index.isin(consenting)]
-        if activity.empty:
-            raise PrivaggInputError("the World has no events, stays or trips; no subscriber to remove.")
-        user = _top(activity)
-        keep = lambda df: df.loc[df["user_id"] != user].reset_index(drop=True)  # noqa: E731
-        from dataclasses import replace
-
-        neighbour = replace(
-            dataset, users=keep(dataset.users), events=keep(dataset.events), stays=keep(dataset.stays),
-            trips=keep(dataset.trips),
-        )
-        return neighbour, f"removed the most active subscriber (user_id={user}, {int(activity[user])} rows)"
-    if isinstance(dataset, pd.DataFrame) and "user_id" in dataset.columns:
-        activity = dataset["user_id"].value_counts()
-        if activity.empty:
-            raise PrivaggInputError("the dataset is empty; no subscriber to remove.")
-        user = _top(activity)
-        neighbour = dataset.loc[dataset["user_id"] != user].reset_index(drop=True)
-        return neighbour, f"removed the most active subscriber (user_id={user}, {int(activity[user])} rows)"
-    raise PrivaggInputError(
-        "neighbour=None needs a dataset with subscribers: a DataFrame with a 'user_id' column or a World. "
-        "Fix: pass neighbour= as the neighbouring dataset or a function making it."
-    )
-
-
-def _top(activity: pd.Series) -> Any:
-    top = activity.max()
-    return sorted(activity.index[activity.to_numpy() == top])[0]
-
-
-def _as_vector(output: Any) -> np.ndarray:
-    if hasattr(output, "values") and hasattr(output, "privacy"):  # a privagg Release
-        return np.asarray(output.values, dtype=float)
-    if isinstance(output, pd.DataFrame):
-        return output["value"].to_numpy(dtype=float)
-    return np.asarray(output, dtype=float).ravel()
-
-
-def _keys_of(output: Any) -> pd.DataFrame | None:
-    """The released keys of one output (a Release or a DataFrame), or None for a bare vector."""
-    if hasattr(output, "to_pandas") and hasattr(output, "key_columns"):
-        return output.to_pandas().loc[:, list(output.key_columns)]
-    if isinstance(output, pd.DataFrame):
-        return output.loc[:, [c for c in output.columns if c not in ("value", "ci_low", "ci_high")]]
-    return None
-
-
-def _signature(keys: pd.DataFrame | None, n_values: int) -> tuple:
-    """A hashable fingerprint of a release's key set: its size and a hash of the key rows."""
-    if keys is None or keys.shape[1] == 0:
-        return (n_values,)
-    hashed = pd.util.hash_pandas_object(keys, index=False).to_numpy()
-    return (n_values, hash(np.sort(hashed).tobytes()))
-
-
-@dataclass
-class _Draws:
-    """Releases drawn so far from one dataset: values (when every key set is the same), key fingerprints,
-    and one key table per fingerprint (the evidence when key sets differ)."""
-
-    values: list[np.ndarray] = field(default_factory=list)
-    signatures: list[tuple] = field(default_factory=list)
-    keys: dict[tuple, Any] = field(default_factory=dict)
-    record: Any = None
-
-    @property
-    def n(self) -> int:
-        return len(self.signatures)
-
-    def add(self, mechanism: Callable, dataset: Any, n: int, rng: np.random.Generator) -> None:
-        if hasattr(mechanism, "sample"):
-            out = mechanism.sample(dataset, n, rng=rng)
-            rows = list(out) if isinstance(out, list) else list(np.asarray(out, dtype=float).reshape(n, -1))
-            # a mechanism may say which keys its releases carry (the evidence when they depend on the data)
-            keys = mechanism.released_keys(dataset) if hasattr(mechanism, "released_keys") else None
-            outputs = [(np.asarray(r, dtype=float).ravel(), keys) for r in rows]
-        else:
-            outputs = []
-            for _ in range(n):
-                o = mechanism(dataset)
-                if self.record is None:
-                    self.record = getattr(o, "privacy", None)
-                outputs.append((_as_vector(o), _keys_of(o)))
-        for vector, keys in outputs:
-            sig = _signature(keys, len(vector))
-            if sig not in self.keys:
-                self.keys[sig] = keys if keys is not None else np.arange(len(vector))
-            self.signatures.append(sig)
-            self.values.append(vector)
-
-
-def _draw(mechanism: Callable, dataset: Any, n: int, rng: np.random.Generator) -> tuple[np.ndarray, Any]:
-    """``n`` releases as an ``(n, k)`` array, and the privacy record of the first (if it is a Release)."""
-    draws = _Draws()
-    draws.add(mechanism, dataset, n, rng)
-    return np.vstack(draws.values), draws.record
-
-
-class ReleaseMechanism:
-    """An :class:`~privagg.anonymisers.base.Anonymiser` answering one query, as a mechanism to audit.
-
-    ``ReleaseMechanism(anonymiser, query)(world)`` is ``anonymiser.release(world, query)``.
-    The claimed epsilon is the anonymiser's ``epsilon`` (nominal for
-    baselines such as the naive Laplace); the noise scale is read from the
-    releases' privacy records. Each release runs the whole pipeline, so
-    audits of World-level releases need small worlds or patience.
-    """
-
-    def __init__(self, anonymiser: Any, query: Any) -> None:
-        self.anonymiser = anonymiser
-        self.query = query
-        self.claimed_epsilon = getattr(anonymiser, "epsilon", None)
-        self.name = getattr(anonymiser, "name", type(anonymiser).__name__)
-
-    def __call__(self, world: Any) -> Any:
-        return self.anonymiser.release(world, self.query)
-
-
-# ----------------------------------------------------------------------------- Mironov's event
-
-_LIBM_LOG = np.frompyfunc(math.log, 1, 1)  # libm's log, the one numpy's C sampler calls
-
-
-def _log(values: np.ndarray) -> np.ndarray:
-    """libm's log, bit for bit. numpy's vectorised log is used when it agrees with libm on a
-    sample of the inputs (SIMD builds of numpy may differ in the last bit)."""
-    flat = values.ravel()
-    sample = flat[:: max(1, flat.size // 512)]
-    fast = np.log(flat)
-    if np.array_equal(fast[:: max(1, flat.size // 512)], _LIBM_LOG(sample).astype(float)):
-        return fast.reshape(values.shape)
-    return _LIBM_LOG(flat).astype(float).reshape(values.shape)
-
-
-def naive_laplace_reachable(y: np.ndarray, x: np.ndarray, scale: float, radius: int = 4) -> np.ndarray:
-    """Whether each double ``y`` is an output of numpy's textbook Laplace sampler on input ``x``.
-
-    The sampler draws ``U = k * 2**-53`` and returns
-    ``x + scale * log(2U)`` (U < 1/2) or ``x - scale * log(2 - 2U)``, each
-    operation rounded to a double. We invert ``y`` to the nearest lattice
-    points ``k`` and replay the exact floating-point computation. Outputs the
-    sampler produced from ``x`` are always recognised; most outputs produced
-    from another integer are not, because their low-order bits come from a
-    different rounding (Mironov, CCS 2012).
-    """
-    y, x = np.broadcast_arrays(np.asarray(y, dtype=float), np.asarray(x, dtype=float))
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        t = (y - x) / scale
-        ustar = np.where(t < 0, 0.5 * np.exp(np.minimum(t, 0)), 1.0 - 0.5 * np.exp(-np.maximum(t, 0)))
-        k = np.rint(ustar * 2.0**53)[..., None] + np.arange(-radius, radius + 1)
-        valid = (k > 0) & (k < 2.0**53) & np.isfinite(y)[..., None]
-        u = np.where(valid, k, 1.0) * 2.0**-53
-        arg = np.where(u < 0.5, u + u, 2.0 - u - u)
-        log = _log(arg)
-        noise = scale * np.where(u < 0.5, log, -log)
-        replay = x[..., None] + noise
-    return ((replay == y[..., None]) & valid).any(axis=-1)
-
-
-# ----------------------------------------------------------------------------- event search
-
-
-@dataclass
-class _Candidate:
-    description: str
-    # how often the event happened on the choosing part under D and D', and a function for the evaluation half
-    k0: int
-    k1: int
-    evaluate: Callable[[np.ndarray], np.ndarray]
-
-
-def _mironov_candidates(f0: np.ndarray, f1: np.ndarray, c0: np.ndarray, c1: np.ndarray, partitions: np.ndarray,
-                        scale: float) -> list[_Candidate]:
-    """Events "the output in partition j is not a double the naive sampler can produce from count x".
-
-    Under the dataset whose true count is x this never happens; under the
-    other it happens for most outputs. x ranges over integers near the
-    median output, so the true counts need not be known. The counts x are
-    chosen on the fitting part (``f0``, ``f1``), the events counted on the
-    choosing part (``c0``, ``c1``).
-    """
-    out: list[_Candidate] = []
-    n_fit = len(f0)
-    width = int(min(25, max(3, np.ceil(6 * scale / np.sqrt(max(n_fit, 1))))))
-    best: list[tuple[int, float, bool]] = []
-    for j in partitions:
-        centre = np.rint(np.median(np.r_[f0[:, j], f1[:, j]]))
-        xs = np.arange(centre - width, centre + width + 1)
-        fx0 = ~naive_laplace_reachable(f0[:, j, None], xs[None, :], scale)
-        fx1 = ~naive_laplace_reachable(f1[:, j, None], xs[None, :], scale)
-        gap = np.abs(fx0.mean(axis=0) - fx1.mean(axis=0)) * (np.minimum(fx0.sum(axis=0), fx1.sum(axis=0)) == 0)
-        cx0 = (~naive_laplace_reachable(c0[:, j, None], xs[None, :], scale)).sum(axis=0)
-        cx1 = (~naive_laplace_reachable(c1[:, j, None], xs[None, :], scale)).sum(axis=0)
-        for i, x in enumerate(xs):
-            desc = (f"output in partition {j} is not a double numpy's float Laplace sampler can produce "
-                    f"from the count {x:g}")
-            ev = lambda y, j=j, x=x: ~naive_laplace_reachable(y[:, j], x, scale)  # noqa: E731
-            out.append(_Candidate(desc, int(cx0[i]), int(cx1[i]), ev))
-        i = int(np.argmax(gap))
-        if gap[i] > 0:
-            best.append((int(j), float(xs[i]), bool(fx0[:, i].sum() == 0)))
-    # Combine: some partition's output is not reachable from its chosen count, within one side's
-    # zero-frequency events (the side is chosen on the fitting part like everything else).
-    for side in (True, False):
-        chosen = [(j, x) for j, x, never_on_d in best if never_on_d == side]
-        if len(chosen) > 1:
-            js = np.array([c[0] for c in chosen])
-            xs = np.array([c[1] for c in chosen])
-            desc = (f"in one of partitions {js.tolist()} the output is not a double numpy's float Laplace "
-                    f"sampler can produce from the counts {xs.tolist()}")
-            ev = lambda y, js=js, xs=xs: (~naive_laplace_reachable(y[:, js], xs, scale)).any(axis=1)  # noqa: E731
-            out.append(_Candidate(desc, int(ev(c0).sum()), int(ev(c1).sum()), ev))
-    return out
+# ----------------------------------------------------------------------------- choosing and measuring an event
 
 
 def _log_ratio(k_hi: np.ndarray, k_lo: np.ndarray, n: int, alpha: float, delta: float) -> np.ndarray:
@@ -401,81 +185,6 @@ def _log_ratio_upper(k_hi: int, k_lo: int, n: int, alpha: float, delta: float) -
     if float(lo_lo) <= 0:
         return math.inf
     return float(math.log(max(float(hi_hi) - delta, 1e-300) / float(lo_lo)))
-
-
-def _threshold_candidates(
-    name: str, stat: Callable[[np.ndarray], np.ndarray], c0: np.ndarray, c1: np.ndarray, n_thresholds: int = 256
-) -> list[_Candidate]:
-    """Events ``stat >= t`` and ``stat <= t``, counted on the choosing part without storing indicators."""
-    s0, s1 = np.sort(stat(c0)), np.sort(stat(c1))
-    pooled = np.concatenate([s0, s1])
-    distinct = np.unique(pooled)
-    # a discrete statistic gets every value it takes as a threshold; a continuous one, quantiles
-    qs = distinct if len(distinct) <= n_thresholds else np.unique(np.quantile(pooled, np.linspace(0, 1, n_thresholds)))
-    ge0 = len(s0) - np.searchsorted(s0, qs, side="left")
-    ge1 = len(s1) - np.searchsorted(s1, qs, side="left")
-    le0 = np.searchsorted(s0, qs, side="right")
-    le1 = np.searchsorted(s1, qs, side="right")
-    out = []
-    for i, t in enumerate(qs):
-        t = float(t)
-        out.append(_Candidate(f"{name} >= {t:.6g}", int(ge0[i]), int(ge1[i]), lambda y, t=t: stat(y) >= t))
-        out.append(_Candidate(f"{name} <= {t:.6g}", int(le0[i]), int(le1[i]), lambda y, t=t: stat(y) <= t))
-    return out
-
-
-def _value_candidates(f0: np.ndarray, f1: np.ndarray, c0: np.ndarray, c1: np.ndarray, partitions: np.ndarray,
-                      max_values: int = 64) -> list[_Candidate]:
-    """Events on exact output values, for discrete outputs.
-
-    Per partition: "the output equals v" for its most frequent values, and
-    the likelihood-ratio region "the output is one of the values seen more
-    often under D' than under D" (and the reverse), the values chosen on the
-    fitting part. Together with a naive-Bayes sum of per-value log ratios
-    over the partitions (a threshold statistic), these catch mechanisms
-    whose outputs take values with very different probabilities on the two
-    datasets, including values impossible on one of them.
-    """
-    out: list[_Candidate] = []
-    tables = []
-    for j in partitions:
-        values, inverse = np.unique(np.r_[f0[:, j], f1[:, j]], return_inverse=True)
-        n0 = np.bincount(inverse[: len(f0)], minlength=len(values))
-        n1 = np.bincount(inverse[len(f0):], minlength=len(values))
-        ratio = np.log((n1 + 0.5) / (n0 + 0.5)) + math.log((len(f0) + 0.5) / (len(f1) + 0.5))
-        tables.append((int(j), values, ratio))
-        for v in values[np.argsort(-(n0 + n1), kind="stable")[:max_values]]:
-            ev = lambda y, j=j, v=v: y[:, j] == v  # noqa: E731
-            out.append(_Candidate(f"output in partition {j} equals {v:g}", int((c0[:, j] == v).sum()),
-                                  int((c1[:, j] == v).sum()), ev))
-        for sign, word in ((1, "D'"), (-1, "D")):
-            region = values[sign * ratio > 0]
-            if 0 < len(region) < len(values):
-                ev = lambda y, j=j, region=region: np.isin(y[:, j], region)  # noqa: E731
-                shown = ", ".join(f"{v:g}" for v in region[:8]) + (", ..." if len(region) > 8 else "")
-                out.append(_Candidate(f"output in partition {j} is one of the values more frequent under {word} "
-                                      f"({shown})", int(ev(c0).sum()), int(ev(c1).sum()), ev))
-
-    def naive_bayes(y: np.ndarray) -> np.ndarray:
-        total = np.zeros(len(y))
-        for j, values, ratio in tables:
-            idx = np.clip(np.searchsorted(values, y[:, j]), 0, len(values) - 1)
-            total += np.where(values[idx] == y[:, j], ratio[idx], 0.0)
-        return total
-
-    if tables:
-        out += _threshold_candidates("sum of per-value log likelihood ratios", naive_bayes, c0, c1)
-    return out
-
-
-def _is_discrete(y: np.ndarray) -> bool:
-    """Integer-valued outputs, or so few distinct values per partition that exact-value events make sense."""
-    if not len(y):
-        return False
-    if np.all(np.mod(y, 1.0) == 0):
-        return True
-    distinct = max(len(np.unique(y[:, j])) for j in range(min(y.shape[1], 32)))
-    return distinct <= max(16, len(y) // 20)
 
 
 @dataclass
@@ -593,25 +302,6 @@ def _value_look(y0: np.ndarray, y1: np.ndarray, alpha: float, delta: float, nois
     chosen, forward, sel_lb, e0, e1 = _choose_and_measure(candidates, len(c0), b0, b1, alpha, delta)
     return _finish(chosen, forward, sel_lb, e0, e1, len(b0), alpha, delta, len(candidates),
                    int((active | (dm != 0)).sum()))
-
-
-def _describe_keys(keys: Any, limit: int = 10) -> str:
-    if isinstance(keys, pd.DataFrame) and keys.empty:
-        return "none"
-    if isinstance(keys, pd.DataFrame):
-        rows = [", ".join(f"{c}={v}" for c, v in zip(keys.columns, row)) for row in keys.head(limit).itertuples(index=False)]
-        more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
-        return "; ".join(f"({r})" for r in rows) + more
-    return f"{len(keys)} values"
-
-
-def _key_difference(a: Any, b: Any) -> tuple[Any, Any]:
-    """Keys in ``a`` but not ``b`` and the reverse (DataFrames), or the two lengths for bare vectors."""
-    if isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame) and list(a.columns) == list(b.columns):
-        both = a.merge(b.drop_duplicates(), how="outer", indicator=True)
-        return (both.loc[both["_merge"] == "left_only", list(a.columns)],
-                both.loc[both["_merge"] == "right_only", list(a.columns)])
-    return a, b
 
 
 def _keyset_look(d0: _Draws, d1: _Draws, alpha: float, delta: float, share: float,

@@ -16,6 +16,13 @@ refused with one line naming the entry, never repaired. (The chain detects
 edits and damage; it is not a signature: protect the file itself with file
 permissions.)
 
+This module holds the transactional store: :class:`Ledger`, its paths and
+its SQLite plumbing. What a loss costs in a budget's units and whether it
+fits is :mod:`privagg.dp.costs`; the entries' validation, their digest chain
+and the import of JSON ledgers of earlier versions are
+:mod:`privagg.dp.ledger_format`. The public names of both are importable
+from here too.
+
 Paths
 -----
 A path ending in ``.json`` names two files: ``NAME.sqlite``, the ledger, and
@@ -48,9 +55,7 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import shutil
 import sqlite3
@@ -60,17 +65,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from privagg.atomic import atomic_write_text, can_create_in
-from privagg.errors import BudgetExceededError, PrivaggInputError
+
+# Units and costs live in privagg.dp.costs, the entries' format and chain in privagg.dp.ledger_format;
+# the names this module has always offered are re-exported from here.
+from privagg.dp.costs import TOLERANCE, UNITS, check_totals, cost_of, fmt, kind_of, refusal, remaining_of  # noqa: F401
+from privagg.dp.ledger_format import (
+    _ENTRY_FIELDS, _canonical, _column, _entry_digest, _entry_problem, _jsonable, _meta_digest, _read_legacy, _sum,
+)
+from privagg.errors import PrivaggInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from privagg.dp.budget import Loss
 
 SCHEMA_VERSION = 2
 EXPORT_FORMAT = "privagg-ledger-export"
-#: The units of each kind of budget, in the order they are reported.
-UNITS = {"approx": ("epsilon", "delta"), "zcdp": ("rho", "delta")}
-#: Relative float tolerance of a charge that exactly exhausts a budget.
-TOLERANCE = 1e-12
 #: How long a charge waits for another process's transaction (seconds).
 BUSY_TIMEOUT_S = 60.0
 
@@ -96,96 +104,6 @@ CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
 CREATE TRIGGER meta_no_update BEFORE UPDATE ON meta
     BEGIN SELECT RAISE(ABORT, 'privagg ledger totals are fixed'); END;
 """
-
-_ENTRY_FIELDS = ("seq", "request_id", "statistic", "client", "dataset", "window", "parameters", "loss", "cost", "time")
-
-
-# --------------------------------------------------------------------------- units and costs
-def kind_of(totals: Mapping[str, Any]) -> str:
-    """``"approx"`` for ``{"epsilon", "delta"}`` totals, ``"zcdp"`` for ``{"rho", "delta"}``."""
-    for kind, units in UNITS.items():
-        if set(totals) == set(units):
-            return kind
-    raise PrivaggInputError(
-        f"budget totals {dict(totals)} are not in known units. Fix: give epsilon and delta, or rho and delta."
-    )
-
-
-def check_totals(totals: Mapping[str, Any], where: str = "budget") -> dict[str, float]:
-    """Validate a budget's totals (finite, epsilon/rho > 0, 0 <= delta < 1); return them as floats in unit order."""
-    kind = kind_of(totals)
-    out: dict[str, float] = {}
-    for unit in UNITS[kind]:
-        value = totals[unit]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-            raise PrivaggInputError(f"{where}: total {unit}={value!r} is not a finite number. Fix: e.g. {unit}=1.0.")
-        value = float(value)
-        if unit == "delta" and not 0 <= value < 1:
-            raise PrivaggInputError(f"{where}: total delta={value!r} must be in [0, 1). Fix: e.g. delta=1e-9.")
-        if unit != "delta" and value <= 0:
-            raise PrivaggInputError(f"{where}: total {unit}={value!r} must be > 0. Fix: e.g. {unit}=1.0.")
-        out[unit] = value
-    return out
-
-
-def cost_of(loss: Loss, kind: str, statistic: str = "release") -> dict[str, float]:
-    """What ``loss`` costs in a budget of ``kind``: ``{"epsilon", "delta"}`` or ``{"rho", "delta"}``.
-
-    Pure epsilon-DP counts as ``epsilon^2 / 2``-zCDP in a zCDP budget; a zCDP
-    loss in an (epsilon, delta) budget costs the epsilon its rho implies.
-    """
-    if kind == "zcdp":
-        rho = loss.rho if loss.rho is not None else loss.epsilon ** 2 / 2
-        delta = loss.selection_delta if loss.rho is not None else loss.delta
-        cost = {"rho": float(rho), "delta": float(delta)}
-    else:
-        if loss.rho is not None and math.isinf(loss.epsilon):
-            raise PrivaggInputError(
-                f"{statistic}: a zCDP release (rho={loss.rho:g}) charged to an (epsilon, delta) budget needs delta > 0 "
-                "to convert rho to epsilon. Fix: pass delta=, e.g. delta=1e-9, or use Budget(rho=...)."
-            )
-        cost = {"epsilon": float(loss.epsilon), "delta": float(loss.delta)}
-    for unit, value in cost.items():
-        if not math.isfinite(value) or value < 0:
-            raise PrivaggInputError(
-                f"{statistic}: its cost {unit}={value!r} is not a finite number >= 0. Fix: pass a finite epsilon/rho > 0."
-            )
-    return cost
-
-
-def fmt(values: Mapping[str, float]) -> str:
-    """``(epsilon=1, delta=0)``."""
-    return "(" + ", ".join(f"{k}={v:.6g}" for k, v in values.items()) + ")"
-
-
-def refusal(statistic: str, cost: Mapping[str, float], spent: Mapping[str, float],
-            totals: Mapping[str, float]) -> BudgetExceededError | None:
-    """The error refusing ``cost`` after ``spent`` of ``totals``, or ``None`` if it fits (up to float rounding)."""
-    remaining = remaining_of(spent, totals)
-    over = [k for k in cost if not cost[k] <= remaining[k] + TOLERANCE * totals[k]]
-    if not over:
-        return None
-    what = ", ".join(f"{k}={cost[k]:.6g} (remaining {remaining[k]:.6g} of {totals[k]:.6g})" for k in over)
-    return BudgetExceededError(
-        f"{statistic} refused: it would spend {what}. Nothing was computed or drawn. "
-        f"Fix: lower epsilon/rho (or delta) to fit the remaining budget {fmt(remaining)}, or use a new budget."
-    )
-
-
-def remaining_of(spent: Mapping[str, float], totals: Mapping[str, float]) -> dict[str, float]:
-    return {k: max(0.0, total - spent[k]) for k, total in totals.items()}
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
-
-
-def _digest(*parts: Any) -> str:
-    return hashlib.sha256(_canonical(list(parts)).encode()).hexdigest()
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 # --------------------------------------------------------------------------- paths
@@ -500,10 +418,6 @@ def _sqlite_error(exc: BaseException, shown: str) -> PrivaggInputError:
     return PrivaggInputError(f"ledger {shown!r}: SQLite failed ({text}). Fix: check the file, or use a new ledger.")
 
 
-def _meta_digest(meta: Mapping[str, str]) -> str:
-    return _digest("privagg-ledger", meta.get("version"), meta.get("totals"), meta.get("created"))
-
-
 def _totals_from_meta(meta: Mapping[str, str], shown: str) -> dict[str, float]:
     try:
         totals = json.loads(meta["totals"])
@@ -577,93 +491,6 @@ def _initialise(con: sqlite3.Connection, legacy: Path | None,
         if con.in_transaction:
             con.rollback()
         raise
-
-
-def _read_legacy(path: Path, totals: dict[str, float] | None, shown: str) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Validate a JSON ledger of privagg <= 0.x (or an export) for import."""
-    where = f"JSON ledger {str(path)!r}"
-    try:
-        data = json.loads(path.read_text())
-        budget, entries = data["budget"], data["entries"]
-        if not isinstance(budget, dict) or not isinstance(entries, list):
-            raise TypeError
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise PrivaggInputError(
-            f"{where} is not a privagg budget ledger, so it cannot be migrated. Fix: point the ledger at a file "
-            "written by privagg, or a new path."
-        ) from None
-    recorded = check_totals(budget, where)
-    if totals is not None and totals != recorded:
-        raise PrivaggInputError(
-            f"ledger {shown!r} records the budget {recorded} but {totals} was declared. Fix: continue it without "
-            "declaring a total (Budget.load(path), or --budget without --budget-epsilon/--budget-rho), "
-            "or use a new ledger path for a new budget."
-        )
-    kind = kind_of(recorded)
-    out = []
-    for i, old in enumerate(entries, start=1):
-        if not isinstance(old, dict):
-            raise PrivaggInputError(f"{where}: entry {i} is not an object; nothing was migrated. Fix: restore the file from a backup.")
-        entry = {"statistic": old.get("statistic"), "parameters": old.get("parameters", {}), "loss": old.get("loss", {}),
-                 "cost": old.get("cost"), "time": old.get("time", "")}
-        problem = _entry_problem(entry, kind)
-        if problem:
-            raise PrivaggInputError(
-                f"{where}: entry {i} {problem}; nothing was migrated and nothing charged. Fix: restore the file from "
-                "a backup (privagg never repairs a ledger), or start a new ledger."
-            )
-        entry["cost"] = {unit: float(entry["cost"][unit]) for unit in UNITS[kind]}
-        out.append(entry)
-    spent = _sum(out, recorded)
-    over = [k for k in recorded if spent[k] > recorded[k] * (1 + TOLERANCE) + TOLERANCE]
-    if over:
-        raise PrivaggInputError(
-            f"{where}: its entries spend {fmt(spent)}, more than its total {fmt(recorded)}; nothing was migrated. "
-            "Fix: restore the file from a backup."
-        )
-    return recorded, out
-
-
-def _entry_problem(entry: Mapping[str, Any], kind: str) -> str | None:
-    """What is wrong with an entry (``None`` if nothing)."""
-    if not isinstance(entry.get("statistic"), str):
-        return "has no statistic name"
-    if not isinstance(entry.get("parameters"), dict) or not isinstance(entry.get("loss"), dict):
-        return "has malformed parameters or loss"
-    if not isinstance(entry.get("time"), str):
-        return "has no time"
-    cost = entry.get("cost")
-    if not isinstance(cost, dict):
-        return "has no cost"
-    units = UNITS[kind]
-    if set(cost) != set(units):
-        return f"has a cost in units {sorted(map(str, cost))}, not this budget's {list(units)}"
-    for unit in units:
-        value = cost[unit]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"has a cost {unit}={value!r} that is not a number"
-        if not math.isfinite(value):
-            return f"has a cost {unit}={value!r} that is not finite"
-        if value < 0:
-            return f"has a negative cost {unit}={value!r}"
-    return None
-
-
-def _entry_digest(previous: str, entry: Mapping[str, Any]) -> str:
-    return _digest(previous, *(entry.get(f) for f in _ENTRY_FIELDS))
-
-
-def _column(entry: Mapping[str, Any], field: str) -> Any:
-    value = entry[field]
-    return _canonical(value) if field in ("parameters", "loss", "cost") else value
-
-
-def _sum(entries: list[Mapping[str, Any]], totals: Mapping[str, float]) -> dict[str, float]:
-    out = {k: 0.0 for k in totals}
-    for entry in entries:
-        for k, v in entry["cost"].items():
-            out[k] += float(v)
-    return out
 
 
 __all__ = ["Ledger", "check_ledger_path", "cost_of", "ledger_paths", "refusal", "UNITS"]
