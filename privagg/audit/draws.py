@@ -128,13 +128,6 @@ class _Draws:
             self.values.append(vector)
 
 
-def _draw(mechanism: Callable, dataset: Any, n: int, rng: np.random.Generator) -> tuple[np.ndarray, Any]:
-    """``n`` releases as an ``(n, k)`` array, and the privacy record of the first (if it is a Release)."""
-    draws = _Draws()
-    draws.add(mechanism, dataset, n, rng)
-    return np.vstack(draws.values), draws.record
-
-
 class ReleaseMechanism:
     """An :class:`~privagg.anonymisers.base.Anonymiser` answering one query, as a mechanism to audit.
 

@@ -39,6 +39,7 @@ from typing import Any
 from privagg.atomic import atomic_write_text
 from privagg.dp.mechanisms import check_delta, zcdp_epsilon
 from privagg.dp.ledger import Ledger, cost_of, fmt, refusal, remaining_of
+from privagg.dp.ledger_format import _jsonable
 from privagg.dp.units import Loss
 from privagg.errors import BudgetExceededError, PrivaggInputError  # noqa: F401  (BudgetExceededError: re-exported)
 
@@ -220,7 +221,3 @@ def _check_total(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) or value <= 0:
         raise PrivaggInputError(f"{name}={value!r} must be finite and > 0. Fix: pass e.g. {name}=1.0.")
     return float(value)
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
