@@ -367,17 +367,25 @@ def _entry(ctx: TomlErrors, table: Any, i: int, header: str, what: str, keys: It
     return where
 
 
+def _required_choice(ctx: TomlErrors, table: dict[str, Any], key: str, allowed: Iterable[str], noun: str,
+                     where: str, header: str, index: int) -> Any:
+    """``table[key]``, which must be present and one of ``allowed`` (errors name both and suggest a fix)."""
+    allowed = tuple(allowed)
+    value = table.get(key)
+    if value is None:
+        raise ctx.error(where, f"has no '{key}'", f"add {key} = one of {', '.join(map(repr, allowed))}.",
+                        header=header, index=index, key=None)
+    if value not in allowed:
+        raise ctx.error(where, f"{key} = {value!r} is not {noun}",
+                        _fix(str(value), allowed, f"use one of {', '.join(map(repr, allowed))}."),
+                        header=header, index=index, key=key)
+    return value
+
+
 def _parse_statistic(ctx: TomlErrors, table: Any, i: int) -> StatisticSpec:
     h = "statistics"
     where = _entry(ctx, table, i, h, "statistic", STATISTIC_KEYS)
-    stat = table.get("statistic")
-    if stat is None:
-        raise ctx.error(where, "has no 'statistic'", f"add statistic = one of {', '.join(map(repr, STATISTICS))}.",
-                        header=h, index=i, key=None)
-    if stat not in STATISTICS:
-        raise ctx.error(where, f"statistic = {stat!r} is not known",
-                        _fix(str(stat), STATISTICS, f"use one of {', '.join(map(repr, STATISTICS))}."),
-                        header=h, index=i, key="statistic")
+    stat = _required_choice(ctx, table, "statistic", STATISTICS, "known", where, h, i)
     level = table.get("level", "cell")
     if level not in LEVELS and level != "none":
         raise ctx.error(where, f"level = {level!r} is not an area level",
@@ -408,15 +416,9 @@ def _parse_statistic(ctx: TomlErrors, table: Any, i: int) -> StatisticSpec:
 def _parse_attack(ctx: TomlErrors, table: Any, i: int) -> AttackSpec:
     h = "attacks"
     where = _entry(ctx, table, i, h, "attack", ATTACK_KEYS)
-    name = table.get("name")
-    name = ATTACK_ALIASES.get(name, name) if isinstance(name, str) else name
-    if name is None:
-        raise ctx.error(where, "has no 'name'", f"add name = one of {', '.join(map(repr, ATTACK_NAMES))}.",
-                        header=h, index=i, key=None)
-    if name not in ATTACK_NAMES:
-        raise ctx.error(where, f"name = {name!r} is not a known attack",
-                        _fix(str(name), ATTACK_NAMES, f"use one of {', '.join(map(repr, ATTACK_NAMES))}."),
-                        header=h, index=i, key="name")
+    if isinstance(table.get("name"), str):
+        table = {**table, "name": ATTACK_ALIASES.get(table["name"], table["name"])}
+    name = _required_choice(ctx, table, "name", ATTACK_NAMES, "a known attack", where, h, i)
     params = table.get("params", {})
     if not isinstance(params, dict):
         raise ctx.error(where, "'params' is not a table", "write [attacks.params] with key = value lines.",
