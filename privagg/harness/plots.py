@@ -307,9 +307,13 @@ def footfall_map_figure(cells: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     from matplotlib.patches import Rectangle
 
     norm = Normalize(vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1.0)
+    view = _map_view(*next(iter(totals.values())))
     sc = None
+    span = max(view[0][1] - view[0][0], view[1][1] - view[1][0])
     for ax, (name, (frame, area)) in zip(axes[0], totals.items()):
-        side = _tile_side(frame[["x", "y"]].to_numpy(float))
+        # Tiles at least 2% of the frame, so outlying towers stay visible; the busiest are drawn last.
+        side = max(_tile_side(frame[["x", "y"]].to_numpy(float)), 0.02 * span)
+        frame = frame.sort_values("value", na_position="first")
         shown = frame[frame["value"].notna()]
         tiles = [Rectangle((x - side / 2, y - side / 2), side, side) for x, y in shown[["x", "y"]].to_numpy(float)]
         sc = PatchCollection(tiles, cmap="magma_r", norm=norm, edgecolors="white", linewidths=0.3)
@@ -322,8 +326,8 @@ def footfall_map_figure(cells: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                 facecolors="none", edgecolors="#999999", linewidths=0.8, hatch="///"))
             ax.plot([], [], "s", mfc="none", mec="#999999", label=f"suppressed ({len(hidden)})")
             ax.legend(fontsize=7, loc="lower right")
-        ax.set_xlim(frame["x"].min() - side, frame["x"].max() + side)
-        ax.set_ylim(frame["y"].min() - side, frame["y"].max() + side)
+        ax.set_xlim(*view[0])
+        ax.set_ylim(*view[1])
         ax.set_title(name, fontsize=10)
         ax.set_aspect("equal")
         _km_axes(ax)
@@ -331,6 +335,24 @@ def footfall_map_figure(cells: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
         fig.colorbar(sc, ax=list(grid.ravel()), shrink=0.8, label="people (sum over time bins)")
     fig.suptitle(title, fontsize=12)
     return fig
+
+
+def _map_view(frame: pd.DataFrame, area: str, share: float = 0.98) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The map's frame: the box holding ``share`` of the people of the first table (the city, not its empty
+    rural ring, where a few towers would otherwise shrink every tile to a dot), padded by a tile."""
+    xy = frame[["x", "y"]].to_numpy(float)
+    side = _tile_side(xy)
+    weight = frame["value"].fillna(0).clip(lower=0).to_numpy(float)
+    if weight.sum() <= 0:
+        weight = np.ones(len(frame))
+    limits = []
+    for axis in (0, 1):
+        order = np.argsort(xy[:, axis])
+        cum = np.cumsum(weight[order]) / weight.sum()
+        lo = xy[order][np.searchsorted(cum, (1 - share) / 2), axis]
+        hi = xy[order][min(np.searchsorted(cum, 1 - (1 - share) / 2), len(cum) - 1), axis]
+        limits.append((lo - 1.5 * side, hi + 1.5 * side))
+    return limits[0], limits[1]
 
 
 def _km_axes(ax: Any) -> None:
@@ -411,7 +433,7 @@ def risk_figure(results: Sequence[Mapping[str, Any]], labels: Sequence[str] | No
         y = len(results) - 1 - i
         rows = [(r, "#c62828", 0.15 if r.get("dp_comparison") else 0.0, release_label)]
         if r.get("dp_comparison"):
-            rows.append((r["dp_comparison"], "#1565c0", -0.15, "DP, same utility"))
+            rows.append((r["dp_comparison"], "#1565c0", -0.15, "DP, same accuracy"))
         for item, colour, dy, label in rows:
             risk, lo, hi = (item.get(k) for k in ("risk", "ci_low", "ci_high"))
             if risk is None:

@@ -242,7 +242,7 @@ def _kv_table(d: Mapping[str, Any]) -> str:
         if isinstance(v, Mapping) and any(len(str(b)) > 40 for b in v.values()):
             cell = "<br>".join(f"<strong>{e(str(a))}</strong>: {e(str(b))}" for a, b in v.items()) or "none"
         elif isinstance(v, Mapping):
-            cell = e(", ".join(f"{a} = {b}" for a, b in v.items()) or "none")
+            cell = e(", ".join(f"{a} = {_fmt(b) if _num(b) is not None else b}" for a, b in v.items()) or "none")
         elif isinstance(v, list):
             cell = e(", ".join(map(str, v)) or "none")
         else:
