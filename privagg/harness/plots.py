@@ -403,7 +403,7 @@ def od_flow_map_figure(cells: pd.DataFrame, flows: pd.DataFrame, *, top: int = 6
         ax.text(0.5, 0.5, "no flows between different areas", ha="center", va="center", transform=ax.transAxes)
     ax.set_aspect("equal", adjustable="datalim")
     _km_axes(ax)
-    ax.set_title(f"{title} (top {min(top, len(agg))} flows between areas; width and colour by flow)", fontsize=10)
+    ax.set_title(f"{title}\n(the {min(top, len(agg))} largest flows between areas)", fontsize=10)
     fig.tight_layout()
     return fig
 
