@@ -79,7 +79,7 @@ def test_maps():
     plt.close(fig)
     flows = pd.DataFrame({"origin_zone": [0, 0, 1, 2], "destination_zone": [1, 2, 2, 2], "value": [10.0, 3, 5, 9]})
     fig = plots.od_flow_map_figure(cells, flows)
-    assert "top 3" in fig.axes[0].get_title()
+    assert "the 3 largest flows" in fig.axes[0].get_title()
     plt.close(fig)
     with pytest.raises(PrivaggInputError, match="flows have no origin/destination columns"):
         plots.od_flow_map_figure(cells, truth)
