@@ -12,7 +12,8 @@ from privagg.world import World
 from privagg.queries import KeySet, Query
 from privagg.dp.bounds import Bounds
 from privagg.exact import exact_aggregate
-from privagg.dp.budget import Budget, Loss
+from privagg.dp.budget import Budget
+from privagg.dp.units import Loss, PrivacyUnit, UnitLoss
 from privagg.engines import Engine, LocalEngine
 from privagg.releases import dwell_mean, dwell_times, footfall, od_flows, release_query, segment_stats, visits
 from privagg.postprocess import clip_nonnegative, make_consistent, round_to_integers
@@ -40,6 +41,8 @@ __all__ = [
     "visits",
     "KeySet",
     "PrivacyRecord",
+    "PrivacyUnit",
+    "UnitLoss",
     "PrivaggError",
     "PrivaggInputError",
     "Query",
