@@ -162,16 +162,11 @@ def run_attack(attack: str, world: Any, anonymiser: Any, query: Query, *, releas
     s = attack_settings(attack, settings)
     label = label or getattr(anonymiser, "name", type(anonymiser).__name__)
     published = published_query(anonymiser, world, query)
-    result = _RUNNERS[attack](world, anonymiser, query, published, release, s, seed, label)
-    return result if result.target.startswith(label) else replace(result, target=label + _detail(result))
+    return _RUNNERS[attack](world, anonymiser, query, published, release, s, seed, label)
 
 
 def _days(days: int) -> str:
     return "first day" if days == 1 else f"first {days} days"
-
-
-def _detail(result: AttackResult) -> str:
-    return f" ({result.metrics['game']})" if "game" in result.metrics else ""
 
 
 # --------------------------------------------------------------------------- one function per attack
