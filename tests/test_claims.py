@@ -67,7 +67,7 @@ def test_examples_parse():
 def test_unknown_top_level_key_names_file_line_and_suggestion():
     msg = error_of("nme = 'x'\n" + GOOD)
     assert msg == ("claim.toml, line 1: top level: unknown key 'nme'. Fix: did you mean 'name'? allowed keys are "
-                   "name, title, description, seed, data, release, method, attacks, comparison.")
+                   "name, title, description, seed, world, data, release, method, attacks, comparison.")
 
 
 def test_unknown_method_parameter():
@@ -99,7 +99,7 @@ def test_dp_needs_exactly_one_loss():
 
 def test_missing_tables_and_data_choices():
     assert error_of('name = "x"\n') == (
-        "claim.toml: missing [data] table. Fix: add it, e.g. [data] n_users = 2000, n_cells = 100, days = 7")
+        "claim.toml: missing [world] table. Fix: add it, e.g. [world] n_users = 2000, n_cells = 100, days = 7")
     msg = error_of(GOOD.replace("days = 2\n", ""))
     assert msg.startswith("claim.toml, line 4: [data]: has no 'days'.")
     msg = error_of(GOOD.replace("n_users = 300", 'path = "tables"\nn_users = 300'))
@@ -139,3 +139,17 @@ def test_invalid_toml_and_missing_file(tmp_path):
     assert error_of("name = \n").startswith("claim.toml: not valid TOML (")
     with pytest.raises(PrivaggInputError, match="claim file .* does not exist. Fix: check the path"):
         load_claim(tmp_path / "nope.toml")
+
+
+def test_world_table_is_the_specs_vocabulary(tmp_path):
+    """``[world]`` reads as in experiment specs (``data = "DIR"`` for own tables); ``[data]`` stays readable."""
+    (tmp_path / "tables").mkdir()
+    synthetic = GOOD.replace("[data]", "[world]")
+    assert parse_claim(synthetic, tmp_path / "c.toml").data == parse_claim(GOOD, tmp_path / "c.toml").data
+    own = parse_claim(GOOD.replace("[data]", "[world]").replace("n_users = 300\n", 'data = "tables"\n')
+                      .replace("n_cells = 30\n", "").replace("days = 2\n", ""), tmp_path / "c.toml")
+    assert own.data.path == str((tmp_path / "tables").resolve())
+    with pytest.raises(PrivaggInputError, match=r"\[world\]: unknown key 'path'"):
+        parse_claim(synthetic.replace("n_users = 300", 'path = "tables"'), tmp_path / "c.toml")
+    with pytest.raises(PrivaggInputError, match=r"has both \[world\] and \[data\]"):
+        parse_claim(GOOD + '\n[world]\nn_users = 10\n', tmp_path / "c.toml")

@@ -59,8 +59,10 @@ METHODS = tuple(FAMILY_PARAMETERS)
 PRIVACY_UNITS = ("subscriber-day", "subscriber-week", "subscriber")
 ATTACKS = tuple(ATTACK_SETTINGS)
 
-TOP_KEYS = ("name", "title", "description", "seed", "data", "release", "method", "attacks", "comparison")
+TOP_KEYS = ("name", "title", "description", "seed", "world", "data", "release", "method", "attacks", "comparison")
 DATA_KEYS = ("n_users", "n_cells", "days", "seed", "path", "options")
+#: ``[world]``, as in experiment specs: the user's tables are ``data = "DIR"``.
+WORLD_KEYS = ("n_users", "n_cells", "days", "seed", "data", "options")
 RELEASE_KEYS = ("statistic", "level", "time_bin", "by", "crossbreaks", "crossbreak_level",
                 "crossbreak_time_bin", "source")
 #: Parameters a claim may give each method (besides ``family``): a subset of the factory's.
@@ -301,33 +303,37 @@ def _columns(ctx: TomlErrors, value: Any, key: str, where: str, header: str) -> 
     return tuple(value)
 
 
-def _parse_data(ctx: TomlErrors, table: dict[str, Any], base_dir: Path) -> DataSpec:
-    where, h = "[data]", "data"
-    _check_keys(ctx, table, DATA_KEYS, where, h)
+def _parse_data(ctx: TomlErrors, table: dict[str, Any], base_dir: Path, h: str = "data") -> DataSpec:
+    """``[world]`` (the experiment specs' name: ``data = "DIR"`` for the user's tables) or the older ``[data]``
+    (``path = "DIR"``)."""
+    where = f"[{h}]"
+    p = "data" if h == "world" else "path"  # the key naming the user's tables
+    _check_keys(ctx, table, WORLD_KEYS if h == "world" else DATA_KEYS, where, h)
+    table = {("path" if k == p else k): v for k, v in table.items()}
     options = table.get("options", {})
     if not isinstance(options, dict):
         raise ctx.error(where, "'options' is not a table",
-                        "write [data.options] with generate_world options, e.g. events_per_day = 10.", header=h, key="options")
+                        f"write [{h}.options] with generate_world options, e.g. events_per_day = 10.", header=h, key="options")
     if "path" in table:
         clash = [k for k in ("n_users", "n_cells", "days") if k in table]
         if clash:
-            raise ctx.error(where, f"sets both 'path' and '{clash[0]}'",
-                            "keep path = \"DIR\" to audit your own tables, or the synthetic world's parameters, not both.",
+            raise ctx.error(where, f"sets both '{p}' and '{clash[0]}'",
+                            f"keep {p} = \"DIR\" to audit your own tables, or the synthetic world's parameters, not both.",
                             header=h, key=clash[0])
         path = table["path"]
         if not isinstance(path, str) or not path:
-            raise ctx.error(where, f"path = {path!r} is not a directory name",
-                            "write path = \"path/to/tables\" (relative to the claim file).", header=h, key="path")
+            raise ctx.error(where, f"{p} = {path!r} is not a directory name",
+                            f"write {p} = \"path/to/tables\" (relative to the claim file).", header=h, key=p)
         resolved = Path(path) if Path(path).is_absolute() else (base_dir / path).resolve()
         if not resolved.is_dir():
             raise ctx.error(where, f"data directory {str(resolved)!r} does not exist",
                             "give a directory holding cells, users, events, stays and trips as .parquet or .csv "
-                            "(relative paths are relative to the claim file).", header=h, key="path")
+                            "(relative paths are relative to the claim file).", header=h, key=p)
         return DataSpec(path=str(resolved), seed=_int(ctx, table, "seed", where, h, 0, 0) or 0)
     missing = [k for k in ("n_users", "n_cells", "days") if k not in table]
     if missing:
         raise ctx.error(where, f"has no '{missing[0]}'",
-                        "give n_users, n_cells and days (a synthetic world) or path = \"DIR\" (your own tables).",
+                        f"give n_users, n_cells and days (a synthetic world) or {p} = \"DIR\" (your own tables).",
                         header=h, key=None)
     return DataSpec(
         n_users=_int(ctx, table, "n_users", where, h, 20), n_cells=_int(ctx, table, "n_cells", where, h, 20),
@@ -518,8 +524,12 @@ def parse_claim(text: str, path: str | Path = "<claim>") -> Claim:
         if key in raw and not isinstance(raw[key], str):
             raise ctx.error("top level", f"{key} = {raw[key]!r} is not text", f"write {key} = \"...\".", key=key)
     seed = _int(ctx, raw, "seed", "top level", None, 0, 0) or 0
-    data = _parse_data(ctx, _table(ctx, raw, "data", True, "[data] n_users = 2000, n_cells = 100, days = 7"),
-                       base_dir)
+    if "world" in raw and "data" in raw:
+        raise ctx.error("top level", "has both [world] and [data]", "keep [world] (the older name is [data]).",
+                        header="data", key=None)
+    h = "data" if "data" in raw else "world"
+    data = _parse_data(ctx, _table(ctx, raw, h, True, "[world] n_users = 2000, n_cells = 100, days = 7"),
+                       base_dir, h)
     release = _parse_release(ctx, _table(ctx, raw, "release", True,
                                          "[release] statistic = \"footfall\", level = \"cell\", time_bin = \"1h\""))
     method = _parse_method(ctx, _table(ctx, raw, "method", True, "[method] family = \"suppression\", k = 10"), release)
