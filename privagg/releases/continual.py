@@ -50,17 +50,28 @@ from privagg.dp.units import Loss
 from privagg.errors import PrivaggInputError
 
 
-def tree_levels(horizon: int) -> int:
-    """Levels of complete nodes in a tree over ``horizon`` days: ``floor(log2 horizon) + 1``.
+def block_sizes(branching: tuple[int, ...], levels: int) -> list[int]:
+    """Days covered by one node of each level: 1, then times each branching factor (the last repeats)."""
+    sizes = [1]
+    for h in range(1, levels):
+        sizes.append(sizes[-1] * branching[min(h - 1, len(branching) - 1)])
+    return sizes
+
+
+def tree_levels(horizon: int, branching: tuple[int, ...] = (2,)) -> int:
+    """Levels of complete nodes in a tree over ``horizon`` days (binary: ``floor(log2 horizon) + 1``).
 
     Examples
     --------
-    >>> tree_levels(28), tree_levels(32), tree_levels(1)
-    (5, 6, 1)
+    >>> tree_levels(28), tree_levels(32), tree_levels(1), tree_levels(28, (7, 4))
+    (5, 6, 1, 3)
     """
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise PrivaggInputError(f"horizon={horizon!r} must be a whole number of days >= 1. Fix: pass e.g. horizon=28.")
-    return int(math.floor(math.log2(int(horizon)))) + 1
+    levels = 1
+    while block_sizes(branching, levels + 1)[-1] <= horizon:
+        levels += 1
+    return levels
 
 
 def node_mechanism(kind: str, node_loss: float, max_partitions: int) -> NoiseMechanism:
@@ -90,17 +101,23 @@ class TreeCounter:
         Length of each day's vector (the public key domain, fixed for the period).
     loss
         Total loss per subscriber-day over ``horizon`` days: epsilon (``mechanism="laplace"``) or rho
-        (``"gaussian"``). Each of the ``tree_levels(horizon)`` levels gets ``loss / levels``.
+        (``"gaussian"``), split over the ``tree_levels(horizon, branching)`` levels by ``level_shares``.
     budget
         The :class:`~privagg.dp.budget.Budget` charged (per subscriber-day) before any node is noised.
     max_partitions
         Keys one subscriber may add per day (the bound the daily vectors were made with).
     horizon
         Days the charge made at construction covers; the counter keeps going past it, charging one
-        more node level the day a block of a new size first completes.
+        more level (at ``loss / levels``) the day a block of a new size first completes.
     mechanism
         ``"gaussian"`` (discrete Gaussian, zCDP; variance grows with the number of levels, not its
         square) or ``"laplace"`` (discrete Laplace, pure DP).
+    branching
+        Children per node, level by level (the last factor repeats): ``(2,)`` is the binary mechanism;
+        ``(7, 4)`` a calendar tree of days, weeks and 4-week blocks, whose week nodes answer weekly totals
+        with one node.
+    level_shares
+        Share of ``loss`` per level, bottom (days) first (default: equal). Normalised to sum to 1.
     delta
         Only for reporting a Gaussian level's epsilon in the ledger entry (zCDP budgets charge rho).
 
@@ -122,72 +139,94 @@ class TreeCounter:
     max_partitions: int = 1
     horizon: int = 28
     mechanism: str = "gaussian"
+    branching: tuple[int, ...] = (2,)
+    level_shares: tuple[float, ...] | None = None
     delta: float = 0.0
     statistic: str = "continual footfall"
-    levels_charged: int = field(init=False, default=0)
     days: int = field(init=False, default=0)
     #: (level, index) -> published noisy node vector
     nodes: dict[tuple[int, int], np.ndarray] = field(init=False, default_factory=dict)
-    _partial: dict[int, np.ndarray] = field(init=False, default_factory=dict)
+    _pending: dict[int, list[np.ndarray]] = field(init=False, default_factory=dict)
+    _level_losses: list[float] = field(init=False, default_factory=list)
+    _mechanisms: list[NoiseMechanism] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.max_partitions, bool) or not isinstance(self.max_partitions, (int, np.integer)) \
                 or self.max_partitions < 1:
             raise PrivaggInputError(f"max_partitions={self.max_partitions!r} must be a whole number >= 1. "
                                     "Fix: pass e.g. max_partitions=1.")
-        levels = tree_levels(self.horizon)
-        self.node_loss = float(self.loss) / levels
-        self.noise = node_mechanism(self.mechanism, self.node_loss, int(self.max_partitions))
-        self._charge(levels)
+        self.branching = tuple(int(b) for b in self.branching)
+        if not self.branching or any(b < 2 for b in self.branching):
+            raise PrivaggInputError(f"branching={self.branching!r} needs factors >= 2. Fix: pass e.g. (2,) or (7, 4).")
+        levels = tree_levels(self.horizon, self.branching)
+        shares = np.ones(levels) if self.level_shares is None else np.asarray(self.level_shares, dtype=float)
+        if shares.shape != (levels,) or (shares <= 0).any():
+            raise PrivaggInputError(f"level_shares={self.level_shares!r} must give {levels} positive shares (one "
+                                    f"per level over horizon={self.horizon}). Fix: pass {levels} numbers > 0.")
+        self.node_loss = float(self.loss) / levels  # the loss of a level added past the horizon
+        self._charge([float(self.loss) * s / shares.sum() for s in shares])
 
     # -- privacy ---------------------------------------------------------------------------------------
     @property
-    def level_cost(self) -> Loss:
-        """What one node level costs per subscriber-day."""
-        return level_loss(self.mechanism, self.node_loss, self.delta)
+    def levels_charged(self) -> int:
+        return len(self._level_losses)
 
     @property
     def cost(self) -> Loss:
-        """What the tree has been charged so far per subscriber-day: levels x one level's loss."""
-        return self.level_cost * self.levels_charged
+        """What the tree has been charged so far per subscriber-day: the sum of its levels' losses."""
+        return sum(level_loss(self.mechanism, x, self.delta) for x in self._level_losses)
 
-    def _charge(self, levels: int) -> None:
-        """Check and charge ``levels`` more node levels, before any of their nodes is noised."""
-        if levels <= 0:
-            return
-        loss = self.level_cost * levels
+    @property
+    def noise(self) -> NoiseMechanism:
+        """The bottom (daily) level's noise."""
+        return self._mechanisms[0]
+
+    def level_noise(self, level: int) -> NoiseMechanism:
+        return self._mechanisms[level]
+
+    def block(self, level: int) -> int:
+        """Days covered by one node of ``level``."""
+        return block_sizes(self.branching, level + 1)[-1]
+
+    def _charge(self, losses: list[float]) -> None:
+        """Check and charge more node levels, before any of their nodes is noised."""
+        mechanisms = [node_mechanism(self.mechanism, x, int(self.max_partitions)) for x in losses]
+        loss = sum(level_loss(self.mechanism, x, self.delta) for x in losses)
         self.budget.check(loss, self.statistic)
         self.budget.charge(loss, statistic=self.statistic, window="subscriber-day", parameters={
-            "mechanism": self.mechanism, "levels": levels, "from_level": self.levels_charged,
-            "node_loss": self.node_loss, "max_partitions": int(self.max_partitions), "horizon": self.horizon})
-        self.levels_charged += levels
+            "mechanism": self.mechanism, "levels": len(losses), "from_level": self.levels_charged,
+            "level_losses": losses, "max_partitions": int(self.max_partitions), "branching": list(self.branching),
+            "horizon": self.horizon})
+        self._level_losses.extend(losses)
+        self._mechanisms.extend(mechanisms)
 
     # -- publication -----------------------------------------------------------------------------------
     def add_day(self, counts: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
         """Add one day's bounded counts; noise and return the nodes that complete today.
 
         ``counts`` must be bounded per subscriber-day to ``max_partitions`` keys (see
-        :func:`bounded_daily_footfall`). The exact partial sums are kept only until their node
-        completes; published nodes are noised once and never change.
+        :func:`bounded_daily_footfall`). Exact sums of completed children are kept only until their
+        parent completes; published nodes are noised once and never change.
         """
         counts = np.asarray(counts)
         if counts.shape != (self.n_keys,):
             raise PrivaggInputError(f"counts has shape {counts.shape}, expected ({self.n_keys},). "
                                     "Fix: pass one value per key of the counter's key domain, in its order.")
         t = self.days
-        top = ((t + 1) & -(t + 1)).bit_length() - 1  # levels 0..top complete today: 2^top divides t + 1
+        top = 0  # highest level whose block completes today
+        while (t + 1) % self.block(top + 1) == 0:
+            top += 1
         if top + 1 > self.levels_charged:
-            self._charge(top + 1 - self.levels_charged)
+            self._charge([self.node_loss] * (top + 1 - self.levels_charged))
         published = {}
         exact = counts.astype(np.int64)
         for h in range(top + 1):
-            node = (h, (t + 1) // (1 << h) - 1)
-            if h > 0:  # a node is the exact sum of its two children; the left one was kept until now
-                exact = self._partial.pop(h - 1) + exact
-            self.nodes[node] = self.noise.sample(exact).astype(np.int64)
+            if h > 0:  # a node is the exact sum of its children, kept until now
+                exact = np.sum(self._pending.pop(h - 1), axis=0)
+            node = (h, (t + 1) // self.block(h) - 1)
+            self.nodes[node] = self._mechanisms[h].sample(exact).astype(np.int64)
             published[node] = self.nodes[node]
-        # the node completed at level `top` is a left child: keep its exact sum for its parent
-        self._partial[top] = exact
+            self._pending.setdefault(h, []).append(exact)
         self.days += 1
         return published
 
@@ -198,42 +237,45 @@ class TreeCounter:
                                     f"Fix: pass 0 <= start < stop <= {self.days}.")
 
     def dyadic_nodes(self, start: int, stop: int) -> list[tuple[int, int]]:
-        """The fewest published nodes that tile days ``[start, stop)`` (at most 2 per level)."""
+        """The fewest published nodes that tile days ``[start, stop)`` (the canonical decomposition)."""
         self._check_range(start, stop)
         out, t = [], start
         while t < stop:
             h = 0
-            while t % (1 << (h + 1)) == 0 and t + (1 << (h + 1)) <= stop and (h + 1, t >> (h + 1)) in self.nodes:
+            while (t % self.block(h + 1) == 0 and t + self.block(h + 1) <= stop
+                   and (h + 1, t // self.block(h + 1)) in self.nodes):
                 h += 1
-            out.append((h, t >> h))
-            t += 1 << h
+            out.append((h, t // self.block(h)))
+            t += self.block(h)
         return out
 
     def range_total(self, start: int, stop: int) -> np.ndarray:
-        """Noisy total per key over days ``[start, stop)``: the sum of its dyadic nodes."""
+        """Noisy total per key over days ``[start, stop)``: the sum of its canonical nodes."""
         return np.sum([self.nodes[n] for n in self.dyadic_nodes(start, stop)], axis=0).astype(float)
 
     def range_variance(self, start: int, stop: int) -> float:
         """Noise variance of :meth:`range_total` (the same for every key)."""
-        return len(self.dyadic_nodes(start, stop)) * self.noise.variance()
+        return float(sum(self._mechanisms[h].variance() for h, _ in self.dyadic_nodes(start, stop)))
 
-    def _design(self) -> tuple[list[tuple[int, int]], np.ndarray]:
+    def _design(self) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:
         keys = sorted(self.nodes)
         a = np.zeros((len(keys), self.days))
         for i, (h, j) in enumerate(keys):
-            a[i, j << h:(j + 1) << h] = 1.0
-        return keys, a
+            a[i, j * self.block(h):(j + 1) * self.block(h)] = 1.0
+        var = np.array([self._mechanisms[h].variance() for h, _ in keys])
+        return keys, a, var
 
     def consistent_days(self) -> tuple[np.ndarray, np.ndarray]:
-        """Least-squares daily values (days x keys) from all published nodes, and their covariance (days x days).
+        """Generalised least-squares daily values (days x keys) from all published nodes, and their covariance.
 
-        Every node has the same noise variance, so ordinary least squares is the best linear unbiased
-        estimate; it reads only published nodes.
+        The best linear unbiased estimate, each node weighted by the inverse of its level's noise
+        variance; it reads only published nodes.
         """
-        keys, a = self._design()
+        keys, a, var = self._design()
         y = np.stack([self.nodes[k] for k in keys]).astype(float)
-        gram_inv = np.linalg.inv(a.T @ a)
-        return gram_inv @ a.T @ y, gram_inv * self.noise.variance()
+        w = 1.0 / var
+        cov = np.linalg.inv(a.T @ (a * w[:, None]))
+        return cov @ a.T @ (y * w[:, None]), cov
 
     def consistent_range_total(self, start: int, stop: int) -> tuple[np.ndarray, float]:
         """Best linear unbiased total per key over ``[start, stop)`` and its noise variance."""
