@@ -1,0 +1,135 @@
+"""Estimators that borrow strength across time and space, as post-processing of released values only.
+
+A cell's days (or a zone's hours) are alike: the value of a key at one time bin is predicted well by the
+same key's other bins. :func:`shrink_over_time` pulls each released value toward that prediction by as
+much as the noise justifies (empirical Bayes, James-Stein type), and :func:`shrink_toward_parent` pulls a
+small area's value toward its share of its coarser area's value.
+
+Model and its bias
+------------------
+For key ``k`` (e.g. a cell) and time bin ``t`` released with independent noise of variance ``s``
+(public, from the mechanism's scale), the prior mean is ``mu = m_k * f_t``: ``m_k`` the key's mean over its
+bins and ``f_t`` the relative level of bin ``t`` in all keys (hour of day, day of week), both from released
+values. The truth varies around it with variance ``tau^2``, estimated by moments from the released values within
+groups of keys-bins of similar prior (``kappa``: the overall relative spread, for reference). The estimate
+
+    x = mu + w (y - mu),   w = tau^2 / (tau^2 + s)
+
+is not unbiased for a single key: its bias is ``(1 - w) (E[mu] - truth)``, large where a key's bin departs
+from its profile (an event day) and the noise is large. It is reported per key (``bias_bound``: the
+bias at a departure of two prior standard deviations), beside the error.
+
+Intervals: ``x +/- z sqrt(v)`` with ``v = (1 - w)^2 (tau_g^2 + var(mu)) + w^2 s``, the estimator's mean
+squared error when the truth departs from the prior as much as its group (``tau_g^2``) does on average,
+widened within each group by how much the observed standardised residuals' tail exceeds the normal's. They are honest on average over keys when the model's spread is right (their coverage is
+measured in ``benchmarks/bench_structure.py``), not for every key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+
+from privagg.errors import PrivaggInputError
+
+
+@dataclass(frozen=True)
+class Shrunk:
+    """A structured estimate: values, interval bounds, weights on the released value, and bias bounds."""
+
+    value: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    weight: np.ndarray
+    bias_bound: np.ndarray
+    kappa: float
+
+
+def shrink_over_time(released: np.ndarray, noise_variance: float, *, period: int | None = None,
+                     level: float = 0.95, groups: int = 20, key_groups: np.ndarray | None = None,
+                     own_spread: float = 0.5) -> Shrunk:
+    """Shrink a keys x bins matrix of released values toward each key's profile over time.
+
+    Parameters
+    ----------
+    released
+        Noisy released values, one row per key (cell, zone), one column per time bin, in time order.
+    noise_variance
+        Variance of the noise of one released value (public).
+    period
+        Bins per cycle of the common profile (24 for hours: the hour-of-day profile); ``None``: the
+        profile is per column (e.g. day of week over one week).
+    level
+        Interval level.
+    groups
+        Quantile groups of the prior within which the truth's spread ``tau^2`` is estimated.
+    key_groups
+        Optional public label per key (e.g. the cells' ``land_use``): each label gets its own profile over
+        time (offices are busy on weekdays, homes at weekends).
+    own_spread
+        Weight of a key's own spread around its profile (its bins' residuals) against its group's in
+        ``tau^2``: keys that follow their profile poorly are shrunk less.
+
+    Examples
+    --------
+    >>> y = np.array([[100.0, 104, 96, 101], [10, 14, 5, 11]])
+    >>> shrink_over_time(y, 25.0).value.round(1).tolist()[1][2] > 5
+    True
+    """
+    y = np.asarray(released, dtype=float)
+    if y.ndim != 2 or y.shape[1] < 2:
+        raise PrivaggInputError("released must be a keys x time-bins matrix with at least 2 bins. "
+                                "Fix: pivot the release so that each row is a key and each column a time bin.")
+    n_keys, n_bins = y.shape
+    s = float(noise_variance)
+    cycle = n_bins if period is None else int(period)
+    phase = np.arange(n_bins) % cycle
+    m = y.mean(axis=1, keepdims=True)
+    # common profile: each phase's share of the keys' level (from all keys: its noise is negligible)
+    labels = np.zeros(n_keys, dtype=int) if key_groups is None else np.unique(np.asarray(key_groups),
+                                                                               return_inverse=True)[1]
+    f = np.ones((n_keys, n_bins))
+    for lab in np.unique(labels):
+        rows = labels == lab
+        col = np.bincount(phase, weights=y[rows].sum(axis=0), minlength=cycle) / np.bincount(phase, minlength=cycle)
+        f[rows] = (col / max(col.mean(), 1e-12))[phase]
+    # within a key: the mean over the same phase on the other cycles is a better prior when there are several
+    if period is not None and n_bins // cycle >= 2:
+        same = np.stack([y[:, phase == p].mean(axis=1) for p in range(cycle)], axis=1)[:, phase]
+        reps = n_bins // cycle
+        prior = 0.5 * same + 0.5 * np.maximum(m, 0) * f
+        var_prior = 0.25 * s / reps + 0.25 * s / n_bins
+    else:
+        prior = np.maximum(m, 0) * f
+        var_prior = s / n_bins * f ** 2
+    prior = np.maximum(prior, 0.0)
+    resid2 = (y - prior) ** 2 - s - var_prior  # moment estimate of the truth's spread around the prior
+    kappa = max(float(resid2.sum() / max((prior ** 2).sum(), 1e-12)), 0.0)
+    # the spread is estimated within groups of keys-bins of similar prior (quantiles), so small and large
+    # areas each get their own; the groups come from released values only
+    edges = np.unique(np.quantile(prior, np.linspace(0, 1, groups + 1)))
+    group = np.clip(np.searchsorted(edges, prior, side="right") - 1, 0, max(len(edges) - 2, 0))
+    spread = np.bincount(group.ravel(), weights=resid2.ravel()) / np.maximum(np.bincount(group.ravel()), 1)
+    tau2 = np.maximum(spread, 0.0)[group]
+    tau2_group = tau2
+    if own_spread > 0:
+        own = np.maximum(resid2.mean(axis=1, keepdims=True), 0.0)
+        tau2 = (1 - own_spread) * tau2 + own_spread * own
+    w = tau2 / (tau2 + s)
+    x = prior + w * (y - prior)
+    # the estimator's mean squared error when the truth departs from the prior as its group does on average
+    # (a key's own spread, estimated from few bins, sets its weight but not its interval)
+    v = (1 - w) ** 2 * (tau2_group + var_prior) + w ** 2 * s
+    z = float(norm.ppf(0.5 + level / 2))
+    # the model's normal spread understates departures' tails (event days, new areas): widen each group's
+    # intervals by how much the observed standardised residuals' level-quantile exceeds the normal one
+    std = np.abs(y - prior) / np.sqrt(s + tau2_group + var_prior)
+    widen = np.ones(len(spread))
+    for g in range(len(spread)):
+        inside = std[group == g]
+        if inside.size:
+            widen[g] = max(float(np.quantile(inside, level)) / z, 1.0)
+    half = z * np.sqrt(v) * widen[group]
+    return Shrunk(x, x - half, x + half, w, (1 - w) * 2 * np.sqrt(tau2 + var_prior), kappa)
