@@ -48,7 +48,7 @@ class Shrunk:
 
 
 def shrink_over_time(released: np.ndarray, noise_variance: float, *, period: int | None = None,
-                     level: float = 0.95, groups: int = 20, key_groups: np.ndarray | None = None,
+                     level: float = 0.95, groups: int = 10, key_groups: np.ndarray | None = None,
                      own_spread: float = 0.5) -> Shrunk:
     """Shrink a keys x bins matrix of released values toward each key's profile over time.
 
@@ -64,7 +64,8 @@ def shrink_over_time(released: np.ndarray, noise_variance: float, *, period: int
     level
         Interval level.
     groups
-        Quantile groups of the prior within which the truth's spread ``tau^2`` is estimated.
+        Quantile groups of the prior, each split by phase of the cycle, within which the truth's spread
+        ``tau^2`` is estimated.
     key_groups
         Optional public label per key (e.g. the cells' ``land_use``): each label gets its own profile over
         time (offices are busy on weekdays, homes at weekends).
@@ -86,7 +87,6 @@ def shrink_over_time(released: np.ndarray, noise_variance: float, *, period: int
     s = float(noise_variance)
     cycle = n_bins if period is None else int(period)
     phase = np.arange(n_bins) % cycle
-    m = y.mean(axis=1, keepdims=True)
     # common profile: each phase's share of the keys' level (from all keys: its noise is negligible)
     labels = np.zeros(n_keys, dtype=int) if key_groups is None else np.unique(np.asarray(key_groups),
                                                                                return_inverse=True)[1]
@@ -95,15 +95,23 @@ def shrink_over_time(released: np.ndarray, noise_variance: float, *, period: int
         rows = labels == lab
         col = np.bincount(phase, weights=y[rows].sum(axis=0), minlength=cycle) / np.bincount(phase, minlength=cycle)
         f[rows] = (col / max(col.mean(), 1e-12))[phase]
-    # within a key: the mean over the same phase on the other cycles is a better prior when there are several
+    f = np.maximum(f, 1e-6)
+    # the prior of a bin leaves that bin out, so it is independent of the bin's own noise (otherwise the
+    # spread would be underestimated by the covariance and the intervals too narrow)
+    r = y / f
+    level_loo = (r.sum(axis=1, keepdims=True) - r) / (n_bins - 1)
+    inv2 = (1 / f ** 2).sum(axis=1, keepdims=True)
+    var_level = s * f ** 2 * (inv2 - 1 / f ** 2) / (n_bins - 1) ** 2
     if period is not None and n_bins // cycle >= 2:
-        same = np.stack([y[:, phase == p].mean(axis=1) for p in range(cycle)], axis=1)[:, phase]
+        # and the mean of the same phase on the other cycles (a zone's 8 am on the other days)
         reps = n_bins // cycle
-        prior = 0.5 * same + 0.5 * np.maximum(m, 0) * f
-        var_prior = 0.25 * s / reps + 0.25 * s / n_bins
+        same_sum = np.stack([y[:, phase == p].sum(axis=1) for p in range(cycle)], axis=1)[:, phase]
+        same_loo = (same_sum - y) / (reps - 1)
+        prior = 0.5 * same_loo + 0.5 * level_loo * f
+        var_prior = 0.25 * s / (reps - 1) + 0.25 * var_level
     else:
-        prior = np.maximum(m, 0) * f
-        var_prior = s / n_bins * f ** 2
+        prior = level_loo * f
+        var_prior = var_level
     prior = np.maximum(prior, 0.0)
     resid2 = (y - prior) ** 2 - s - var_prior  # moment estimate of the truth's spread around the prior
     kappa = max(float(resid2.sum() / max((prior ** 2).sum(), 1e-12)), 0.0)
@@ -111,6 +119,9 @@ def shrink_over_time(released: np.ndarray, noise_variance: float, *, period: int
     # areas each get their own; the groups come from released values only
     edges = np.unique(np.quantile(prior, np.linspace(0, 1, groups + 1)))
     group = np.clip(np.searchsorted(edges, prior, side="right") - 1, 0, max(len(edges) - 2, 0))
+    # and per phase of the cycle: weekends and nights depart from a key's profile more than weekdays do
+    group = group * cycle + phase[None, :]
+    group = np.unique(group, return_inverse=True)[1].reshape(prior.shape)
     spread = np.bincount(group.ravel(), weights=resid2.ravel()) / np.maximum(np.bincount(group.ravel()), 1)
     tau2 = np.maximum(spread, 0.0)[group]
     tau2_group = tau2

@@ -1,0 +1,54 @@
+"""Shrinkage over time: more accurate than the released values, with intervals that cover at their level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from privagg.dp.mechanisms import gaussian
+from privagg.errors import PrivaggInputError
+from privagg.postprocess.borrow import shrink_over_time
+
+
+def _world(seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """1,000 keys x 7 days: a level per key, a weekly profile, 10% day-to-day departures (seeded numpy: this
+    is the synthetic truth); the release's noise comes from OpenDP's discrete Gaussian."""
+    rng = np.random.default_rng(seed)
+    level = rng.lognormal(4.5, 1.0, size=(1000, 1))
+    profile = np.array([1.0, 1.0, 1.05, 1.0, 1.1, 0.8, 0.7])
+    truth = np.round(level * profile * rng.lognormal(0, 0.1, size=(1000, 7)))
+    mech = gaussian(0.01, 1.0)  # sigma ~ 7
+    released = mech.sample(truth.ravel().astype(np.int64)).reshape(truth.shape).astype(float)
+    return truth, released, mech.variance()
+
+
+def _covers(truth: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    return float(((low <= truth) & (truth <= high)).mean())
+
+
+def test_shrinkage_is_more_accurate_and_its_intervals_cover():
+    """7,000 key-days; the coverage of a 95% interval is a mean of 7,000 nearly independent indicators
+    (sd 0.26%, with the moment estimates' own error well below 1%): the check allows [0.92, 0.98],
+    false-failure probability below 1e-6."""
+    truth, released, s = _world()
+    est = shrink_over_time(released, s)
+    assert np.abs(est.value - truth).sum() < 0.9 * np.abs(released - truth).sum()
+    assert 0.92 <= _covers(truth, est.low, est.high) <= 0.98
+    assert ((0 <= est.weight) & (est.weight <= 1)).all()
+
+
+def test_coverage_check_fails_when_the_noise_is_understated():
+    """Companion: intervals computed as if the noise had a quarter of its variance (half its sigma)
+    fail the same coverage check."""
+    truth, released, s = _world(1)
+    est = shrink_over_time(released, s / 4)
+    assert not 0.92 <= _covers(truth, est.low, est.high) <= 0.98
+
+
+def test_reads_only_the_released_matrix():
+    truth, released, s = _world(2)
+    a = shrink_over_time(released.copy(), s)
+    b = shrink_over_time(released.copy(), s)
+    np.testing.assert_array_equal(a.value, b.value)
+    with pytest.raises(PrivaggInputError, match="Fix:"):
+        shrink_over_time(released[:, :1], s)
