@@ -52,3 +52,22 @@ def test_reads_only_the_released_matrix():
     np.testing.assert_array_equal(a.value, b.value)
     with pytest.raises(PrivaggInputError, match="Fix:"):
         shrink_over_time(released[:, :1], s)
+
+
+def test_od_shrinkage_toward_a_gravity_model_lowers_the_error():
+    """40 x 40 flows from a gravity model with 20% departures (seeded synthetic truth), OpenDP noise of sd ~ 7:
+    the shrunk flows' absolute error is below 80% of the released flows' (it is about 50-57%; a failure
+    would need the moment estimates to be off by far more than their sampling error on 1,600 flows)."""
+    from privagg.postprocess.borrow import shrink_od
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 10, size=(40, 2))
+    dist = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    mass = rng.lognormal(3, 0.7, size=40)
+    truth = np.round(np.outer(mass, mass) / 20 * np.exp(-dist / 3) * rng.lognormal(0, 0.2, size=(40, 40)))
+    mech = gaussian(0.01, 1.0)
+    released = mech.sample(truth.ravel().astype(np.int64)).reshape(truth.shape).astype(float)
+    est = shrink_od(released, mech.variance(), distance=dist)
+    assert np.abs(np.maximum(est.value, 0) - truth).sum() < 0.8 * np.abs(np.maximum(released, 0) - truth).sum()
+    with pytest.raises(PrivaggInputError, match="distance"):
+        shrink_od(released, mech.variance(), distance=dist[:3])

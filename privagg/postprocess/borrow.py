@@ -113,6 +113,26 @@ def shrink_over_time(released: np.ndarray, noise_variance: float, *, period: int
         prior = level_loo * f
         var_prior = var_level
     prior = np.maximum(prior, 0.0)
+    return shrink_toward(y, prior, var_prior, s, phase=np.broadcast_to(phase[None, :], y.shape), groups=groups,
+                         level=level, own_spread=own_spread)
+
+
+def shrink_toward(released: np.ndarray, prior: np.ndarray, prior_variance: np.ndarray | float,
+                  noise_variance: float, *, phase: np.ndarray | None = None, groups: int = 10,
+                  level: float = 0.95, own_spread: float = 0.0) -> Shrunk:
+    """Empirical-Bayes shrinkage of released values toward a prior built from *other* released values.
+
+    ``prior`` must not contain a value's own noise (leave it out), ``prior_variance`` is the prior's noise
+    variance, ``phase`` an optional public label per value that splits the groups in which the truth's
+    spread around the prior is estimated (with ``groups`` quantile groups of the prior). ``own_spread``
+    (2-D inputs only) mixes in each row's own spread. See the module docstring for the bias and intervals.
+    """
+    y = np.asarray(released, dtype=float)
+    prior = np.asarray(prior, dtype=float)
+    s = float(noise_variance)
+    var_prior = np.broadcast_to(np.asarray(prior_variance, dtype=float), y.shape)
+    phase = np.zeros(y.shape, dtype=int) if phase is None else np.unique(np.asarray(phase), return_inverse=True)[1].reshape(y.shape)
+    cycle = int(phase.max()) + 1
     resid2 = (y - prior) ** 2 - s - var_prior  # moment estimate of the truth's spread around the prior
     kappa = max(float(resid2.sum() / max((prior ** 2).sum(), 1e-12)), 0.0)
     # the spread is estimated within groups of keys-bins of similar prior (quantiles), so small and large
@@ -120,12 +140,12 @@ def shrink_over_time(released: np.ndarray, noise_variance: float, *, period: int
     edges = np.unique(np.quantile(prior, np.linspace(0, 1, groups + 1)))
     group = np.clip(np.searchsorted(edges, prior, side="right") - 1, 0, max(len(edges) - 2, 0))
     # and per phase of the cycle: weekends and nights depart from a key's profile more than weekdays do
-    group = group * cycle + phase[None, :]
+    group = group * cycle + phase
     group = np.unique(group, return_inverse=True)[1].reshape(prior.shape)
     spread = np.bincount(group.ravel(), weights=resid2.ravel()) / np.maximum(np.bincount(group.ravel()), 1)
     tau2 = np.maximum(spread, 0.0)[group]
     tau2_group = tau2
-    if own_spread > 0:
+    if own_spread > 0 and y.ndim == 2:
         own = np.maximum(resid2.mean(axis=1, keepdims=True), 0.0)
         tau2 = (1 - own_spread) * tau2 + own_spread * own
     w = tau2 / (tau2 + s)
@@ -144,3 +164,42 @@ def shrink_over_time(released: np.ndarray, noise_variance: float, *, period: int
             widen[g] = max(float(np.quantile(inside, level)) / z, 1.0)
     half = z * np.sqrt(v) * widen[group]
     return Shrunk(x, x - half, x + half, w, (1 - w) * 2 * np.sqrt(tau2 + var_prior), kappa)
+
+
+def shrink_od(released: np.ndarray, noise_variance: float, *, distance: np.ndarray | None = None,
+              distance_bins: int = 12, groups: int = 10, level: float = 0.95, iterations: int = 30) -> Shrunk:
+    """Shrink an origins x destinations matrix of released flows toward a gravity model fitted to them.
+
+    The prior is ``a_o b_d g(distance band)`` fitted by iterative proportional fitting to the released
+    (non-negative) flows' row sums, column sums and sums per distance band (``distance``: the public
+    distance between the areas' centres; ``None``: no distance term). Each margin sums many flows, so a
+    flow's own noise moves its prior by a small part (about 1 / the margin's size), which is neglected.
+    Intra-area flows (distance 0: the diagonal) are their own band and group.
+    """
+    y = np.asarray(released, dtype=float)
+    if y.ndim != 2 or min(y.shape) < 3:
+        raise PrivaggInputError("released must be an origins x destinations matrix (at least 3 x 3). "
+                                "Fix: pivot the OD release with origins as rows and destinations as columns.")
+    s = float(noise_variance)
+    n, m = y.shape
+    target = np.maximum(y, 0)
+    band = np.zeros(y.shape, dtype=int)
+    if distance is not None:
+        d = np.asarray(distance, dtype=float)
+        if d.shape != y.shape:
+            raise PrivaggInputError(f"distance has shape {d.shape}, expected {y.shape}. "
+                                    "Fix: pass the distance between every origin and destination area.")
+        off = d > 0
+        edges = np.quantile(d[off], np.linspace(0, 1, distance_bins + 1)[1:-1]) if off.any() else []
+        band = np.where(off, 1 + np.searchsorted(edges, d), 0)
+    elif n == m:
+        np.fill_diagonal(band, 1)
+    prior = np.full(y.shape, max(target.mean(), 1e-9))
+    band_sum = np.bincount(band.ravel(), weights=target.ravel())
+    for _ in range(iterations):
+        prior *= (target.sum(axis=1, keepdims=True) / np.maximum(prior.sum(axis=1, keepdims=True), 1e-12))
+        prior *= (target.sum(axis=0, keepdims=True) / np.maximum(prior.sum(axis=0, keepdims=True), 1e-12))
+        fit = np.bincount(band.ravel(), weights=prior.ravel(), minlength=len(band_sum))
+        prior *= (band_sum / np.maximum(fit, 1e-12))[band]
+    var_prior = s * (prior / np.maximum(prior.sum(axis=1, keepdims=True), 1e-9)) ** 2 * m  # a margin's noise share
+    return shrink_toward(y, prior, var_prior, s, phase=(band == 0).astype(int), groups=groups, level=level)
