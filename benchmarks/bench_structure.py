@@ -85,8 +85,8 @@ def bench_continual(repeats: int, epsilon_day: float = 1.0, l0: int = 6) -> dict
     methods = {
         "independent daily": None,
         "binary tree": dict(branching=(2,)),
-        "calendar tree (days, weeks, 4 weeks; shares 0.3/0.65/0.05)": dict(branching=(7, 4),
-                                                                           level_shares=(0.3, 0.65, 0.05)),
+        "calendar tree (days, weeks, 4 weeks; shares 0.2/0.75/0.05)": dict(branching=(7, 4),
+                                                                           level_shares=(0.2, 0.75, 0.05)),
     }
     for name, options in methods.items():
         weekly, daily, month, weekly_noise = [], [], [], []
@@ -259,7 +259,15 @@ def bench_footfall(repeats: int, world: Any = None) -> dict[str, Any]:
                                    key_groups=None if labels is None else labels.reindex(y.index).to_numpy())
             x = np.maximum(est.value, 0)
             raw = np.maximum(y.to_numpy(), 0)
-            rows.append({
+            extra = {}
+            if area == "cell_id":  # toward the zone (siblings' share) and the profile, weighted by their misfit
+                from privagg.postprocess.borrow import shrink_toward_parent
+
+                zone = world.cells.drop_duplicates(area).set_index(area)["zone_id"].reindex(y.index).to_numpy()
+                sp = shrink_toward_parent(y.to_numpy(), noise.variance, zone)
+                extra = {"toward_zone_and_time_wre": float(np.abs(np.maximum(sp.value, 0) - t).sum() / t.sum()),
+                         "toward_zone_and_time_coverage_vs_bounded": float(((sp.low <= b) & (b <= sp.high)).mean())}
+            rows.append({**extra,
                 "independent_wre": float(np.abs(raw - t).sum() / t.sum()),
                 "structured_wre": float(np.abs(x - t).sum() / t.sum()),
                 "structured_bias": float((x - t).sum() / t.sum()),

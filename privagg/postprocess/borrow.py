@@ -19,8 +19,9 @@ is not unbiased for a single key: its bias is ``(1 - w) (E[mu] - truth)``, large
 from its profile (an event day) and the noise is large. It is reported per key (``bias_bound``: the
 bias at a departure of two prior standard deviations), beside the error.
 
-Intervals: ``x +/- z sqrt(v)`` with ``v = (1 - w)^2 (tau_g^2 + var(mu)) + w^2 s``, the estimator's mean
-squared error when the truth departs from the prior as much as its group (``tau_g^2``) does on average,
+Intervals: ``x +/- z sqrt(v)`` with ``v = (1 - w)^2 (max(tau^2, tau_g^2) + var(mu)) + w^2 s``, the
+estimator's mean squared error when the truth departs from the prior as much as the key itself or its
+group (``tau_g^2``) does on average, whichever is more,
 widened within each group by how much the observed standardised residuals' tail exceeds the normal's. They are honest on average over keys when the model's spread is right (their coverage is
 measured in ``benchmarks/bench_structure.py``), not for every key.
 """
@@ -150,9 +151,9 @@ def shrink_toward(released: np.ndarray, prior: np.ndarray, prior_variance: np.nd
         tau2 = (1 - own_spread) * tau2 + own_spread * own
     w = tau2 / (tau2 + s)
     x = prior + w * (y - prior)
-    # the estimator's mean squared error when the truth departs from the prior as its group does on average
-    # (a key's own spread, estimated from few bins, sets its weight but not its interval)
-    v = (1 - w) ** 2 * (tau2_group + var_prior) + w ** 2 * s
+    # the estimator's mean squared error when the truth departs from the prior as the key or its group does
+    # (the larger: a key's own spread, from few bins, may understate it)
+    v = (1 - w) ** 2 * (np.maximum(tau2, tau2_group) + var_prior) + w ** 2 * s
     z = float(norm.ppf(0.5 + level / 2))
     # the model's normal spread understates departures' tails (event days, new areas): widen each group's
     # intervals by how much the observed standardised residuals' level-quantile exceeds the normal one
@@ -203,3 +204,44 @@ def shrink_od(released: np.ndarray, noise_variance: float, *, distance: np.ndarr
         prior *= (band_sum / np.maximum(fit, 1e-12))[band]
     var_prior = s * (prior / np.maximum(prior.sum(axis=1, keepdims=True), 1e-9)) ** 2 * m  # a margin's noise share
     return shrink_toward(y, prior, var_prior, s, phase=(band == 0).astype(int), groups=groups, level=level)
+
+
+def shrink_toward_parent(released: np.ndarray, noise_variance: float, parent: np.ndarray, *,
+                         temporal_prior: bool = True, groups: int = 10, level: float = 0.95) -> Shrunk:
+    """Shrink small areas toward their share of their coarser area (and, by default, their own profile).
+
+    ``released`` is areas x time bins (e.g. cells x days), ``parent`` the public coarser area of each row
+    (e.g. the cell's zone). The spatial prior of area ``c`` at bin ``t`` is its siblings' sum at ``t``
+    times ``c``'s ratio to its siblings over the other bins (both without ``(c, t)`` itself); with
+    ``temporal_prior`` it is averaged, weighted by each prior's observed mean squared misfit, with the
+    leave-one-out temporal prior of :func:`shrink_over_time`. Small areas, whose noise is largest against
+    their value, get the most from their parent.
+    """
+    y = np.asarray(released, dtype=float)
+    par = np.unique(np.asarray(parent), return_inverse=True)[1]
+    if y.ndim != 2 or len(par) != y.shape[0] or y.shape[1] < 2:
+        raise PrivaggInputError("released must be areas x time bins with one parent per area. "
+                                "Fix: pass the pivoted release and the coarser area of each of its rows.")
+    s = float(noise_variance)
+    n_bins = y.shape[1]
+    zone = np.stack([np.bincount(par, weights=y[:, t]) for t in range(n_bins)], axis=1)[par]
+    sib = zone - y                                     # siblings at t, without (c, t)
+    count = np.bincount(par)[par][:, None]
+    own_other = y.sum(axis=1, keepdims=True) - y       # c over the other bins
+    sib_other = sib.sum(axis=1, keepdims=True) - sib   # siblings over the other bins
+    ratio = np.maximum(own_other, 0) / np.maximum(sib_other, 1.0)
+    prior = np.maximum(sib, 0) * ratio
+    var_prior = ratio ** 2 * s * np.maximum(count - 1, 1) + prior ** 2 * s * (n_bins - 1) / np.maximum(own_other, 1) ** 2
+    if temporal_prior:
+        f = np.maximum(y.sum(axis=0) / max(y.sum(axis=0).mean(), 1e-12), 1e-6)[None, :]
+        r = y / f
+        t_prior = np.maximum((r.sum(axis=1, keepdims=True) - r) / (n_bins - 1) * f, 0)
+        t_var = s * f ** 2 * ((1 / f ** 2).sum() - 1 / f ** 2) / (n_bins - 1) ** 2
+        # each prior weighted by its observed misfit (mean over all values of (y - prior)^2 - s)
+        mse_s = max(float(np.mean((y - prior) ** 2) - s), 1e-9)
+        mse_t = max(float(np.mean((y - t_prior) ** 2) - s), 1e-9)
+        a = mse_t / (mse_s + mse_t)
+        prior = a * prior + (1 - a) * t_prior
+        var_prior = a ** 2 * var_prior + (1 - a) ** 2 * t_var
+    phase = np.broadcast_to(np.arange(n_bins)[None, :], y.shape)
+    return shrink_toward(y, prior, var_prior, s, phase=phase, groups=groups, level=level)
