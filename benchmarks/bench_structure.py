@@ -273,7 +273,7 @@ def bench_footfall(repeats: int, world: Any = None) -> dict[str, Any]:
                 "structured_bias": float((x - t).sum() / t.sum()),
                 "bounding_bias": float((b - t).sum() / t.sum()),
                 "structured_bias_vs_bounded": float((est.value - b).sum() / b.sum()),
-                "mean_bias_bound_rel": float(est.bias_bound.sum() / t.sum()),
+                "bias_bound_rel": float(est.bias_bound.sum() / t.sum()),  # sum of per-key bounds at 2 prior sd
                 "coverage_vs_bounded": float(((est.low <= b) & (b <= est.high)).mean()),
                 "coverage_vs_truth": float(((est.low <= t) & (t <= est.high)).mean()),
                 "independent_coverage_vs_bounded": float(((table["ci_low"].to_numpy() <= bounded)

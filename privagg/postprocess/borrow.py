@@ -164,7 +164,7 @@ def shrink_toward(released: np.ndarray, prior: np.ndarray, prior_variance: np.nd
         if inside.size:
             widen[g] = max(float(np.quantile(inside, level)) / z, 1.0)
     half = z * np.sqrt(v) * widen[group]
-    return Shrunk(x, x - half, x + half, w, (1 - w) * 2 * np.sqrt(tau2 + var_prior), kappa)
+    return Shrunk(x, x - half, x + half, w, (1 - w) * 2 * np.sqrt(tau2), kappa)
 
 
 def shrink_od(released: np.ndarray, noise_variance: float, *, distance: np.ndarray | None = None,
