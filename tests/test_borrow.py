@@ -71,3 +71,23 @@ def test_od_shrinkage_toward_a_gravity_model_lowers_the_error():
     assert np.abs(np.maximum(est.value, 0) - truth).sum() < 0.8 * np.abs(np.maximum(released, 0) - truth).sum()
     with pytest.raises(PrivaggInputError, match="distance"):
         shrink_od(released, mech.variance(), distance=dist[:3])
+
+
+def test_shrinkage_toward_the_parent_lowers_the_error_of_small_areas():
+    """200 small areas in 20 parents x 7 days, each area a stable share of its parent (seeded synthetic truth),
+    OpenDP noise of sd ~ 7 against values of ~ 15: the shrunk error is below 80% of the released values'
+    (it is about 60%; a failure would need the misfit estimates to be off by far more than their sampling
+    error on 1,400 values)."""
+    from privagg.postprocess.borrow import shrink_toward_parent
+
+    rng = np.random.default_rng(5)
+    parent = np.repeat(np.arange(20), 10)
+    zone_days = rng.lognormal(5, 0.3, size=(20, 7))
+    share = rng.dirichlet(np.ones(10), size=20).ravel()
+    truth = np.round(zone_days[parent] * share[:, None] * rng.lognormal(0, 0.1, size=(200, 7)))
+    mech = gaussian(0.01, 1.0)
+    released = mech.sample(truth.ravel().astype(np.int64)).reshape(truth.shape).astype(float)
+    est = shrink_toward_parent(released, mech.variance(), parent)
+    assert np.abs(np.maximum(est.value, 0) - truth).sum() < 0.8 * np.abs(np.maximum(released, 0) - truth).sum()
+    with pytest.raises(PrivaggInputError, match="Fix:"):
+        shrink_toward_parent(released, mech.variance(), parent[:5])
