@@ -48,7 +48,7 @@ class NoisyODLevels:
     mechanisms: tuple[NoiseMechanism, ...]
     parents: tuple[np.ndarray, ...]         # per vector: index of its parent in the vector above
     loss: Loss
-    bounds: Bounds
+    bounds: tuple[Bounds, ...]
 
     @property
     def variances(self) -> list[float]:
@@ -67,7 +67,7 @@ def _parents(cells: pd.DataFrame, coarse: str | None, fine_keys: pd.DataFrame, f
     return np.asarray(pos.get_indexer(pd.MultiIndex.from_arrays([o, d])), dtype=np.int64)
 
 
-def release_od_levels(world: Any, *, epsilon: float, delta: float, bounds: Bounds,
+def release_od_levels(world: Any, *, epsilon: float, delta: float, bounds: Bounds | Sequence[Bounds],
                       levels: Sequence[str] = ("district", "zone"), shares: Sequence[float] = (0.02, 0.08, 0.9),
                       budget: Budget | None = None) -> NoisyODLevels:
     """Noisy OD flows over the window at the total and at each of ``levels`` (coarsest first).
@@ -80,8 +80,10 @@ def release_od_levels(world: Any, *, epsilon: float, delta: float, bounds: Bound
         The release's loss per subscriber over the window (the noise is the discrete Gaussian of the
         largest rho whose conversion is at most ``(epsilon, delta)``).
     bounds
-        Contribution bounds (trips per subscriber), the same at every level, chosen without looking at
-        the data (or privately, e.g. with ``release_query``'s choice, whose cost the caller accounts).
+        Contribution bounds (trips per subscriber): one for every level, or one per level (coarse levels
+        can afford generous bounds, so that the top-down totals are nearly unbiased, while fine levels
+        give the shape). Chosen without looking at the data (or privately, e.g. with ``release_query``'s
+        choice, whose cost the caller accounts). The total uses the first level's.
     shares
         Share of rho for the total and each level (normalised).
     budget
@@ -103,31 +105,34 @@ def release_od_levels(world: Any, *, epsilon: float, delta: float, bounds: Bound
         budget.check(loss, "od hierarchy")
     engine = default_engine()
     start, end = world.meta["start"], world.meta["end"]
-    keys_out, exact = [], []
-    eff = None
-    for lvl in levels:  # bounded aggregates first: nothing noisy exists yet
+    per_level = [bounds] * len(levels) if isinstance(bounds, Bounds) else list(bounds)
+    if len(per_level) != len(levels):
+        raise PrivaggInputError(f"bounds gives {len(per_level)} bounds for {len(levels)} levels. "
+                                "Fix: pass one Bounds, or one per level.")
+    keys_out, exact, effs = [], [], []
+    for lvl, lvl_bounds in zip(levels, per_level):  # bounded aggregates first: nothing noisy exists yet
         query = Query("od_flows", level=lvl, time_bin=None, start=start, end=end)
         keys = public_keys(query, world.cells, start=start, end=end)
         query = replace(query, keys=keys)
-        eff = effective_bounds(query, bounds)
+        eff = effective_bounds(query, lvl_bounds)
+        effs.append(eff)
         inputs = resolve(world, query, users=None, cells=None, keys=keys)
         totals = engine.bounded_totals(contributions(query, inputs, keys, eff), eff, dense=True)
         keys_out.append(keys.to_pandas())
         exact.append(np.asarray(totals.counts, dtype=np.int64))
-    assert eff is not None
-    total_bounds = Bounds(max_partitions=1, max_per_partition=int(eff.l1_sensitivity))  # all trips in one number
+    total_bounds = Bounds(max_partitions=1, max_per_partition=int(effs[0].l1_sensitivity))  # all trips in one number
     mechs = [choose_mechanism(Budgets(epsilon=e, rho=rho_for_epsilon(e, delta_level)), b, "auto")
-             for e, b in zip(eps_levels, [total_bounds] + [eff] * len(levels))]
+             for e, b in zip(eps_levels, [total_bounds] + effs)]
     if budget is not None:
         budget.charge(loss, statistic="od hierarchy", parameters={"levels": list(levels), "shares": list(shares),
-                                                                  "bounds": eff.to_dict()})
+                                                                  "bounds": [b.to_dict() for b in effs]})
     # the total is bounded with the coarsest level's bounding (the same subscribers' same trips)
     values = [mechs[0].sample(np.array([exact[0].sum()]))] + [m.sample(x) for m, x in zip(mechs[1:], exact)]
     parents = [np.zeros(1, dtype=np.int64)]
     for i, lvl in enumerate(levels):
         parents.append(_parents(world.cells, levels[i - 1] if i else None, keys_out[i], lvl,
                                 keys_out[i - 1] if i else None))
-    return NoisyODLevels(levels, tuple(keys_out), tuple(values), tuple(mechs), tuple(parents), loss, eff)
+    return NoisyODLevels(levels, tuple(keys_out), tuple(values), tuple(mechs), tuple(parents), loss, tuple(effs))
 
 
 def consistent_od(noisy: NoisyODLevels) -> dict[str, pd.DataFrame]:
