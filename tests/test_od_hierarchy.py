@@ -52,3 +52,23 @@ def test_post_processing_never_reads_the_data(small_city, monkeypatch):
     for level in before:
         pd.testing.assert_frame_equal(before[level], after[level])
     assert int(after["zone"]["value"].sum()) == int(after["total"]["value"][0]) == int(after["district"]["value"].sum())
+
+
+def test_each_level_is_noised_for_its_own_bounds(small_city):
+    """The total is noised for all of a subscriber's trips in one number (the bound's l1); each pair level for
+    its own bounds; OpenDP certifies each level's share of epsilon; a wrong number of shares is refused."""
+    from privagg.errors import PrivaggInputError
+
+    noisy = odh.release_od_levels(small_city, epsilon=2.0, delta=1e-9, shares=(1, 1, 2),
+                                  bounds=[Bounds(max_partitions=8, max_per_partition=8, max_total=8),
+                                          Bounds(max_partitions=4)])
+    total, district, zone = noisy.mechanisms
+    assert total.sensitivity == pytest.approx(8 if total.kind == "laplace" else 8.0)
+    from privagg.dp.bound_choice import rho_for_epsilon
+
+    for mech, eps in zip(noisy.mechanisms, (0.5, 0.5, 1.0)):
+        allowed = eps if mech.kind == "laplace" else rho_for_epsilon(eps, 1e-9 / 3)
+        assert mech.privacy_map() <= allowed * (1 + 1e-12)
+    assert [b.max_partitions for b in noisy.bounds] == [8, 4]
+    with pytest.raises(PrivaggInputError, match="shares"):
+        odh.release_od_levels(small_city, epsilon=2.0, delta=1e-9, bounds=Bounds(max_partitions=4), shares=(1, 1))
