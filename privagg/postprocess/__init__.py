@@ -11,8 +11,10 @@ sums across levels, but never move a value out of its interval's reach).
 """
 
 from privagg.postprocess.basic import clip_nonnegative, round_to_integers
+from privagg.postprocess.borrow import Shrunk, shrink_od, shrink_over_time, shrink_toward
 from privagg.postprocess.hierarchy import LEVEL_COLUMNS, LEVELS, consistent_estimates, make_consistent
 from privagg.postprocess.noise import NoiseModel, noise_interval, noise_model
+from privagg.postprocess.od_hierarchy import top_down
 
 __all__ = [
     "LEVELS",
@@ -24,4 +26,9 @@ __all__ = [
     "noise_interval",
     "noise_model",
     "round_to_integers",
+    "Shrunk",
+    "shrink_od",
+    "shrink_over_time",
+    "shrink_toward",
+    "top_down",
 ]
