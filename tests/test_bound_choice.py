@@ -226,10 +226,19 @@ def test_default_bounds_stay_available(world):
     assert rel.privacy.bounds["max_partitions"] == 24 and rel.privacy.parameters["bounds_rule"].startswith("public defaults")
 
 
-def test_too_little_budget_to_choose_falls_back_to_the_public_defaults(world):
+def test_too_little_budget_to_choose_falls_back_to_the_structural_bounds(world):
+    from privagg.releases.core import structural_bounds
+
     rel = pa.footfall(world, epsilon=1e-3, level="zone", keys=zone_hour_keys(world))
-    assert rel.privacy.bounds["max_partitions"] == 24
-    assert "nothing above their noise" in rel.privacy.parameters["bounds_rule"]
+    days = (pd.Timestamp(world.meta["end"]) - pd.Timestamp(world.meta["start"])) / pd.Timedelta(days=1)
+    assert rel.privacy.bounds["max_partitions"] == round(4 * days)
+    assert "too little above their noise" in rel.privacy.parameters["bounds_rule"]
+    start, end = pd.Timestamp("2026-01-05"), pd.Timestamp("2026-01-12")
+    week = structural_bounds(pa.Query("visits", level="cell", time_bin=None), start, end)
+    assert (week.max_total, week.max_per_partition) == (16, 16)  # keys span the week: no per-key cap
+    daily = structural_bounds(pa.Query("od_flows", level="district", time_bin="1D"), start, end)
+    assert (daily.max_total, daily.max_per_partition) == (16, 4)
+    assert structural_bounds(pa.Query("footfall", level="zone", time_bin="1h"), start, end).max_partitions == 28
 
 
 def test_effective_bounds_keep_the_total_bound_where_it_binds():

@@ -36,7 +36,10 @@ The rule
    sensitivities (:func:`expected_error`, :func:`choose_mechanism`). The
    candidate with the smallest sum over keys is used. Candidates are about
    7% apart. If the histograms show nothing above their noise (too little
-   budget), the statistic's public default bounds are used.
+   budget), or the bins that do hold less than half of the estimated
+   subscribers, public fallback bounds derived from the query's structure
+   (window and time bin, :func:`privagg.releases.core.structural_bounds`)
+   are used.
 
 Privacy: the histograms are an ``epsilon_choice``-DP release (pure DP) of
 the subscribers' profiles; the chosen bounds are a function of them only;
@@ -189,15 +192,15 @@ class BoundChoice:
 
     @property
     def fell_back(self) -> bool:
-        """True when the histograms were too noisy and the public defaults were used."""
+        """True when the histograms were too noisy and the public fallback bounds were used."""
         return self.candidates == 0
 
     def describe(self) -> str:
         b = self.bounds
         if self.fell_back:
             return (f"Contribution bounds: the noisy histograms of per-subscriber contributions (discrete Laplace, "
-                    f"epsilon={self.epsilon:.4g}) showed nothing above their noise, so the statistic's public default "
-                    f"bounds were used; {self.mechanism.name} chosen as the lower-variance mechanism for them.")
+                    f"epsilon={self.epsilon:.4g}) showed too little above their noise, so public fallback "
+                    f"bounds derived from the query's window and time bin were used; {self.mechanism.name} chosen as the lower-variance mechanism for them.")
         shape = (f"at most {b.max_total} records per subscriber in all, at most {b.max_per_partition} per key"
                  if b.max_total is not None else f"at most {b.max_partitions} keys per subscriber")
         return (f"Contribution bounds chosen privately ({shape}): noisy histograms of per-subscriber contributions "
@@ -227,6 +230,7 @@ def candidate_bounds(profile: str, c: int, l: int | None, distinct: bool) -> Bou
 
 
 FALSE_BIN = 1e-3  # chance that some empty bin survives the cleaning threshold
+MIN_SIGNAL = 0.5  # share of the estimated subscribers the significant bins must hold, else the fallback
 MAX_BLOCK = 4  # widest block of bins merged to find a signal; beyond, the choice falls back to the defaults
 
 
@@ -256,6 +260,10 @@ def noisy_histograms(profile: dict[str, np.ndarray], epsilon: float, edges: np.n
     for i, n in enumerate(names):
         h = noisy[i * len(edges):(i + 1) * len(edges)]
         cleaned = _significant(h, floor)
+        if cleaned.sum() < MIN_SIGNAL * people:
+            # The bins that stand out hold a minority of the subscribers: their shape says little about
+            # the rest (typically a low block passing while the tail drowns), so the prior is safer.
+            raise _TooNoisy()
         cleaned *= people / cleaned.sum()
         out[n] = cleaned
     return out
@@ -312,7 +320,7 @@ def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int
     try:
         hists = noisy_histograms(profile, choice_epsilon, edges)
     except _TooNoisy:
-        # Too little budget to see the contributions: the public defaults (spent budget is not refunded).
+        # Too little budget to see the contributions: the public fallback (spent budget is not refunded).
         assert fallback is not None
         return BoundChoice(fallback, choose_mechanism(budgets, fallback, mechanism), choice_epsilon, math.nan, math.nan, 0)
     total = float((hists["n"] * bin_means(edges)).sum())
