@@ -163,6 +163,7 @@ class Bench:
         return {
             "wre": float(np.mean([r[0] for r in rows])), "smape": float(np.mean([r[1] for r in rows])),
             "wre_draws": [r[0] for r in rows], "smape_draws": [r[1] for r in rows],
+            "bounds_draws": [r[2].privacy.bounds for r in rows],
             "bounds": rel.privacy.bounds, "mechanism": rel.privacy.parameters.get("mechanism"),
             "released": rows[-1][3],
         }
@@ -260,6 +261,14 @@ def run_dpmr(python: Path, world: Any, epsilons: tuple[float, ...]) -> dict[str,
     return json.loads(out.stdout)
 
 
+def _short(b: dict[str, Any]) -> str:
+    """``L0=..``, ``L0=..xLinf``, or ``C=..[,Linf=..]`` of a bounds dict."""
+    if b.get("max_total") is not None:
+        cap = b["max_per_partition"]
+        return f"C={b['max_total']}" + ("" if cap >= b["max_total"] else f",Linf={cap}")
+    return f"L0={b['max_partitions']}" + ("" if b["max_per_partition"] == 1 else f"xLinf={b['max_per_partition']}")
+
+
 # ---------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -291,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             row: dict[str, Any] = {
                 "case": case.name, "keys": len(keys), "epsilon": eps, "delta": DELTA, "metric": case.metric,
                 "auto_wre": a["wre"], "auto_smape": a["smape"], "auto_bounds": a["bounds"], "auto_mechanism": a["mechanism"],
+                "auto_bounds_draws": a["bounds_draws"],
             }
             if hand:
                 best = hand[eps]
@@ -311,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                 row["by_population"] = by_population(keys, a["released"], true, population, case.metric)
             rows.append(row)
             m = case.metric
-            ref = f"  best hand {row[f'hand_{m}']:.4f} ({row[f'hand_{m}_mechanism']} {row[f'hand_{m}_bounds']})  ratio {row['ratio']:.2f} (draws {row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}; selected on {row['hand_selected_on']:.4f})" if hand else ""
-            print(f"{case.name:42s} eps={eps:<5g} auto {m}={row[f'auto_{m}']:.4f} ({a['mechanism']} {a['bounds']}){ref}",
+            ref = f"  best hand {row[f'hand_{m}']:.4f} ({row[f'hand_{m}_mechanism']} {_short(row[f'hand_{m}_bounds'])})  ratio {row['ratio']:.2f} (draws {row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}; selected on {row['hand_selected_on']:.4f})" if hand else ""
+            shown = " / ".join(_short(x) for x in a["bounds_draws"])
+            print(f"{case.name:42s} eps={eps:<5g} auto {m}={row[f'auto_{m}']:.4f} ({a['mechanism']} {shown}){ref}",
                   flush=True)
             if case.by_population:
                 print("    by cell population: " + "; ".join(

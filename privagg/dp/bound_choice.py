@@ -33,11 +33,11 @@ The rule
    proportion to key sizes assumed exponentially distributed (bias grows
    with a key's count), and each key's ``E|bias + Z|`` is computed for the
    noise ``Z`` of the lower-variance mechanism at the candidate's
-   sensitivities (:func:`expected_error`, :func:`choose_mechanism`). The
+   sensitivities (:func:`expected_error`, :func:`choose_mechanism`), with
+   the released count clipped at 0 (key sizes from the same histograms). The
    candidate with the smallest sum over keys is used. Candidates are about
    7% apart. If the histograms show nothing above their noise (too little
-   budget), or the bins that do hold less than half of the estimated
-   subscribers, public fallback bounds derived from the query's structure
+   budget), public fallback bounds derived from the query's structure
    (window and time bin, :func:`privagg.releases.core.structural_bounds`)
    are used.
 
@@ -230,7 +230,6 @@ def candidate_bounds(profile: str, c: int, l: int | None, distinct: bool) -> Bou
 
 
 FALSE_BIN = 1e-3  # chance that some empty bin survives the cleaning threshold
-MIN_SIGNAL = 0.5  # share of the estimated subscribers the significant bins must hold, else the fallback
 MAX_BLOCK = 4  # widest block of bins merged to find a signal; beyond, the choice falls back to the defaults
 
 
@@ -260,10 +259,6 @@ def noisy_histograms(profile: dict[str, np.ndarray], epsilon: float, edges: np.n
     for i, n in enumerate(names):
         h = noisy[i * len(edges):(i + 1) * len(edges)]
         cleaned = _significant(h, floor)
-        if cleaned.sum() < MIN_SIGNAL * people:
-            # The bins that stand out hold a minority of the subscribers: their shape says little about
-            # the rest (typically a low block passing while the tail drowns), so the prior is safer.
-            raise _TooNoisy()
         cleaned *= people / cleaned.sum()
         out[n] = cleaned
     return out
@@ -327,12 +322,24 @@ def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int
     best: tuple[float, float, float, Bounds] | None = None
     cands = candidates(distinct, n_keys)
     kept_by_bin = {c: mean_clipped(edges, c) for c in {c for _, c, _ in cands}}
-    for name, c, l in cands:
+    # Kept records per candidate. A per-key cap can only drop records, so capped candidates keep at most
+    # what the uncapped one with the same C keeps, and a lower cap at most what a higher one keeps: the
+    # histograms carry independent noise, and without this the least expected error would often be a
+    # capped candidate whose histogram happened to draw light noise (a winner's curse across histograms).
+    kept_of: dict[tuple[str, int], float] = {}
+    for name, c, l in sorted(cands, key=lambda x: (x[1], -(x[2] or MAX_BOUND + 1))):
         kept = float((hists[name] * kept_by_bin[c]).sum())
+        if l is not None:
+            higher = [kept_of[(f"u{h}", c)] for h in LINF_GRID if h > l and (f"u{h}", c) in kept_of]
+            kept = min([kept, kept_of[("n", c)], *higher])
+        kept_of[(name, c)] = kept
+    for name, c, l in cands:
+        kept = kept_of[(name, c)]
         bias = max(total - kept, 0.0)
         bounds = candidate_bounds(name, c, l, distinct)
         kind, per_key = _noise_term(mechanism, budgets, bounds)
-        error = expected_error(bias / max(n_keys, 1), kind, choose_mechanism(budgets, bounds, mechanism).scale) * n_keys
+        error = expected_error(bias / max(n_keys, 1), kind, choose_mechanism(budgets, bounds, mechanism).scale,
+                               mean_size=total / max(n_keys, 1)) * n_keys
         if best is None or error < best[2]:
             best = (bias, n_keys * per_key, error, bounds)
     assert best is not None
@@ -356,15 +363,27 @@ def mean_clipped(edges: np.ndarray, c: int) -> np.ndarray:
 _SPREAD = -np.log1p(-(np.arange(16) + 0.5) / 16)
 
 
-def expected_error(mean_bias: float, kind: str, scale: float) -> float:
+def expected_error(mean_bias: float, kind: str, scale: float, mean_size: float | None = None) -> float:
     """E|b + Z| for one key, averaged over keys whose bias ``b`` is ``mean_bias`` times an Exp(1) key size.
 
     The truncation bias of a key grows with its count; this spreads the
     estimated total bias over keys of unequal (exponentially distributed)
     sizes, between the two simple extremes (equal keys: the least error;
     bias and noise added key by key: the most).
+
+    With ``mean_size`` (the mean true count of a key, estimated from the same
+    noisy histograms) the error is that of the released count clipped at 0,
+    ``E|max(t - b + Z, 0) - t|`` for a key of size ``t`` (counts are never
+    negative, so users clip; where the noise is large against the counts this
+    is much less than ``E|b + Z|`` and favours bounds with less bias), by
+    quadrature over 64 quantiles of the noise.
     """
     b = mean_bias * _SPREAD
+    if mean_size is not None and mean_size > 0:
+        t = mean_size * _SPREAD
+        z = _noise_quantiles(kind, scale)
+        released = np.maximum((t - b)[:, None] + z[None, :], 0.0)
+        return float(np.abs(released - t[:, None]).mean())
     if kind == "laplace":
         lam = scale  # continuous approximation of the discrete Laplace of this scale
         values = b + lam * np.exp(-b / lam)
@@ -375,6 +394,20 @@ def expected_error(mean_bias: float, kind: str, scale: float) -> float:
         z = b / sigma
         values = b * (1 - 2 * norm.cdf(-z)) + 2 * sigma * norm.pdf(z)
     return float(values.mean())
+
+
+_Q = (np.arange(64) + 0.5) / 64
+
+
+@lru_cache(maxsize=4096)
+def _noise_quantiles(kind: str, scale: float) -> np.ndarray:
+    """64 equally likely points of the noise (continuous approximation): Laplace of scale ``scale``, or the
+    Gaussian of the discrete Gaussian's variance."""
+    if kind == "laplace":
+        return -np.sign(_Q - 0.5) * scale * np.log1p(-2 * np.abs(_Q - 0.5))
+    from scipy.stats import norm
+
+    return math.sqrt(noise_variance(kind, scale)) * norm.ppf(_Q)
 
 
 # ---------------------------------------------------------------------- conversions
