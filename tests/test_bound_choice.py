@@ -47,10 +47,14 @@ def test_bound_choice_spends_its_stated_share_and_the_release_stays_within_epsil
     rel = pa.visits(world, epsilon=2.0, level="zone", keys=zone_hour_keys(world), budget=budget)
     rec = rel.privacy
     choice_eps = DEFAULT_SHARE * 2.0
-    # One histogram draw (l1 sensitivity = number of histograms, each subscriber in one bin of each).
-    assert spent[0] == (pytest.approx(choice_eps), 1 + len(bound_choice.LINF_GRID))
+    # One histogram draw per profile (l1 sensitivity 1: each subscriber in one bin of each), their epsilons
+    # summing to the share: most to the records histogram, the rest to the capped ones.
+    hists = 1 + len(bound_choice.LINF_GRID)
+    assert all(sens == 1 for _, sens in spent[:hists])
+    assert sum(e for e, _ in spent[:hists]) == pytest.approx(choice_eps)
+    assert spent[0][0] == pytest.approx(bound_choice.RECORDS_WEIGHT * choice_eps)
     # Every other calibration (candidates' noise) uses the rest of the budget.
-    assert {round(e, 12) for e, _ in spent[1:]} == {round(2.0 - choice_eps, 12)}
+    assert {round(e, 12) for e, _ in spent[hists:]} == {round(2.0 - choice_eps, 12)}
     assert rec.parameters["bounds_epsilon"] == pytest.approx(choice_eps)
     assert rec.parameters["bounds_share"] == DEFAULT_SHARE
     # The release noise, at the chosen bounds' sensitivity, certifies at most the rest.
@@ -248,3 +252,23 @@ def test_effective_bounds_keep_the_total_bound_where_it_binds():
     assert visits.max_total == 30 and visits.shape == "total"
     footfall = effective_bounds(pa.Query("footfall"), Bounds(max_partitions=30, max_per_partition=4, max_total=10))
     assert footfall.max_partitions == 10 and footfall.max_total is None and footfall.max_per_partition == 1
+
+
+def test_expected_error_counts_the_release_clipped_at_zero():
+    """Noise far above the counts: clipping at 0 bounds the error by about the key's size, far below E|Z|;
+    noise far below the counts: clipping changes nothing."""
+    loud = bound_choice.expected_error(0.0, "laplace", 100.0, mean_size=2.0)
+    assert loud < 0.6 * bound_choice.expected_error(0.0, "laplace", 100.0)  # negative draws cost 2, not |Z|
+    quiet = bound_choice.expected_error(5.0, "laplace", 1.0, mean_size=1000.0)
+    assert quiet == pytest.approx(bound_choice.expected_error(5.0, "laplace", 1.0), rel=0.05)
+
+
+def test_a_per_key_cap_never_looks_better_than_no_cap():
+    """Subscribers with 20 records on one key each: any cap drops most of them. With little noise the choice
+    keeps them all with a total bound and no cap (its estimated bias is zero), whatever the capped histograms drew."""
+    ids = np.repeat(np.arange(3000), 1)
+    counts = np.full(3000, 20)
+    profile = bound_choice.profiles(ids, counts, distinct=False)
+    choice = bound_choice.choose_bounds(profile, distinct=False, n_keys=50, choice_epsilon=50.0,
+                                        budgets=Budgets(epsilon=50.0, rho=None))
+    assert choice.bounds.max_per_partition >= 20 and choice.bounds.max_total >= 20

@@ -13,9 +13,10 @@ The rule
    at ``l`` (``l`` in :data:`LINF_GRID`).
 2. **Noisy histograms.** Each profile is counted in a public grid of bins
    (:func:`bin_edges`: 1, 2, ... 10, then steps of about 20%). A subscriber
-   falls in exactly one bin of each histogram, so the histograms together
-   have l1 sensitivity ``d`` (their number); OpenDP's discrete Laplace adds
-   noise of scale ``d / epsilon_choice``. That is the only access to the data;
+   falls in exactly one bin of each histogram (l1 sensitivity 1 each);
+   OpenDP's discrete Laplace noises each with its part of ``epsilon_choice``
+   (70% for the records histogram, the rest shared by the capped ones; the
+   parts sum to ``epsilon_choice``). That is the only access to the data;
    everything below is post-processing. Bins whose noisy count is below a
    threshold are set to zero (a noisy empty bin far out would otherwise
    look like a heavy tail) and the rest rescaled to the estimated number of
@@ -230,6 +231,7 @@ def candidate_bounds(profile: str, c: int, l: int | None, distinct: bool) -> Bou
 
 
 FALSE_BIN = 1e-3  # chance that some empty bin survives the cleaning threshold
+RECORDS_WEIGHT = 0.7  # share of the choice's epsilon for the records histogram (the rest: the capped ones)
 MAX_BLOCK = 4  # widest block of bins merged to find a signal; beyond, the choice falls back to the defaults
 
 
@@ -238,27 +240,33 @@ class _TooNoisy(Exception):
 
 
 def noisy_histograms(profile: dict[str, np.ndarray], epsilon: float, edges: np.ndarray) -> dict[str, np.ndarray]:
-    """One noisy histogram per profile, all in one discrete Laplace draw with l1 sensitivity = their number.
+    """One noisy histogram per profile, each its own discrete Laplace draw (l1 sensitivity 1: a subscriber
+    is in one bin of each), their epsilons summing to ``epsilon`` (sequential composition): the records
+    histogram ``n`` gets :data:`RECORDS_WEIGHT` of it (it decides the total bound, which matters most), the
+    capped profiles share the rest equally.
 
     Post-processing, per histogram: bins below ``scale * ln(bins / (2 * FALSE_BIN))`` are set to zero,
     so that with probability >= 99.9% no empty bin far out passes as a heavy tail (one such bin would
     dominate the estimated bias); if no bin passes, blocks of adjacent bins are tried
-    (:func:`_significant`). The kept bins are then
-    rescaled to the number of subscribers estimated from all bins (an unbiased sum, averaged over the
-    histograms, which count the same subscribers), so that thin bins lost to the threshold do not
-    make the subscribers look fewer than they are.
+    (:func:`_significant`). The kept bins are then rescaled to the number of subscribers estimated from
+    the records histogram (an unbiased sum; all histograms count the same subscribers), so that thin bins
+    lost to the threshold do not make the subscribers look fewer than they are.
     """
     names = sorted(profile)
-    exact = np.concatenate([histogram(profile[n], edges) for n in names])
-    noise = laplace(epsilon, len(names))
-    noisy = noise.sample(exact).astype(float)
-    del exact
-    floor = noise.scale * math.log(len(noisy) / (2 * FALSE_BIN))
-    people = max(float(noisy.sum()) / len(names), 0.0)
+    capped = [n for n in names if n != "n"]
+    weights = {"n": 1.0 if not capped else RECORDS_WEIGHT}
+    weights.update({n: (1 - RECORDS_WEIGHT) / len(capped) for n in capped})
+    noisy: dict[str, np.ndarray] = {}
+    scales: dict[str, float] = {}
+    for n in names:
+        noise = laplace(epsilon * weights[n], 1)
+        noisy[n] = noise.sample(histogram(profile[n], edges)).astype(float)
+        scales[n] = noise.scale
+    people = max(float(noisy["n"].sum()), 0.0)
     out = {}
-    for i, n in enumerate(names):
-        h = noisy[i * len(edges):(i + 1) * len(edges)]
-        cleaned = _significant(h, floor)
+    for n in names:
+        floor = scales[n] * math.log(len(edges) * len(names) / (2 * FALSE_BIN))
+        cleaned = _significant(noisy[n], floor)
         cleaned *= people / cleaned.sum()
         out[n] = cleaned
     return out
