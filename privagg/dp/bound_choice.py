@@ -250,7 +250,9 @@ def noisy_histograms(profile: dict[str, np.ndarray], epsilon: float, edges: np.n
     dominate the estimated bias); if no bin passes, blocks of adjacent bins are tried
     (:func:`_significant`). The kept bins are then rescaled to the number of subscribers estimated from
     the records histogram (an unbiased sum; all histograms count the same subscribers), so that thin bins
-    lost to the threshold do not make the subscribers look fewer than they are.
+    lost to the threshold do not make the subscribers look fewer than they are. A capped profile whose
+    histogram shows nothing above its noise is left out (its candidates are not compared); only the
+    records histogram showing nothing raises (then the fallback bounds are used).
     """
     names = sorted(profile)
     capped = [n for n in names if n != "n"]
@@ -266,7 +268,12 @@ def noisy_histograms(profile: dict[str, np.ndarray], epsilon: float, edges: np.n
     out = {}
     for n in names:
         floor = scales[n] * math.log(len(edges) * len(names) / (2 * FALSE_BIN))
-        cleaned = _significant(noisy[n], floor)
+        try:
+            cleaned = _significant(noisy[n], floor)
+        except _TooNoisy:
+            if n == "n":
+                raise
+            continue  # a capped profile too noisy to read: its candidates are not compared
         cleaned *= people / cleaned.sum()
         out[n] = cleaned
     return out
@@ -328,7 +335,7 @@ def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int
         return BoundChoice(fallback, choose_mechanism(budgets, fallback, mechanism), choice_epsilon, math.nan, math.nan, 0)
     total = float((hists["n"] * bin_means(edges)).sum())
     best: tuple[float, float, float, Bounds] | None = None
-    cands = candidates(distinct, n_keys)
+    cands = [x for x in candidates(distinct, n_keys) if x[0] in hists]
     kept_by_bin = {c: mean_clipped(edges, c) for c in {c for _, c, _ in cands}}
     # Kept records per candidate. A per-key cap can only drop records, so capped candidates keep at most
     # what the uncapped one with the same C keeps, and a lower cap at most what a higher one keeps: the
