@@ -272,3 +272,14 @@ def test_a_per_key_cap_never_looks_better_than_no_cap():
     choice = bound_choice.choose_bounds(profile, distinct=False, n_keys=50, choice_epsilon=50.0,
                                         budgets=Budgets(epsilon=50.0, rho=None))
     assert choice.bounds.max_per_partition >= 20 and choice.bounds.max_total >= 20
+
+
+def test_prior_choice_shrinks_the_total_bound_where_noise_dwarfs_the_keys():
+    """The fallback for record counts is data-independent apart from the (DP) number of subscribers: under
+    the same prior, many keys and little budget give a smaller total bound than few keys and much budget,
+    and the fallback's per-key cap is kept."""
+    fallback = Bounds(max_partitions=16, max_per_partition=4, max_total=16)
+    small = bound_choice.prior_choice(fallback, 18000, 3600, Budgets(epsilon=0.1, rho=None))
+    large = bound_choice.prior_choice(fallback, 18000, 400, Budgets(epsilon=5.0, rho=None))
+    assert small.max_total < 16 < large.max_total
+    assert small.max_per_partition == min(4, small.max_total) and large.max_per_partition == 4

@@ -40,7 +40,9 @@ The rule
    7% apart. If the histograms show nothing above their noise (too little
    budget), public fallback bounds derived from the query's structure
    (window and time bin, :func:`privagg.releases.core.structural_bounds`)
-   are used.
+   are used; for record counts the total bound is then the one of least
+   expected error under a public prior (exponential records per subscriber
+   of that mean, the noisy number of subscribers; :func:`prior_choice`).
 
 Privacy: the histograms are an ``epsilon_choice``-DP release (pure DP) of
 the subscribers' profiles; the chosen bounds are a function of them only;
@@ -201,7 +203,8 @@ class BoundChoice:
         if self.fell_back:
             return (f"Contribution bounds: the noisy histograms of per-subscriber contributions (discrete Laplace, "
                     f"epsilon={self.epsilon:.4g}) showed too little above their noise, so public fallback "
-                    f"bounds derived from the query's window and time bin were used; {self.mechanism.name} chosen as the lower-variance mechanism for them.")
+                    f"bounds derived from the query's window and time bin were used (for record counts, the total "
+                    f"bound of least expected error under a public prior of that mean); {self.mechanism.name} chosen as the lower-variance mechanism for them.")
         shape = (f"at most {b.max_total} records per subscriber in all, at most {b.max_per_partition} per key"
                  if b.max_total is not None else f"at most {b.max_partitions} keys per subscriber")
         return (f"Contribution bounds chosen privately ({shape}): noisy histograms of per-subscriber contributions "
@@ -236,7 +239,12 @@ MAX_BLOCK = 4  # widest block of bins merged to find a signal; beyond, the choic
 
 
 class _TooNoisy(Exception):
-    """The noisy histograms show no bin or block of bins above the noise."""
+    """The noisy histograms show no bin or block of bins above the noise (``people``: the noisy count of
+    subscribers, the records histogram's sum, when known)."""
+
+    def __init__(self, people: float | None = None) -> None:
+        super().__init__()
+        self.people = people
 
 
 def noisy_histograms(profile: dict[str, np.ndarray], epsilon: float, edges: np.ndarray) -> dict[str, np.ndarray]:
@@ -272,7 +280,7 @@ def noisy_histograms(profile: dict[str, np.ndarray], epsilon: float, edges: np.n
             cleaned = _significant(noisy[n], floor)
         except _TooNoisy:
             if n == "n":
-                raise
+                raise _TooNoisy(people) from None
             continue  # a capped profile too noisy to read: its candidates are not compared
         cleaned *= people / cleaned.sum()
         out[n] = cleaned
@@ -329,10 +337,14 @@ def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int
     edges = bin_edges(cap)
     try:
         hists = noisy_histograms(profile, choice_epsilon, edges)
-    except _TooNoisy:
+    except _TooNoisy as too_noisy:
         # Too little budget to see the contributions: the public fallback (spent budget is not refunded).
         assert fallback is not None
-        return BoundChoice(fallback, choose_mechanism(budgets, fallback, mechanism), choice_epsilon, math.nan, math.nan, 0)
+        if not distinct and too_noisy.people is not None and too_noisy.people >= 1:
+            bounds = prior_choice(fallback, too_noisy.people, n_keys, budgets, mechanism)
+        else:
+            bounds = fallback
+        return BoundChoice(bounds, choose_mechanism(budgets, bounds, mechanism), choice_epsilon, math.nan, math.nan, 0)
     total = float((hists["n"] * bin_means(edges)).sum())
     best: tuple[float, float, float, Bounds] | None = None
     cands = [x for x in candidates(distinct, n_keys) if x[0] in hists]
@@ -360,6 +372,34 @@ def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int
     assert best is not None
     bias, noise, _, bounds = best
     return BoundChoice(bounds, choose_mechanism(budgets, bounds, mechanism), choice_epsilon, bias, noise, len(cands))
+
+
+def prior_choice(fallback: Bounds, people: float, n_keys: int, budgets: Budgets, mechanism: str = "auto") -> Bounds:
+    """The total bound of least expected error under a public prior, for record counts whose histograms
+    showed nothing: records per subscriber taken as exponential with mean ``fallback.max_total`` (the
+    structural bound), ``people`` subscribers (the records histogram's noisy sum, a DP output), the
+    fallback's per-key cap. Post-processing only; it lets the bound shrink where the noise dwarfs the
+    keys (many keys, little budget) instead of keeping the structural bound whatever the noise.
+    """
+    m = float(fallback.max_total or fallback.max_partitions * fallback.max_per_partition)
+    edges = bin_edges(MAX_BOUND)
+    lo = edges.astype(float)
+    hi = np.append(edges[1:], edges[-1] + 1).astype(float)
+    mass = np.exp(-(lo - 1) / m) - np.exp(-(hi - 1) / m)
+    mass[-1] = math.exp(-(lo[-1] - 1) / m)
+    h = people * mass
+    total = float((h * bin_means(edges)).sum())
+    best: tuple[float, Bounds] | None = None
+    for c in bin_edges(int(min(MAX_BOUND, 8 * m)), ratio=1.07):
+        c = int(c)
+        bias = max(total - float((h * mean_clipped(edges, c)).sum()), 0.0)
+        bounds = Bounds(max_partitions=c, max_per_partition=min(fallback.max_per_partition, c), max_total=c)
+        noise = choose_mechanism(budgets, bounds, mechanism)
+        error = expected_error(bias / max(n_keys, 1), noise.kind, noise.scale, mean_size=total / max(n_keys, 1))
+        if best is None or error < best[0]:
+            best = (error, bounds)
+    assert best is not None
+    return best[1]
 
 
 def mean_clipped(edges: np.ndarray, c: int) -> np.ndarray:

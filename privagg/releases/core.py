@@ -575,7 +575,8 @@ def _choice_parameters(chosen: bool, fixed: Bounds | None, given: Any, choice: B
                             "per-subscriber contributions (privagg.dp.bound_choice)") if not choice.fell_back else
                            ("chosen privately: the noisy histograms showed too little above their noise, "
                             "so public fallback bounds from the query's window and time bin "
-                            "(privagg.releases.core.structural_bounds)"),
+                            "(privagg.releases.core.structural_bounds; for record counts, the total bound of least "
+                            "expected error under a public prior of that mean, privagg.dp.bound_choice.prior_choice)"),
             "bounds_share": share,
             "bounds_epsilon": choice.epsilon,
             "bounds_shape": choice.bounds.shape,
