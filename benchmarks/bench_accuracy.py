@@ -16,9 +16,13 @@ auto
     tuning.
 best hand-picked
     Every bound of the case's grid with the discrete Laplace and the discrete
-    Gaussian at the full budget (the same noise a hand-set release draws),
-    and the one with the lowest error: a reference no user could pick without
-    looking at the true values.
+    Gaussian at the full budget (the same noise a hand-set release draws);
+    the one with the lowest mean error over ``--repeats`` draws is selected,
+    and its error is measured on ``--repeats`` fresh draws (selection and
+    measurement on separate draws, so the reference is not a lucky minimum):
+    a reference no user could pick without looking at the true values. The
+    ratio auto / best is the ratio of the means, with its spread over pairs
+    of draws.
 error by cell population
     For cell-level cases, auto's WRE over cells grouped by their true weekly
     footfall (small cells separately).
@@ -158,6 +162,8 @@ class Bench:
         rel = rows[-1][2]
         return {
             "wre": float(np.mean([r[0] for r in rows])), "smape": float(np.mean([r[1] for r in rows])),
+            "wre_draws": [r[0] for r in rows], "smape_draws": [r[1] for r in rows],
+            "bounds_draws": [r[2].privacy.bounds for r in rows],
             "bounds": rel.privacy.bounds, "mechanism": rel.privacy.parameters.get("mechanism"),
             "released": rows[-1][3],
         }
@@ -165,7 +171,12 @@ class Bench:
     def hand(self, query: Query, grid: tuple[Bounds, ...], epsilons: tuple[float, ...], true: np.ndarray,
              n_keys: int) -> dict[float, dict[str, Any]]:
         """Every hand-picked bound x mechanism at the full budget; the bounded aggregate is computed once
-        per bound and noised per epsilon with the noise a hand-set release calibrates."""
+        per bound and noised per epsilon with the noise a hand-set release calibrates.
+
+        Fair reference: the best configuration is *selected* on ``repeats`` draws (mean error), then its
+        error is *measured* on ``repeats`` fresh draws, so the figure is not the minimum of 78 noisy
+        means (which favours a lucky draw) but what the configuration really gives, on as many draws as
+        auto gets."""
         engine = default_engine()
         inputs = resolve(self.world, query, users=None, cells=None, keys=query.keys)
         results: dict[float, list[dict[str, Any]]] = {e: [] for e in epsilons}
@@ -183,8 +194,17 @@ class Bench:
                         "bounds": {k: v for k, v in eff.to_dict().items() if v is not None}, "mechanism": kind,
                         "wre": float(np.mean([wre(d, true) for d in draws])),
                         "smape": float(np.mean([smape(d, true) for d in draws])),
+                        "_mech": mech, "_totals": totals.counts,
                     })
-        return {e: {m: min(rows, key=lambda r: r[m]) for m in METRICS} for e, rows in results.items()}
+        out: dict[float, dict[str, Any]] = {}
+        for e, rows in results.items():
+            out[e] = {}
+            for m in METRICS:
+                best = min(rows, key=lambda r: r[m])
+                fresh = [METRICS[m](best["_mech"].sample(best["_totals"]).astype(float), true) for _ in range(self.repeats)]
+                out[e][m] = {"bounds": best["bounds"], "mechanism": best["mechanism"], m: float(np.mean(fresh)),
+                             "selected_on": best[m], "draws": fresh}
+        return out
 
 
 def cell_population(world: Any, start: Any, end: Any) -> pd.Series:
@@ -241,6 +261,14 @@ def run_dpmr(python: Path, world: Any, epsilons: tuple[float, ...]) -> dict[str,
     return json.loads(out.stdout)
 
 
+def _short(b: dict[str, Any]) -> str:
+    """``L0=..``, ``L0=..xLinf``, or ``C=..[,Linf=..]`` of a bounds dict."""
+    if b.get("max_total") is not None:
+        cap = b["max_per_partition"]
+        return f"C={b['max_total']}" + ("" if cap >= b["max_total"] else f",Linf={cap}")
+    return f"L0={b['max_partitions']}" + ("" if b["max_per_partition"] == 1 else f"xLinf={b['max_per_partition']}")
+
+
 # ---------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -272,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             row: dict[str, Any] = {
                 "case": case.name, "keys": len(keys), "epsilon": eps, "delta": DELTA, "metric": case.metric,
                 "auto_wre": a["wre"], "auto_smape": a["smape"], "auto_bounds": a["bounds"], "auto_mechanism": a["mechanism"],
+                "auto_bounds_draws": a["bounds_draws"],
             }
             if hand:
                 best = hand[eps]
@@ -281,13 +310,20 @@ def main(argv: list[str] | None = None) -> int:
                     "hand_smape": best["smape"]["smape"], "hand_smape_bounds": best["smape"]["bounds"],
                     "hand_smape_mechanism": best["smape"]["mechanism"],
                 })
-                row["ratio"] = row[f"auto_{case.metric}"] / max(row[f"hand_{case.metric}"], 1e-12)
+                m = case.metric
+                row["ratio"] = row[f"auto_{m}"] / max(row[f"hand_{m}"], 1e-12)
+                row["hand_selected_on"] = best[m]["selected_on"]
+                # Spread of the ratio: every auto draw over every fresh hand draw (min, max).
+                pairs = [x / max(y, 1e-12) for x in a[f"{m}_draws"] for y in best[m]["draws"]]
+                row["ratio_range"] = [float(min(pairs)), float(max(pairs))]
+                row["auto_draws"], row["hand_draws"] = a[f"{m}_draws"], best[m]["draws"]
             if case.by_population:
                 row["by_population"] = by_population(keys, a["released"], true, population, case.metric)
             rows.append(row)
             m = case.metric
-            ref = f"  best hand {row[f'hand_{m}']:.4f} ({row[f'hand_{m}_mechanism']} {row[f'hand_{m}_bounds']})  ratio {row['ratio']:.2f}" if hand else ""
-            print(f"{case.name:42s} eps={eps:<5g} auto {m}={row[f'auto_{m}']:.4f} ({a['mechanism']} {a['bounds']}){ref}",
+            ref = f"  best hand {row[f'hand_{m}']:.4f} ({row[f'hand_{m}_mechanism']} {_short(row[f'hand_{m}_bounds'])})  ratio {row['ratio']:.2f} (draws {row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}; selected on {row['hand_selected_on']:.4f})" if hand else ""
+            shown = " / ".join(_short(x) for x in a["bounds_draws"])
+            print(f"{case.name:42s} eps={eps:<5g} auto {m}={row[f'auto_{m}']:.4f} ({a['mechanism']} {shown}){ref}",
                   flush=True)
             if case.by_population:
                 print("    by cell population: " + "; ".join(

@@ -47,10 +47,14 @@ def test_bound_choice_spends_its_stated_share_and_the_release_stays_within_epsil
     rel = pa.visits(world, epsilon=2.0, level="zone", keys=zone_hour_keys(world), budget=budget)
     rec = rel.privacy
     choice_eps = DEFAULT_SHARE * 2.0
-    # One histogram draw (l1 sensitivity = number of histograms, each subscriber in one bin of each).
-    assert spent[0] == (pytest.approx(choice_eps), 1 + len(bound_choice.LINF_GRID))
+    # One histogram draw per profile (l1 sensitivity 1: each subscriber in one bin of each), their epsilons
+    # summing to the share: most to the records histogram, the rest to the capped ones.
+    hists = 1 + len(bound_choice.LINF_GRID)
+    assert all(sens == 1 for _, sens in spent[:hists])
+    assert sum(e for e, _ in spent[:hists]) == pytest.approx(choice_eps)
+    assert spent[0][0] == pytest.approx(bound_choice.RECORDS_WEIGHT * choice_eps)
     # Every other calibration (candidates' noise) uses the rest of the budget.
-    assert {round(e, 12) for e, _ in spent[1:]} == {round(2.0 - choice_eps, 12)}
+    assert {round(e, 12) for e, _ in spent[hists:]} == {round(2.0 - choice_eps, 12)}
     assert rec.parameters["bounds_epsilon"] == pytest.approx(choice_eps)
     assert rec.parameters["bounds_share"] == DEFAULT_SHARE
     # The release noise, at the chosen bounds' sensitivity, certifies at most the rest.
@@ -226,10 +230,19 @@ def test_default_bounds_stay_available(world):
     assert rel.privacy.bounds["max_partitions"] == 24 and rel.privacy.parameters["bounds_rule"].startswith("public defaults")
 
 
-def test_too_little_budget_to_choose_falls_back_to_the_public_defaults(world):
+def test_too_little_budget_to_choose_falls_back_to_the_structural_bounds(world):
+    from privagg.releases.core import structural_bounds
+
     rel = pa.footfall(world, epsilon=1e-3, level="zone", keys=zone_hour_keys(world))
-    assert rel.privacy.bounds["max_partitions"] == 24
-    assert "nothing above their noise" in rel.privacy.parameters["bounds_rule"]
+    days = (pd.Timestamp(world.meta["end"]) - pd.Timestamp(world.meta["start"])) / pd.Timedelta(days=1)
+    assert rel.privacy.bounds["max_partitions"] == round(4 * days)
+    assert "too little above their noise" in rel.privacy.parameters["bounds_rule"]
+    start, end = pd.Timestamp("2026-01-05"), pd.Timestamp("2026-01-12")
+    week = structural_bounds(pa.Query("visits", level="cell", time_bin=None), start, end)
+    assert (week.max_total, week.max_per_partition) == (16, 16)  # keys span the week: no per-key cap
+    daily = structural_bounds(pa.Query("od_flows", level="district", time_bin="1D"), start, end)
+    assert (daily.max_total, daily.max_per_partition) == (16, 4)
+    assert structural_bounds(pa.Query("footfall", level="zone", time_bin="1h"), start, end).max_partitions == 28
 
 
 def test_effective_bounds_keep_the_total_bound_where_it_binds():
@@ -239,3 +252,34 @@ def test_effective_bounds_keep_the_total_bound_where_it_binds():
     assert visits.max_total == 30 and visits.shape == "total"
     footfall = effective_bounds(pa.Query("footfall"), Bounds(max_partitions=30, max_per_partition=4, max_total=10))
     assert footfall.max_partitions == 10 and footfall.max_total is None and footfall.max_per_partition == 1
+
+
+def test_expected_error_counts_the_release_clipped_at_zero():
+    """Noise far above the counts: clipping at 0 bounds the error by about the key's size, far below E|Z|;
+    noise far below the counts: clipping changes nothing."""
+    loud = bound_choice.expected_error(0.0, "laplace", 100.0, mean_size=2.0)
+    assert loud < 0.6 * bound_choice.expected_error(0.0, "laplace", 100.0)  # negative draws cost 2, not |Z|
+    quiet = bound_choice.expected_error(5.0, "laplace", 1.0, mean_size=1000.0)
+    assert quiet == pytest.approx(bound_choice.expected_error(5.0, "laplace", 1.0), rel=0.05)
+
+
+def test_a_per_key_cap_never_looks_better_than_no_cap():
+    """Subscribers with 20 records on one key each: any cap drops most of them. With little noise the choice
+    keeps them all with a total bound and no cap (its estimated bias is zero), whatever the capped histograms drew."""
+    ids = np.repeat(np.arange(3000), 1)
+    counts = np.full(3000, 20)
+    profile = bound_choice.profiles(ids, counts, distinct=False)
+    choice = bound_choice.choose_bounds(profile, distinct=False, n_keys=50, choice_epsilon=50.0,
+                                        budgets=Budgets(epsilon=50.0, rho=None))
+    assert choice.bounds.max_per_partition >= 20 and choice.bounds.max_total >= 20
+
+
+def test_prior_choice_shrinks_the_total_bound_where_noise_dwarfs_the_keys():
+    """The fallback for record counts is data-independent apart from the (DP) number of subscribers: under
+    the same prior, many keys and little budget give a smaller total bound than few keys and much budget,
+    and the fallback's per-key cap is kept."""
+    fallback = Bounds(max_partitions=16, max_per_partition=4, max_total=16)
+    small = bound_choice.prior_choice(fallback, 18000, 3600, Budgets(epsilon=0.1, rho=None))
+    large = bound_choice.prior_choice(fallback, 18000, 400, Budgets(epsilon=5.0, rho=None))
+    assert small.max_total < 16 < large.max_total
+    assert small.max_per_partition == min(4, small.max_total) and large.max_per_partition == 4

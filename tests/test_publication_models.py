@@ -103,9 +103,26 @@ def test_dp_model_has_the_noise_scale_and_loss_of_the_release(world, kwargs):
     assert isinstance(model, Noisy) and model.label == anonymiser.name
     assert model.noise_scale == record.noise_scale
     assert model.noise_kind == ("laplace" if "epsilon" in kwargs else "gaussian")
-    if "bounds" not in kwargs:  # the game fits the bounds: the model's loss is the release's over the window
+    per_period = 8 if kwargs.get("unit") == "subscriber-day" else 24  # the game: 8 keys a day for 3 days
+    fits = record.bounds["max_partitions"] >= per_period and (record.bounds.get("max_total") or per_period) >= per_period
+    if "bounds" not in kwargs and fits:  # the game fits the bounds: the model's loss is the release's over the window
         assert model.loss.epsilon == pytest.approx(record.total_loss().epsilon)
         assert model.loss.rho == (None if record.rho is None else pytest.approx(record.total_loss().rho))
+    else:  # beyond the bounds (e.g. bounds chosen privately below the game's 24 keys): a larger loss, stated
+        assert model.loss.epsilon >= record.total_loss().epsilon
+
+
+def test_dp_model_of_privately_chosen_bounds_comes_from_the_release_record(world):
+    """Without bounds the release chooses them privately: before it, the model refuses (its noise is not yet
+    known); after it, the model has the recorded noise, and a new release of the query updates it."""
+    anonymiser = DPAnonymiser(epsilon=1.0, delta=1e-9)
+    with pytest.raises(PublicationModelUnavailable, match="release the query first"):
+        anonymiser.publication_model(l0=1, days=3, query=ZONE_3H)
+    record = anonymiser.release(world, ZONE_3H).privacy
+    assert record.parameters["bounds_rule"].startswith("chosen privately")
+    model = anonymiser.publication_model(l0=1, days=3, query=ZONE_3H)
+    assert (model.noise_scale, model.noise_kind) == (record.noise_scale, record.parameters["mechanism"])
+    assert model.loss.epsilon == pytest.approx(record.total_loss().epsilon)  # 3 keys fit any chosen bound
 
 
 def test_dp_model_of_a_game_beyond_the_bounds_keeps_the_scale_and_states_the_larger_loss():
@@ -144,8 +161,8 @@ def _noise_chi2(noise: np.ndarray, model: Noisy, n_bins: int = 12) -> float:
 @pytest.fixture(scope="module")
 def released_noise(one_day):
     """Noise of a DP release at epsilon 2 (scale 12): released value minus exact count, cell x hour, one day
-    (each subscriber touches at most 24 keys a day, the default bound, so nothing is truncated)."""
-    anonymiser = DPAnonymiser(epsilon=2.0)
+    (each subscriber touches at most 24 keys a day, the bound given here, so nothing is truncated)."""
+    anonymiser = DPAnonymiser(epsilon=2.0, bounds={"max_partitions": 24})
     exact = exact_aggregate(one_day, CELL_HOUR)
     noise = []
     for _ in range(4):

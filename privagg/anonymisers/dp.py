@@ -7,6 +7,15 @@ subscriber-day or -week, each period of the window is released on its own
 concatenated, and a subscriber's loss over the window is the per-period loss
 times the number of periods (sequential composition), which the budget is
 charged in one step before any period is released.
+
+Bounds and mechanism: with the default unit, no ``bounds=`` and public keys,
+a count statistic's bounds are chosen privately and the mechanism
+automatically (:mod:`privagg.dp.bound_choice`), so the noise is known only
+once the release is made; the anonymiser keeps the record of its latest
+release of each query and its publication model reads the noise and bounds
+from it. Per-period units, hand-set bounds, private keys and means use the
+statistic's public (or given) bounds and the explicit mechanism of the loss
+(Laplace for epsilon, Gaussian for rho), known in advance.
 """
 
 from __future__ import annotations
@@ -27,7 +36,9 @@ from privagg.dp.units import Loss, PrivacyUnit, UnitLoss
 from privagg.errors import PrivaggInputError
 from privagg.queries import TIME_COLUMN, KeySet, Query, public_keys
 from privagg.release import Release
-from privagg.releases.core import MEAN_STATISTICS, default_bounds, effective_bounds, plan, release_query
+from privagg.release import PrivacyRecord
+from privagg.releases.core import (CHOSEN_STATISTICS, MEAN_STATISTICS, default_bounds, effective_bounds, plan,
+                                   release_query)
 from privagg.releases.inputs import window
 from privagg.world import World
 
@@ -99,6 +110,9 @@ class DPAnonymiser(Anonymiser):
         self.budget = budget
         self.ci_level = ci_level
         self.unit = PrivacyUnit.parse(unit)
+        # The record of the latest release of each query (by its description without keys): the noise
+        # an automatic choice settled on, for the publication model.
+        self._records: dict[tuple[Any, ...], PrivacyRecord] = {}
 
     def params(self) -> dict[str, Any]:
         return {
@@ -162,6 +176,15 @@ class DPAnonymiser(Anonymiser):
                     f"{self.name} publishes {query.statistic} as noisy sums over noisy counts, not a table of counts. "
                     "Fix: model a count statistic (footfall, visits, od_flows, segment_counts, ...)."
                 )
+            if self._chooses(query):
+                record = self._records.get(_query_key(query))
+                if record is None:
+                    raise PublicationModelUnavailable(
+                        f"{self.name} chooses the bounds and mechanism of {query.statistic} privately when it releases "
+                        "it, so its noise is known only after the release. Fix: release the query first "
+                        "(anonymiser.release(world, query)), or give the anonymiser bounds=... ."
+                    )
+                return self._model_from_record(record, game_l0, linf, periods)
             eff = effective_bounds(query, as_bounds(self.bounds, default_bounds(query)))
             bound_l0, bound_linf = eff.max_partitions, eff.max_per_partition
         elif self.bounds is not None:
@@ -176,6 +199,24 @@ class DPAnonymiser(Anonymiser):
         threshold = p.count.threshold if isinstance(p.count, ThresholdMechanism) else None
         return Noisy(mechanism=p.count.kind, scale=float(p.count.scale), k=threshold, loss=loss * periods,
                      label=self.name)
+
+    def _chooses(self, query: Query) -> bool:
+        """Whether the release of ``query`` chooses bounds and mechanism privately (see the module docstring)."""
+        return (self.bounds is None and self.unit.period == "window" and self.public_keys
+                and query.statistic in CHOSEN_STATISTICS)
+
+    def _model_from_record(self, record: PrivacyRecord, game_l0: int, linf: int, periods: int) -> Noisy:
+        """The model of a release whose bounds were chosen privately: its recorded noise and bounds."""
+        assert record.mechanism is not None and record.noise_scale is not None and record.bounds is not None
+        kind = record.parameters.get("mechanism", record.mechanism)
+        b = record.bounds
+        loss = record.total_loss()
+        assert loss is not None
+        beyond = (game_l0 > b["max_partitions"] or linf > b["max_per_partition"]
+                  or (b.get("max_total") is not None and game_l0 * linf > b["max_total"]))
+        if beyond:
+            loss = _max_loss(loss, self._loss_at(NoiseMechanism(kind, float(record.noise_scale), 0.0, 0.0), game_l0, linf))
+        return Noisy(mechanism=kind, scale=float(record.noise_scale), k=None, loss=loss * periods, label=self.name)
 
     def _loss_at(self, count: NoiseMechanism | ThresholdMechanism, l0: int, linf: int) -> Loss:
         """The loss of ``count``'s noise on a table where a subscriber touches ``l0`` keys, ``linf`` each (no truncation)."""
@@ -207,6 +248,11 @@ class DPAnonymiser(Anonymiser):
         return query
 
     def _release(self, world: World, query: Query, budget: Budget | None) -> Release:
+        if self._chooses(query):
+            # Bounds chosen privately, mechanism automatic; the model reads the noise from the record.
+            rel = release_query(world, query, epsilon=self.epsilon, rho=self.rho, delta=self.delta or None,
+                                bounds=None, budget=budget, ci_level=self.ci_level, mechanism="auto")
+            return rel
         # Explicit bounds and mechanism (no private choice): the publication model knows the noise in advance.
         return release_query(world, query, epsilon=self.epsilon, rho=self.rho, delta=self.delta or None,
                              bounds=self.bounds if self.bounds is not None else "default", budget=budget,
@@ -217,7 +263,10 @@ class DPAnonymiser(Anonymiser):
         if not isinstance(world, World):
             raise PrivaggInputError(f"DPAnonymiser.release needs a World, got {type(world).__name__}. Fix: pass a privagg World.")
         if self.unit.period == "window":
-            return self._release(world, self._prepare(world, query), self.budget)
+            rel = self._release(world, self._prepare(world, query), self.budget)
+            if self._chooses(query):
+                self._records[_query_key(query)] = rel.privacy
+            return rel
         if query.time_bin is None:
             raise PrivaggInputError(
                 f"unit={self.unit.label!r} releases each {self.unit.period} separately, which needs a query with time "
@@ -265,3 +314,10 @@ class DPAnonymiser(Anonymiser):
         eff = effective_bounds(query, as_bounds(self.bounds, default_bounds(query)))
         delta = check_delta(self.delta, required=query.keys is None, why="when keys are selected privately")
         return plan(query, eff, epsilon=self.epsilon, rho=self.rho, delta=delta, public=query.keys is not None).loss
+
+
+def _query_key(query: Query) -> tuple[Any, ...]:
+    """What identifies a query for the publication model: its description without the key set (which the
+    anonymiser fills in itself when the query has none)."""
+    return (query.statistic, query.level, query.time_bin, tuple(query.by or ()), str(query.start), str(query.end),
+            None if query.keys is None else len(query.keys))

@@ -13,9 +13,10 @@ The rule
    at ``l`` (``l`` in :data:`LINF_GRID`).
 2. **Noisy histograms.** Each profile is counted in a public grid of bins
    (:func:`bin_edges`: 1, 2, ... 10, then steps of about 20%). A subscriber
-   falls in exactly one bin of each histogram, so the histograms together
-   have l1 sensitivity ``d`` (their number); OpenDP's discrete Laplace adds
-   noise of scale ``d / epsilon_choice``. That is the only access to the data;
+   falls in exactly one bin of each histogram (l1 sensitivity 1 each);
+   OpenDP's discrete Laplace noises each with its part of ``epsilon_choice``
+   (70% for the records histogram, the rest shared by the capped ones; the
+   parts sum to ``epsilon_choice``). That is the only access to the data;
    everything below is post-processing. Bins whose noisy count is below a
    threshold are set to zero (a noisy empty bin far out would otherwise
    look like a heavy tail) and the rest rescaled to the estimated number of
@@ -33,10 +34,15 @@ The rule
    proportion to key sizes assumed exponentially distributed (bias grows
    with a key's count), and each key's ``E|bias + Z|`` is computed for the
    noise ``Z`` of the lower-variance mechanism at the candidate's
-   sensitivities (:func:`expected_error`, :func:`choose_mechanism`). The
+   sensitivities (:func:`expected_error`, :func:`choose_mechanism`), with
+   the released count clipped at 0 (key sizes from the same histograms). The
    candidate with the smallest sum over keys is used. Candidates are about
    7% apart. If the histograms show nothing above their noise (too little
-   budget), the statistic's public default bounds are used.
+   budget), public fallback bounds derived from the query's structure
+   (window and time bin, :func:`privagg.releases.core.structural_bounds`)
+   are used; for record counts the total bound is then the one of least
+   expected error under a public prior (exponential records per subscriber
+   of that mean, the noisy number of subscribers; :func:`prior_choice`).
 
 Privacy: the histograms are an ``epsilon_choice``-DP release (pure DP) of
 the subscribers' profiles; the chosen bounds are a function of them only;
@@ -189,15 +195,16 @@ class BoundChoice:
 
     @property
     def fell_back(self) -> bool:
-        """True when the histograms were too noisy and the public defaults were used."""
+        """True when the histograms were too noisy and the public fallback bounds were used."""
         return self.candidates == 0
 
     def describe(self) -> str:
         b = self.bounds
         if self.fell_back:
             return (f"Contribution bounds: the noisy histograms of per-subscriber contributions (discrete Laplace, "
-                    f"epsilon={self.epsilon:.4g}) showed nothing above their noise, so the statistic's public default "
-                    f"bounds were used; {self.mechanism.name} chosen as the lower-variance mechanism for them.")
+                    f"epsilon={self.epsilon:.4g}) showed too little above their noise, so public fallback "
+                    f"bounds derived from the query's window and time bin were used (for record counts, the total "
+                    f"bound of least expected error under a public prior of that mean); {self.mechanism.name} chosen as the lower-variance mechanism for them.")
         shape = (f"at most {b.max_total} records per subscriber in all, at most {b.max_per_partition} per key"
                  if b.max_total is not None else f"at most {b.max_partitions} keys per subscriber")
         return (f"Contribution bounds chosen privately ({shape}): noisy histograms of per-subscriber contributions "
@@ -227,35 +234,54 @@ def candidate_bounds(profile: str, c: int, l: int | None, distinct: bool) -> Bou
 
 
 FALSE_BIN = 1e-3  # chance that some empty bin survives the cleaning threshold
+RECORDS_WEIGHT = 0.7  # share of the choice's epsilon for the records histogram (the rest: the capped ones)
 MAX_BLOCK = 4  # widest block of bins merged to find a signal; beyond, the choice falls back to the defaults
 
 
 class _TooNoisy(Exception):
-    """The noisy histograms show no bin or block of bins above the noise."""
+    """The noisy histograms show no bin or block of bins above the noise (``people``: the noisy count of
+    subscribers, the records histogram's sum, when known)."""
+
+    def __init__(self, people: float | None = None) -> None:
+        super().__init__()
+        self.people = people
 
 
 def noisy_histograms(profile: dict[str, np.ndarray], epsilon: float, edges: np.ndarray) -> dict[str, np.ndarray]:
-    """One noisy histogram per profile, all in one discrete Laplace draw with l1 sensitivity = their number.
+    """One noisy histogram per profile, each its own discrete Laplace draw (l1 sensitivity 1: a subscriber
+    is in one bin of each), their epsilons summing to ``epsilon`` (sequential composition): the records
+    histogram ``n`` gets :data:`RECORDS_WEIGHT` of it (it decides the total bound, which matters most), the
+    capped profiles share the rest equally.
 
     Post-processing, per histogram: bins below ``scale * ln(bins / (2 * FALSE_BIN))`` are set to zero,
     so that with probability >= 99.9% no empty bin far out passes as a heavy tail (one such bin would
     dominate the estimated bias); if no bin passes, blocks of adjacent bins are tried
-    (:func:`_significant`). The kept bins are then
-    rescaled to the number of subscribers estimated from all bins (an unbiased sum, averaged over the
-    histograms, which count the same subscribers), so that thin bins lost to the threshold do not
-    make the subscribers look fewer than they are.
+    (:func:`_significant`). The kept bins are then rescaled to the number of subscribers estimated from
+    the records histogram (an unbiased sum; all histograms count the same subscribers), so that thin bins
+    lost to the threshold do not make the subscribers look fewer than they are. A capped profile whose
+    histogram shows nothing above its noise is left out (its candidates are not compared); only the
+    records histogram showing nothing raises (then the fallback bounds are used).
     """
     names = sorted(profile)
-    exact = np.concatenate([histogram(profile[n], edges) for n in names])
-    noise = laplace(epsilon, len(names))
-    noisy = noise.sample(exact).astype(float)
-    del exact
-    floor = noise.scale * math.log(len(noisy) / (2 * FALSE_BIN))
-    people = max(float(noisy.sum()) / len(names), 0.0)
+    capped = [n for n in names if n != "n"]
+    weights = {"n": 1.0 if not capped else RECORDS_WEIGHT}
+    weights.update({n: (1 - RECORDS_WEIGHT) / len(capped) for n in capped})
+    noisy: dict[str, np.ndarray] = {}
+    scales: dict[str, float] = {}
+    for n in names:
+        noise = laplace(epsilon * weights[n], 1)
+        noisy[n] = noise.sample(histogram(profile[n], edges)).astype(float)
+        scales[n] = noise.scale
+    people = max(float(noisy["n"].sum()), 0.0)
     out = {}
-    for i, n in enumerate(names):
-        h = noisy[i * len(edges):(i + 1) * len(edges)]
-        cleaned = _significant(h, floor)
+    for n in names:
+        floor = scales[n] * math.log(len(edges) * len(names) / (2 * FALSE_BIN))
+        try:
+            cleaned = _significant(noisy[n], floor)
+        except _TooNoisy:
+            if n == "n":
+                raise _TooNoisy(people) from None
+            continue  # a capped profile too noisy to read: its candidates are not compared
         cleaned *= people / cleaned.sum()
         out[n] = cleaned
     return out
@@ -311,25 +337,69 @@ def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int
     edges = bin_edges(cap)
     try:
         hists = noisy_histograms(profile, choice_epsilon, edges)
-    except _TooNoisy:
-        # Too little budget to see the contributions: the public defaults (spent budget is not refunded).
+    except _TooNoisy as too_noisy:
+        # Too little budget to see the contributions: the public fallback (spent budget is not refunded).
         assert fallback is not None
-        return BoundChoice(fallback, choose_mechanism(budgets, fallback, mechanism), choice_epsilon, math.nan, math.nan, 0)
+        if not distinct and too_noisy.people is not None and too_noisy.people >= 1:
+            bounds = prior_choice(fallback, too_noisy.people, n_keys, budgets, mechanism)
+        else:
+            bounds = fallback
+        return BoundChoice(bounds, choose_mechanism(budgets, bounds, mechanism), choice_epsilon, math.nan, math.nan, 0)
     total = float((hists["n"] * bin_means(edges)).sum())
     best: tuple[float, float, float, Bounds] | None = None
-    cands = candidates(distinct, n_keys)
+    cands = [x for x in candidates(distinct, n_keys) if x[0] in hists]
     kept_by_bin = {c: mean_clipped(edges, c) for c in {c for _, c, _ in cands}}
-    for name, c, l in cands:
+    # Kept records per candidate. A per-key cap can only drop records, so capped candidates keep at most
+    # what the uncapped one with the same C keeps, and a lower cap at most what a higher one keeps: the
+    # histograms carry independent noise, and without this the least expected error would often be a
+    # capped candidate whose histogram happened to draw light noise (a winner's curse across histograms).
+    kept_of: dict[tuple[str, int], float] = {}
+    for name, c, l in sorted(cands, key=lambda x: (x[1], -(x[2] or MAX_BOUND + 1))):
         kept = float((hists[name] * kept_by_bin[c]).sum())
+        if l is not None:
+            higher = [kept_of[(f"u{h}", c)] for h in LINF_GRID if h > l and (f"u{h}", c) in kept_of]
+            kept = min([kept, kept_of[("n", c)], *higher])
+        kept_of[(name, c)] = kept
+    for name, c, l in cands:
+        kept = kept_of[(name, c)]
         bias = max(total - kept, 0.0)
         bounds = candidate_bounds(name, c, l, distinct)
         kind, per_key = _noise_term(mechanism, budgets, bounds)
-        error = expected_error(bias / max(n_keys, 1), kind, choose_mechanism(budgets, bounds, mechanism).scale) * n_keys
+        error = expected_error(bias / max(n_keys, 1), kind, choose_mechanism(budgets, bounds, mechanism).scale,
+                               mean_size=total / max(n_keys, 1)) * n_keys
         if best is None or error < best[2]:
             best = (bias, n_keys * per_key, error, bounds)
     assert best is not None
     bias, noise, _, bounds = best
     return BoundChoice(bounds, choose_mechanism(budgets, bounds, mechanism), choice_epsilon, bias, noise, len(cands))
+
+
+def prior_choice(fallback: Bounds, people: float, n_keys: int, budgets: Budgets, mechanism: str = "auto") -> Bounds:
+    """The total bound of least expected error under a public prior, for record counts whose histograms
+    showed nothing: records per subscriber taken as exponential with mean ``fallback.max_total`` (the
+    structural bound), ``people`` subscribers (the records histogram's noisy sum, a DP output), the
+    fallback's per-key cap. Post-processing only; it lets the bound shrink where the noise dwarfs the
+    keys (many keys, little budget) instead of keeping the structural bound whatever the noise.
+    """
+    m = float(fallback.max_total or fallback.max_partitions * fallback.max_per_partition)
+    edges = bin_edges(MAX_BOUND)
+    lo = edges.astype(float)
+    hi = np.append(edges[1:], edges[-1] + 1).astype(float)
+    mass = np.exp(-(lo - 1) / m) - np.exp(-(hi - 1) / m)
+    mass[-1] = math.exp(-(lo[-1] - 1) / m)
+    h = people * mass
+    total = float((h * bin_means(edges)).sum())
+    best: tuple[float, Bounds] | None = None
+    for c in bin_edges(int(min(MAX_BOUND, 8 * m)), ratio=1.07):
+        c = int(c)
+        bias = max(total - float((h * mean_clipped(edges, c)).sum()), 0.0)
+        bounds = Bounds(max_partitions=c, max_per_partition=min(fallback.max_per_partition, c), max_total=c)
+        noise = choose_mechanism(budgets, bounds, mechanism)
+        error = expected_error(bias / max(n_keys, 1), noise.kind, noise.scale, mean_size=total / max(n_keys, 1))
+        if best is None or error < best[0]:
+            best = (error, bounds)
+    assert best is not None
+    return best[1]
 
 
 def mean_clipped(edges: np.ndarray, c: int) -> np.ndarray:
@@ -348,15 +418,27 @@ def mean_clipped(edges: np.ndarray, c: int) -> np.ndarray:
 _SPREAD = -np.log1p(-(np.arange(16) + 0.5) / 16)
 
 
-def expected_error(mean_bias: float, kind: str, scale: float) -> float:
+def expected_error(mean_bias: float, kind: str, scale: float, mean_size: float | None = None) -> float:
     """E|b + Z| for one key, averaged over keys whose bias ``b`` is ``mean_bias`` times an Exp(1) key size.
 
     The truncation bias of a key grows with its count; this spreads the
     estimated total bias over keys of unequal (exponentially distributed)
     sizes, between the two simple extremes (equal keys: the least error;
     bias and noise added key by key: the most).
+
+    With ``mean_size`` (the mean true count of a key, estimated from the same
+    noisy histograms) the error is that of the released count clipped at 0,
+    ``E|max(t - b + Z, 0) - t|`` for a key of size ``t`` (counts are never
+    negative, so users clip; where the noise is large against the counts this
+    is much less than ``E|b + Z|`` and favours bounds with less bias), by
+    quadrature over 64 quantiles of the noise.
     """
     b = mean_bias * _SPREAD
+    if mean_size is not None and mean_size > 0:
+        t = mean_size * _SPREAD
+        z = _noise_quantiles(kind, scale)
+        released = np.maximum((t - b)[:, None] + z[None, :], 0.0)
+        return float(np.abs(released - t[:, None]).mean())
     if kind == "laplace":
         lam = scale  # continuous approximation of the discrete Laplace of this scale
         values = b + lam * np.exp(-b / lam)
@@ -367,6 +449,20 @@ def expected_error(mean_bias: float, kind: str, scale: float) -> float:
         z = b / sigma
         values = b * (1 - 2 * norm.cdf(-z)) + 2 * sigma * norm.pdf(z)
     return float(values.mean())
+
+
+_Q = (np.arange(64) + 0.5) / 64
+
+
+@lru_cache(maxsize=4096)
+def _noise_quantiles(kind: str, scale: float) -> np.ndarray:
+    """64 equally likely points of the noise (continuous approximation): Laplace of scale ``scale``, or the
+    Gaussian of the discrete Gaussian's variance."""
+    if kind == "laplace":
+        return -np.sign(_Q - 0.5) * scale * np.log1p(-2 * np.abs(_Q - 0.5))
+    from scipy.stats import norm
+
+    return math.sqrt(noise_variance(kind, scale)) * norm.ppf(_Q)
 
 
 # ---------------------------------------------------------------------- conversions

@@ -57,7 +57,7 @@ from privagg.engines import default_engine
 from privagg.engines.base import Engine
 from privagg.errors import PrivaggInputError
 from privagg.keysets import KeySet, _kind
-from privagg.queries import LEVELS, PER_USER_STATISTICS, TIME_COLUMN, Query, check_domain_size
+from privagg.queries import LEVELS, PER_USER_STATISTICS, TIME_COLUMN, Query, check_domain_size, parse_time_bin
 from privagg.release import PrivacyRecord, Release
 from privagg.releases.build import Inputs, clamp_range, contributions, dwell_range, key_columns
 from privagg.releases.inputs import resolve
@@ -90,6 +90,36 @@ def default_bounds(query: Query) -> Bounds:
         "segment_mean": Bounds(max_partitions=1, max_per_partition=1),
         "micro_segments": Bounds(max_partitions=1, max_per_partition=1),
     }[query.statistic]
+
+
+#: Public prior of the choice's fallback: records (stays, trips) and distinct keys a subscriber
+#: typically adds per day, and records per key per day of a key's time bin.
+PRIOR_RECORDS_PER_DAY = 16 / 7
+PRIOR_KEYS_PER_DAY = 4
+PRIOR_PER_KEY_PER_DAY = 4
+
+
+def structural_bounds(query: Query, start: pd.Timestamp, end: pd.Timestamp) -> Bounds:
+    """Public fallback bounds of the private choice, derived from the query's structure only.
+
+    Used when the noisy histograms show nothing above their noise (little budget): the window's
+    length in days ``d`` and the time bin's length in days ``b`` (the whole window without a bin)
+    give, for distinct-subscriber statistics, ``L0 = 4 d`` keys; for record counts a total bound
+    ``C = round(16 d / 7)`` (16 per week) with a per-key cap ``4 b`` (none when it does not bind).
+    Data-independent, so it costs nothing; the constants are a public prior (mobility records per
+    subscriber-day), not fitted to any release's data.
+
+    >>> q = Query("visits", level="zone", time_bin="1D")
+    >>> structural_bounds(q, pd.Timestamp("2026-01-05"), pd.Timestamp("2026-01-12")).max_total
+    16
+    """
+    days = max((end - start) / pd.Timedelta(days=1), 1 / 24)
+    bin_days = days if query.time_bin is None else min(days, parse_time_bin(query.time_bin) / pd.Timedelta(days=1))
+    if query.statistic in DISTINCT_STATISTICS:
+        return Bounds(max_partitions=max(1, round(PRIOR_KEYS_PER_DAY * days)), max_per_partition=1)
+    c = max(1, round(PRIOR_RECORDS_PER_DAY * days))
+    cap = min(c, max(1, math.ceil(PRIOR_PER_KEY_PER_DAY * bin_days)))
+    return Bounds(max_partitions=c, max_per_partition=cap, max_total=c)
 
 
 def effective_bounds(query: Query, bounds: Bounds) -> Bounds:
@@ -304,7 +334,7 @@ def release_query(
         profile = profiles(pairs.privacy_ids, pairs.counts, distinct=query.statistic in DISTINCT_STATISTICS)
         choice = choose_bounds(profile, distinct=query.statistic in DISTINCT_STATISTICS, n_keys=n_partitions,
                                choice_epsilon=choice_epsilon, budgets=budgets, mechanism=mechanism,
-                               fallback=effective_bounds(query, default_bounds(query)))
+                               fallback=effective_bounds(query, structural_bounds(query, inputs.start, inputs.end)))
         del profile
         eff = effective_bounds(query, choice.bounds)
         p = Plan(choice.mechanism, None, loss, 1.0, ())
@@ -543,8 +573,10 @@ def _choice_parameters(chosen: bool, fixed: Bounds | None, given: Any, choice: B
         out: dict[str, Any] = {
             "bounds_rule": ("chosen privately: least expected truncation bias + noise over noisy histograms of "
                             "per-subscriber contributions (privagg.dp.bound_choice)") if not choice.fell_back else
-                           ("chosen privately: the noisy histograms showed nothing above their noise, "
-                            "so the public defaults of the statistic (privagg.dp.bound_choice)"),
+                           ("chosen privately: the noisy histograms showed too little above their noise, "
+                            "so public fallback bounds from the query's window and time bin "
+                            "(privagg.releases.core.structural_bounds; for record counts, the total bound of least "
+                            "expected error under a public prior of that mean, privagg.dp.bound_choice.prior_choice)"),
             "bounds_share": share,
             "bounds_epsilon": choice.epsilon,
             "bounds_shape": choice.bounds.shape,
