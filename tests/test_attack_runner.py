@@ -76,3 +76,17 @@ def test_harness_audit_and_demo_go_through_the_one_runner(recorded, small_city, 
     assert routes[0] == "raw" and routes[1] == "suppression (k=5) (the claim)"
     assert any(label.startswith("footfall per zone per 1h, DP, epsilon") for label in routes[2:])
     assert len(recorded) == 2 + 3  # the harness, the audit, and the demo's three methods
+
+
+def test_models_read_from_a_release_are_made_when_an_attack_needs_them(small_city):
+    """A DP anonymiser that chooses its bounds privately reads its model from its own release: attacks that ask
+    first get one made for them, so the likelihood-ratio variants still run (never a weaker attack)."""
+    from privagg.anonymisers import DPAnonymiser
+    from privagg.anonymisers.base import model_for_attack
+
+    fresh = DPAnonymiser(epsilon=1.0)
+    model = model_for_attack(fresh, small_city, HOURLY, l0=24, days=1)
+    assert model.noise_kind in ("laplace", "gaussian") and model.noise_scale > 0
+    result = run_attack("differencing", small_city, DPAnonymiser(epsilon=1.0), HOURLY, seed=0,
+                        settings={"trials": 6, "days": 1})
+    assert set(result.variants) == {"likelihood ratio", "difference rule"}

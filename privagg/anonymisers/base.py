@@ -105,3 +105,26 @@ class Anonymiser(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+
+
+def model_for_attack(anonymiser: Any, world: Any, query: Query, *, l0: int, linf: int = 1,
+                     days: int | None = None) -> Publication:
+    """``anonymiser.publication_model(...)`` for ``query``, releasing the query first when the model needs it.
+
+    An anonymiser that chooses its bounds privately reads its model (noise scale,
+    bounds, mechanism) from the record of its own release of the query. An
+    attack that asks before any release therefore makes one, as the adversary's
+    own simulation, so the model is never weaker than the release it stands for.
+
+    Raises
+    ------
+    PublicationModelUnavailable
+        When the anonymiser has no model of its publications.
+    """
+    try:
+        return anonymiser.publication_model(l0=l0, linf=linf, days=days, query=query)
+    except PublicationModelUnavailable:
+        if not hasattr(anonymiser, "release") or getattr(anonymiser, "method", None) == "pseudonymised":
+            raise
+        anonymiser.release(world, query)
+        return anonymiser.publication_model(l0=l0, linf=linf, days=days, query=query)

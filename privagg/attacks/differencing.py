@@ -114,10 +114,9 @@ def _lookup(series: pd.Series, key: tuple, absent: float = 0.0) -> float:
 
 def _model(anonymiser: Any, query: Any, key_query: Any, world: Any) -> Any:
     """The anonymiser's publication model for the attacked table, or None (a bare release function)."""
-    from privagg.anonymisers.base import PublicationModelUnavailable
+    from privagg.anonymisers.base import PublicationModelUnavailable, model_for_attack
 
-    model_of = getattr(anonymiser, "publication_model", None)
-    if not callable(model_of):
+    if not callable(getattr(anonymiser, "publication_model", None)):
         return None
     days = None
     meta = getattr(world, "meta", {}) or {}
@@ -129,7 +128,7 @@ def _model(anonymiser: Any, query: Any, key_query: Any, world: Any) -> Any:
     # The target's own contribution stands for the game's; the noise scale comes from the anonymiser's
     # bounds for this query, as in its release.
     try:
-        return model_of(l0=1, linf=1, days=days, query=query)
+        return model_for_attack(anonymiser, world, query, l0=1, linf=1, days=days)
     except PublicationModelUnavailable:
         return None
 

@@ -213,6 +213,7 @@ def _trajectory_recovery(world: Any, anonymiser: Any, query: Query, published: Q
 
 def _membership_inference(world: Any, anonymiser: Any, query: Query, published: Query, release: Any,
                           s: dict[str, Any], seed: int, label: str) -> AttackResult:
+    from privagg.anonymisers.base import model_for_attack
     from privagg.attacks.membership import hourly_presence, membership_inference
 
     if (published.statistic != "footfall" or published.time_bin is None
@@ -221,7 +222,7 @@ def _membership_inference(world: Any, anonymiser: Any, query: Query, published: 
                             "hour by hour). Fix: attack a footfall query with time_bin = \"1h\".")
     # Hourly presence: each subscriber in at most one location per hour, 24 keys a day, 1 each.
     # The model's noise and guarantee are those of the anonymiser's own release of the published query.
-    model = anonymiser.publication_model(l0=24, linf=1, days=s["days"], query=published)
+    model = model_for_attack(anonymiser, world, published, l0=24, linf=1, days=s["days"])
     consenting = world.opted_in()
     area = LEVELS[published.level]
     location_map = None if area == "cell_id" else world.cells.set_index("cell_id")[area]
