@@ -147,30 +147,33 @@ def _measurement(kind: str, scale: float) -> Any:
     return space >> dp.m.then_gaussian(scale=scale)
 
 
+def _calibrated(kind: str, scale: float, sensitivity: float, loss: float) -> NoiseMechanism:
+    """The smallest scale from ``scale`` up at which OpenDP's privacy map certifies ``loss`` at ``sensitivity``.
+
+    The closed-form scale can miss by a rounding error in OpenDP's map, so it is
+    nudged up by one float step at a time until the map certifies the loss.
+    """
+    mech = NoiseMechanism(kind, scale, sensitivity, loss)
+    for _ in range(64):
+        certified = mech.privacy_map()
+        if certified <= loss:
+            return NoiseMechanism(kind, mech.scale, sensitivity, certified)
+        mech = NoiseMechanism(kind, float(np.nextafter(mech.scale, math.inf)) * (1 + 1e-12), sensitivity, loss)
+    raise PrivaggInputError(  # pragma: no cover - the map is monotone in the scale
+        f"could not calibrate the discrete {kind} noise for loss {loss:g}. Fix: report this as a bug."
+    )
+
+
 @lru_cache(maxsize=256)
 def laplace(epsilon: float, l1_sensitivity: int) -> NoiseMechanism:
     """Discrete Laplace calibrated so OpenDP certifies ``epsilon`` at ``l1_sensitivity``: ``scale = l1/epsilon``."""
-    scale = l1_sensitivity / epsilon
-    mech = NoiseMechanism("laplace", scale, l1_sensitivity, epsilon)
-    for _ in range(64):
-        certified = mech.privacy_map()
-        if certified <= epsilon:
-            return NoiseMechanism("laplace", mech.scale, l1_sensitivity, certified)
-        mech = NoiseMechanism("laplace", float(np.nextafter(mech.scale, math.inf)) * (1 + 1e-12), l1_sensitivity, epsilon)
-    raise RuntimeError("could not calibrate the discrete Laplace scale")  # pragma: no cover
+    return _calibrated("laplace", l1_sensitivity / epsilon, l1_sensitivity, epsilon)
 
 
 @lru_cache(maxsize=256)
 def gaussian(rho: float, l2_sensitivity: float) -> NoiseMechanism:
     """Discrete Gaussian calibrated so OpenDP certifies ``rho`` at ``l2_sensitivity``: ``sigma = l2/sqrt(2 rho)``."""
-    scale = l2_sensitivity / math.sqrt(2 * rho)
-    mech = NoiseMechanism("gaussian", scale, l2_sensitivity, rho)
-    for _ in range(64):
-        certified = mech.privacy_map()
-        if certified <= rho:
-            return NoiseMechanism("gaussian", mech.scale, l2_sensitivity, certified)
-        mech = NoiseMechanism("gaussian", float(np.nextafter(mech.scale, math.inf)) * (1 + 1e-12), l2_sensitivity, rho)
-    raise RuntimeError("could not calibrate the discrete Gaussian scale")  # pragma: no cover
+    return _calibrated("gaussian", l2_sensitivity / math.sqrt(2 * rho), l2_sensitivity, rho)
 
 
 @lru_cache(maxsize=256)
