@@ -15,15 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from privagg.audit import (
-    DataDependentKeysCounts,
-    DiscreteLaplaceCounts,
-    HalfScaleCounts,
-    MiscalibratedCounts,
-    NaiveLaplaceCounts,
-    epsilon_lower_bound,
-    example_contributions,
-)
+from privagg.audit import COUNT_MECHANISMS, epsilon_lower_bound, example_contributions
 
 
 def main() -> None:
@@ -33,11 +25,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{'mechanism':<22} {'claimed':>7} {'eps lower bound':>15} {'verdict':>12} {'runs needed':>11} "
           f"{'seconds':>8}  event")
-    for cls in (DiscreteLaplaceCounts, HalfScaleCounts, MiscalibratedCounts, NaiveLaplaceCounts,
-                DataDependentKeysCounts):
+    for key, cls in COUNT_MECHANISMS.items():
         mech = cls(1.0, 20, max_partitions=10)
-        data = example_contributions(200, 20, heavy_partitions=10, seed=args.seed,
-                                     own_partition=cls is DataDependentKeysCounts)
+        data = example_contributions(200, 20, heavy_partitions=10, seed=args.seed, own_partition=key == "data_keys")
         t0 = time.perf_counter()
         r = epsilon_lower_bound(mech, data, seed=args.seed, max_runs=args.max_runs)
         print(f"{mech.name:<22} {r.claimed_epsilon:>7g} {r.epsilon_lb:>15.3f} "

@@ -277,3 +277,11 @@ def test_cli_reports_a_data_dependent_key_set_as_flagged_with_the_keys(capsys):
     out = capsys.readouterr().out
     assert "FLAGGED" in out and "keys only on D: (partition=19)" in out
     assert "runs:             1000 per dataset" in out
+
+
+def test_the_command_names_every_count_mechanism():
+    """The command lists the mechanisms without importing them; the list must be the registry's."""
+    from privagg.audit import COUNT_MECHANISMS
+    from privagg.commands.audit_mechanism import MECHANISMS
+
+    assert set(MECHANISMS) == set(COUNT_MECHANISMS)

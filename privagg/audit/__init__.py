@@ -24,6 +24,7 @@ from privagg.audit.lower_bound import (
     remove_most_active,
 )
 from privagg.audit.mechanisms import (
+    COUNT_MECHANISMS,
     DataDependentKeysCounts,
     DiscreteLaplaceCounts,
     HalfScaleCounts,
@@ -37,6 +38,7 @@ from privagg.audit.mechanisms import (
 
 __all__ = [
     "AuditResult",
+    "COUNT_MECHANISMS",
     "DataDependentKeysCounts",
     "DiscreteLaplaceCounts",
     "HalfScaleCounts",

@@ -48,6 +48,7 @@ import pandas as pd
 from privagg.errors import PrivaggInputError
 
 __all__ = [
+    "COUNT_MECHANISMS",
     "DataDependentKeysCounts",
     "DiscreteLaplaceCounts",
     "HalfScaleCounts",
@@ -275,3 +276,13 @@ class DataDependentKeysCounts(_CountMechanism):
         counts = self.counts(contributions)
         kept = counts[counts > 0]
         return discrete_laplace_mechanism(np.broadcast_to(kept, (int(n), kept.size)), self.epsilon, self.sensitivity)
+
+
+#: The count mechanisms the audit command and the audit experiment run, by their command-line names.
+COUNT_MECHANISMS: dict[str, type[_CountMechanism]] = {
+    "dp": DiscreteLaplaceCounts,
+    "half_scale": HalfScaleCounts,
+    "miscalibrated": MiscalibratedCounts,
+    "naive_laplace": NaiveLaplaceCounts,
+    "data_keys": DataDependentKeysCounts,
+}
