@@ -20,7 +20,6 @@ It uses only privagg's public functions, as a user would.
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,7 +30,6 @@ from privagg.anonymisers.factory import make_anonymiser
 from privagg.atomic import publish_directory
 from privagg.attacks import NotApplicable, run_attack
 from privagg.claim_audit import truth_of, utility_of
-from privagg.dp.bounds import BoundsWarning
 from privagg.harness.plots import footfall_map_figure, od_flow_map_figure, risk_figure
 from privagg.harness.report import finding, write_report
 from privagg.synth import generate_world
@@ -56,10 +54,6 @@ ATTACKS: dict[str, dict[str, dict[str, int]]] = {
     },
     "segments": {"reconstruction": {"bootstrap": 100}},
 }
-#: Contribution bounds per subscriber-day of the daily products (footfall keeps the statistic's 24 hours):
-#: a subscriber is seen in about two zones and makes about three zone-to-zone trips a day, so tighter
-#: bounds cost little truncation and cut the noise several times.
-BOUNDS = {"od_flows": {"max_partitions": 3, "max_per_partition": 1}, "segments": {"max_partitions": 2}}
 PRODUCTS = {
     "footfall": Query("footfall", level="zone", time_bin="1h"),
     "od_flows": Query("od_flows", level="zone", time_bin="1D"),
@@ -111,7 +105,7 @@ def _demo(staging: Path, say: Callable[[str], None], n_users: int, n_cells: int,
     for eps in epsilons:
         name = f"dp_epsilon_{eps:g}"
         budgets[name] = Budget(epsilon=eps * days, ledger=staging / f"budget_{name}.sqlite")
-        methods[name] = {p: make_anonymiser("dp", {"epsilon": eps * SHARES[p], "unit": UNIT, **BOUNDS.get(p, {})},
+        methods[name] = {p: make_anonymiser("dp", {"epsilon": eps * SHARES[p], "unit": UNIT},
                                             budget=budgets[name]) for p in PRODUCTS}
     (staging / "releases").mkdir()
     truths = {p: truth_of(world, q) for p, q in PRODUCTS.items()}
@@ -119,11 +113,8 @@ def _demo(staging: Path, say: Callable[[str], None], n_users: int, n_cells: int,
     utility: dict[str, dict[str, float]] = {}
     for method, anonymisers in methods.items():
         for product, query in PRODUCTS.items():
-            with warnings.catch_warnings():
-                # The daily products' bounds (BOUNDS) are set by hand on purpose and truncate part of the
-                # trips; the on-screen warning saying so would repeat for every release of the demo.
-                warnings.simplefilter("ignore", BoundsWarning)
-                release = anonymisers[product].release(world, query)
+            # No bounds are given: each day's release chooses its own privately, from a small share of its epsilon.
+            release = anonymisers[product].release(world, query)
             releases[(method, product)] = release
             release.write(staging / "releases" / f"{product}_{method}.parquet")
             utility[f"{product}: {release.privacy.label()}"] = utility_of(truths[product], release, floor=10.0)
@@ -142,9 +133,8 @@ def _demo(staging: Path, say: Callable[[str], None], n_users: int, n_cells: int,
             label = f"{query.describe()}, {release.privacy.label()}"
             # Attacks replay releases to measure risk: their simulated releases are not publications and
             # are not charged to the budget, so they use the same anonymiser without one.
-            attacker_view = make_anonymiser("dp", {"epsilon": release.privacy.epsilon, "unit": UNIT,
-                                                   **BOUNDS.get(product, {})}) \
-                if release.privacy.formally_private else anonymisers[product]
+            anonymiser = anonymisers[product]
+            attacker_view = anonymiser.unbudgeted() if release.privacy.formally_private else anonymiser
             for attack, settings in product_attacks.items():
                 try:
                     result = run_attack(attack, world, attacker_view, query, release=release, settings=settings,
@@ -200,4 +190,4 @@ def _demo(staging: Path, say: Callable[[str], None], n_users: int, n_cells: int,
     return html
 
 
-__all__ = ["ATTACKS", "BOUNDS", "DEFAULTS", "EPSILONS", "PRODUCTS", "run_demo"]
+__all__ = ["ATTACKS", "DEFAULTS", "EPSILONS", "PRODUCTS", "run_demo"]

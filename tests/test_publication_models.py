@@ -216,6 +216,25 @@ def test_release_per_subscriber_day_records_its_unit(world):
     assert not table.duplicated(list(release.key_columns)).any()
 
 
+def test_per_day_releases_choose_their_bounds_privately_each_day(world):
+    """With a day unit and no bounds, every day's release chooses its own bounds from a share of that day's
+    epsilon; the window is charged the per-day envelope times the days, once; the attack model takes the
+    least noisy day's noise, so it is never noisier than any day's release."""
+    budget = _Recorder(10.0)
+    anonymiser = DPAnonymiser(epsilon=1.0, delta=1e-9, unit="subscriber-day", budget=budget)
+    record = anonymiser.release(world, ZONE_3H).privacy
+    assert record.parameters["bounds_rule"].startswith("chosen privately")
+    assert len(budget.charges) == 1 and budget.charges[0].epsilon == pytest.approx(3.0)
+    days = [DPAnonymiser(epsilon=1.0, delta=1e-9).release(
+        world, Query("footfall", level="zone", time_bin="3h", start=f"2026-01-0{d}", end=f"2026-01-0{d + 1}")).privacy
+        for d in (5, 6, 7)]
+    assert all(r.parameters["bounds_rule"].startswith("chosen privately") for r in days)
+    model = anonymiser.publication_model(l0=1, days=3, query=ZONE_3H)
+    assert model.loss.epsilon == pytest.approx(3.0)
+    assert anonymiser.unbudgeted().publication_model(l0=1, days=3, query=ZONE_3H).noise_scale == model.noise_scale
+    assert anonymiser.unbudgeted().budget is None and anonymiser.budget is budget
+
+
 class _Recorder:
     """A budget with the two calls DPAnonymiser makes (check, charge), recording them."""
 

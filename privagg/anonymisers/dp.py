@@ -8,18 +8,22 @@ concatenated, and a subscriber's loss over the window is the per-period loss
 times the number of periods (sequential composition), which the budget is
 charged in one step before any period is released.
 
-Bounds and mechanism: with the default unit, no ``bounds=`` and public keys,
-a count statistic's bounds are chosen privately and the mechanism
-automatically (:mod:`privagg.dp.bound_choice`), so the noise is known only
-once the release is made; the anonymiser keeps the record of its latest
-release of each query and its publication model reads the noise and bounds
-from it. Per-period units, hand-set bounds, private keys and means use the
-statistic's public (or given) bounds and the explicit mechanism of the loss
-(Laplace for epsilon, Gaussian for rho), known in advance.
+Bounds and mechanism: with no ``bounds=`` and public keys, a count
+statistic's bounds are chosen privately and the mechanism automatically
+(:mod:`privagg.dp.bound_choice`), for the window or for each period of the
+unit on its own (a small share of each period's loss buys that period's
+choice), so the noise is known only once the release is made; the anonymiser
+keeps the record of its latest release of each query and its publication
+model reads the noise and bounds from it (with periods: the period whose noise
+is the least, so the model is never noisier than any period's release).
+Hand-set bounds, private keys and means use the statistic's public (or given)
+bounds and the explicit mechanism of the loss (Laplace for epsilon, Gaussian
+for rho), known in advance.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 from typing import Any
@@ -38,7 +42,7 @@ from privagg.queries import TIME_COLUMN, KeySet, Query, public_keys
 from privagg.release import Release
 from privagg.release import PrivacyRecord
 from privagg.releases.core import (CHOSEN_STATISTICS, MEAN_STATISTICS, default_bounds, effective_bounds, plan,
-                                   release_query)
+                                   release_loss, release_query)
 from privagg.releases.inputs import window
 from privagg.world import World
 
@@ -113,6 +117,16 @@ class DPAnonymiser(Anonymiser):
         # The record of the latest release of each query (by its description without keys): the noise
         # an automatic choice settled on, for the publication model.
         self._records: dict[tuple[Any, ...], PrivacyRecord] = {}
+
+    def unbudgeted(self) -> "DPAnonymiser":
+        """The same anonymiser, sharing the records of its releases, without a budget.
+
+        For an adversary's simulations of its releases: they are not publications, so they are
+        not charged, and they see exactly the noise the recorded releases used.
+        """
+        twin = copy.copy(self)
+        twin.budget = None
+        return twin
 
     def params(self) -> dict[str, Any]:
         return {
@@ -202,8 +216,7 @@ class DPAnonymiser(Anonymiser):
 
     def _chooses(self, query: Query) -> bool:
         """Whether the release of ``query`` chooses bounds and mechanism privately (see the module docstring)."""
-        return (self.bounds is None and self.unit.period == "window" and self.public_keys
-                and query.statistic in CHOSEN_STATISTICS)
+        return self.bounds is None and self.public_keys and query.statistic in CHOSEN_STATISTICS
 
     def _model_from_record(self, record: PrivacyRecord, game_l0: int, linf: int, periods: int) -> Noisy:
         """The model of a release whose bounds were chosen privately: its recorded noise and bounds."""
@@ -286,6 +299,9 @@ class DPAnonymiser(Anonymiser):
                 "start": str(start), "end": str(end), "loss_per_period": per_period.to_dict(),
             })
         parts = [self._release(world, q, None) for q in queries]
+        if self._chooses(query):
+            # Each period chose its own bounds; the attack model takes the least noisy period's.
+            self._records[_query_key(query)] = min((part.privacy for part in parts), key=_noise_sd)
         table = pd.concat([p.to_pandas() for p in parts], ignore_index=True)
         first = parts[0].privacy
         composed = UnitLoss(per_period, self.unit).describe(start, end)
@@ -311,9 +327,18 @@ class DPAnonymiser(Anonymiser):
 
     def _loss_per_period(self, query: Query) -> Loss:
         """The loss :func:`release_query` will spend on one period (its own plan, computed before any data is read)."""
+        if self._chooses(query):
+            return release_loss(query, epsilon=self.epsilon, rho=self.rho, delta=self.delta or None, bounds=None)
         eff = effective_bounds(query, as_bounds(self.bounds, default_bounds(query)))
         delta = check_delta(self.delta, required=query.keys is None, why="when keys are selected privately")
         return plan(query, eff, epsilon=self.epsilon, rho=self.rho, delta=delta, public=query.keys is not None).loss
+
+
+def _noise_sd(record: PrivacyRecord) -> float:
+    """Standard deviation of a record's count noise (a discrete Laplace of scale b has about sqrt(2) b)."""
+    assert record.noise_scale is not None
+    kind = record.parameters.get("mechanism", record.mechanism)
+    return float(record.noise_scale) * (math.sqrt(2.0) if kind == "laplace" else 1.0)
 
 
 def _query_key(query: Query) -> tuple[Any, ...]:
