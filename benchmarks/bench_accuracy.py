@@ -231,7 +231,7 @@ def by_population(keys: pd.DataFrame, released: np.ndarray, true: np.ndarray, po
 
 
 # ---------------------------------------------------------------------- dp_mobility_report
-def run_dpmr(python: Path, world: Any, epsilons: tuple[float, ...]) -> dict[str, Any]:
+def run_dpmr(python: Path, world: Any, epsilons: tuple[float, ...], repeats: int) -> dict[str, Any]:
     """The peer's visits per tile on the same week, from its own environment (skipped when absent)."""
     if not python.exists():
         msg = (f"dp_mobility_report skipped: no interpreter at {python}. Create it with "
@@ -253,7 +253,7 @@ def run_dpmr(python: Path, world: Any, epsilons: tuple[float, ...]) -> dict[str,
         trips = trips[(trips["depart"] >= start) & (trips["depart"] < end)]
         trips.to_csv(Path(tmp) / "trips.csv", index=False)
         world.cells[["cell_id", "x", "y"]].to_csv(Path(tmp) / "cells.csv", index=False)
-        out = subprocess.run([str(python), str(script), tmp, *map(str, epsilons)], capture_output=True, text=True)
+        out = subprocess.run([str(python), str(script), tmp, str(repeats), *map(str, epsilons)], capture_output=True, text=True)
     if out.returncode:
         msg = f"dp_mobility_report failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
         print(msg)
@@ -328,7 +328,13 @@ def main(argv: list[str] | None = None) -> int:
             if case.by_population:
                 print("    by cell population: " + "; ".join(
                     f"{k}: {v[m]:.3f} ({v['cells']} cells)" for k, v in row["by_population"].items()), flush=True)
-    peer = run_dpmr(args.dpmr_python, world, epsilons)
+    peer = run_dpmr(args.dpmr_python, world, epsilons, args.repeats)
+    for eps, b in peer.get("best", {}).items():
+        ours = [r for r in rows if r["case"] == "visits cell (week)" and r["epsilon"] == float(eps)]
+        mine = f"; privagg visits per cell, auto: {ours[0]['auto_smape']:.4f}" if ours else ""
+        print(f"dp_mobility_report visits per tile eps={eps}: SMAPE {b['smape']:.4f} at max_trips_per_user="
+              f"{b['max_trips_per_user']} (selected on {b['selection_smape']:.4f}; best single draw of any bound "
+              f"{b['best_single_draw']:.4f}){mine}", flush=True)
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = RESULTS / f"accuracy-{stamp}.json"

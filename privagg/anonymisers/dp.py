@@ -299,11 +299,17 @@ class DPAnonymiser(Anonymiser):
                 "start": str(start), "end": str(end), "loss_per_period": per_period.to_dict(),
             })
         parts = [self._release(world, q, None) for q in queries]
-        if self._chooses(query):
-            # Each period chose its own bounds; the attack model takes the least noisy period's.
-            self._records[_query_key(query)] = min((part.privacy for part in parts), key=_noise_sd)
-        table = pd.concat([p.to_pandas() for p in parts], ignore_index=True)
         first = parts[0].privacy
+        chosen_notes: tuple[str, ...] = ()
+        if self._chooses(query):
+            # Each period chose its own bounds: the record (and the attack model) states the least noisy
+            # period's noise, so neither is noisier than any period's release.
+            first = min((part.privacy for part in parts), key=_noise_sd)
+            chosen_notes = (f"Each {self.unit.period} chose its bounds privately: "
+                            + "; ".join(f"{_bounds_label(part.privacy.bounds)}" for part in parts)
+                            + f". This record states the {self.unit.period} with the least noise.",)
+            self._records[_query_key(query)] = first
+        table = pd.concat([p.to_pandas() for p in parts], ignore_index=True)
         composed = UnitLoss(per_period, self.unit).describe(start, end)
         record = replace(
             first,
@@ -313,7 +319,7 @@ class DPAnonymiser(Anonymiser):
                         "end": spans[-1][1].isoformat(timespec="minutes"), "privacy_unit": self.unit.label,
                         "periods": len(spans)},
             notes=(*first.notes, f"Each {self.unit.period} is released separately with its own contribution bounds: "
-                                 f"{composed} (sequential composition)."),
+                                 f"{composed} (sequential composition).", *chosen_notes),
         )
         return Release(table, parts[0].key_columns, record)
 
@@ -339,6 +345,14 @@ def _noise_sd(record: PrivacyRecord) -> float:
     assert record.noise_scale is not None
     kind = record.parameters.get("mechanism", record.mechanism)
     return float(record.noise_scale) * (math.sqrt(2.0) if kind == "laplace" else 1.0)
+
+
+def _bounds_label(bounds: dict[str, Any] | None) -> str:
+    """``L0=.., Linf=.., C=..`` of a record's bounds."""
+    if not bounds:
+        return "none"
+    names = {"max_partitions": "L0", "max_per_partition": "Linf", "max_total": "C"}
+    return ", ".join(f"{short}={bounds[key]}" for key, short in names.items() if bounds.get(key) is not None)
 
 
 def _query_key(query: Query) -> tuple[Any, ...]:

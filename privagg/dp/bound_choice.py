@@ -43,6 +43,19 @@ The rule
    are used; for record counts the total bound is then the one of least
    expected error under a public prior (exponential records per subscriber
    of that mean, the noisy number of subscribers; :func:`prior_choice`).
+5. **Kept share** (record counts only: visits, trips, OD flows). Released
+   values are divided by the chosen candidate's estimated share of records
+   kept (:attr:`BoundChoice.kept_share`, from the same histograms), which
+   removes the average truncation bias, so the search weighs each candidate's
+   noise divided by that share against the bias a global factor leaves,
+   taken as ``(1 - share)`` times the truncation bias plus the uncertainty of
+   the estimated loss (a value's position within its bin taken as uniform).
+   Candidates with a per-key cap are not rescaled (what a cap cuts
+   concentrates on the keys subscribers return to). Distinct-subscriber
+   statistics are not rescaled: the presences a subscriber over L0 loses
+   concentrate on some keys (the days and hours they are most active), and a
+   global factor moves the other keys away from the truth (measured in
+   ``benchmarks/bench_accuracy.py``).
 
 Privacy: the histograms are an ``epsilon_choice``-DP release (pure DP) of
 the subscribers' profiles; the chosen bounds are a function of them only;
@@ -184,6 +197,9 @@ class BoundChoice:
         expected absolute noise summed over the keys (from the noisy histograms).
     candidates
         How many candidates were compared.
+    kept_share
+        With ``rescale``: the estimated share of the records the chosen bounds keep,
+        by which released values are divided; 1.0 otherwise (and on the fallback).
     """
 
     bounds: Bounds
@@ -192,6 +208,7 @@ class BoundChoice:
     expected_bias: float
     expected_noise: float
     candidates: int
+    kept_share: float = 1.0
 
     @property
     def fell_back(self) -> bool:
@@ -207,10 +224,16 @@ class BoundChoice:
                     f"bound of least expected error under a public prior of that mean); {self.mechanism.name} chosen as the lower-variance mechanism for them.")
         shape = (f"at most {b.max_total} records per subscriber in all, at most {b.max_per_partition} per key"
                  if b.max_total is not None else f"at most {b.max_partitions} keys per subscriber")
-        return (f"Contribution bounds chosen privately ({shape}): noisy histograms of per-subscriber contributions "
+        text = (f"Contribution bounds chosen privately ({shape}): noisy histograms of per-subscriber contributions "
                 f"(discrete Laplace, epsilon={self.epsilon:.4g}) and the bound minimising expected truncation bias "
                 f"plus noise over the keys (estimated bias {self.expected_bias:,.0f}, noise {self.expected_noise:,.0f}); "
                 f"{self.mechanism.name} chosen as the lower-variance mechanism for these bounds.")
+        if self.kept_share < 1.0:
+            text += (f" Released values and intervals are divided by {self.kept_share:.4f}, the share of the records "
+                     "the bounds keep as estimated from the same histograms (post-processing), which removes the "
+                     "average truncation bias; the intervals cover the noise, not what remains of that bias "
+                     "where a key's subscribers are truncated more or less than the average.")
+        return text
 
 
 def candidates(distinct: bool, n_keys: int, linf_grid: Sequence[int] = LINF_GRID) -> list[tuple[str, int, int | None]]:
@@ -311,7 +334,8 @@ def _significant(h: np.ndarray, floor: float) -> np.ndarray:
 
 
 def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int, choice_epsilon: float,
-                  budgets: Budgets, mechanism: str = "auto", fallback: Bounds | None = None) -> BoundChoice:
+                  budgets: Budgets, mechanism: str = "auto", fallback: Bounds | None = None,
+                  rescale: bool = False) -> BoundChoice:
     """Choose bounds (and the mechanism) privately from per-subscriber ``profile`` (see the module docstring).
 
     Parameters
@@ -331,6 +355,14 @@ def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int
     fallback
         Public bounds used when the histograms show nothing above their noise
         (no bin, nor block of up to :data:`MAX_BLOCK` bins, passes the threshold).
+    rescale
+        Released values will be divided by the candidate's estimated kept share
+        ``k`` (:attr:`BoundChoice.kept_share`): a candidate's error is then that of
+        noise ``Z / k`` plus the bias rescaling leaves, taken as ``(1 - k)`` times
+        the truncation bias (a global factor corrects the average loss, not its
+        spread across keys; the more is dropped, the more of it remains) plus
+        the uncertainty of the estimated loss (a value's position within its bin
+        taken as uniform). Candidates with a per-key cap are not rescaled.
     """
     # Distinct statistics: a subscriber touches at most every key, a public cap on the bins.
     cap = int(min(MAX_BOUND, max(n_keys, 2))) if distinct else MAX_BOUND
@@ -346,7 +378,7 @@ def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int
             bounds = fallback
         return BoundChoice(bounds, choose_mechanism(budgets, bounds, mechanism), choice_epsilon, math.nan, math.nan, 0)
     total = float((hists["n"] * bin_means(edges)).sum())
-    best: tuple[float, float, float, Bounds] | None = None
+    best: tuple[float, float, float, Bounds, float] | None = None
     cands = [x for x in candidates(distinct, n_keys) if x[0] in hists]
     kept_by_bin = {c: mean_clipped(edges, c) for c in {c for _, c, _ in cands}}
     # Kept records per candidate. A per-key cap can only drop records, so capped candidates keep at most
@@ -360,18 +392,31 @@ def choose_bounds(profile: dict[str, np.ndarray], *, distinct: bool, n_keys: int
             higher = [kept_of[(f"u{h}", c)] for h in LINF_GRID if h > l and (f"u{h}", c) in kept_of]
             kept = min([kept, kept_of[("n", c)], *higher])
         kept_of[(name, c)] = kept
+    lo_edge = edges.astype(float)
+    hi_edge = np.append(edges[1:] - 1, edges[-1]).astype(float)
     for name, c, l in cands:
         kept = kept_of[(name, c)]
         bias = max(total - kept, 0.0)
+        left = bias
+        share = 1.0
+        if rescale and total > 0 and l is None:
+            share = min(max(kept / total, 1e-3), 1.0)
+            # What a global factor leaves: the spread of the loss across keys, taken as (1 - share) of it,
+            # plus the uncertainty of the estimated loss itself (the standard deviation of a value placed
+            # uniformly within its bin). Per-key caps are not rescaled: what they cut concentrates on the
+            # keys subscribers return to (home, work), which a global factor cannot restore.
+            unsure = float((hists[name] * (np.maximum(hi_edge - c, 0) - np.maximum(lo_edge - c, 0))).sum()) / math.sqrt(12)
+            left = bias * (1 - share) + unsure
         bounds = candidate_bounds(name, c, l, distinct)
         kind, per_key = _noise_term(mechanism, budgets, bounds)
-        error = expected_error(bias / max(n_keys, 1), kind, choose_mechanism(budgets, bounds, mechanism).scale,
-                               mean_size=total / max(n_keys, 1)) * n_keys
+        scale = choose_mechanism(budgets, bounds, mechanism).scale
+        error = expected_error(left / max(n_keys, 1), kind, scale / share, mean_size=total / max(n_keys, 1)) * n_keys
         if best is None or error < best[2]:
-            best = (bias, n_keys * per_key, error, bounds)
+            best = (bias, n_keys * per_key, error, bounds, share)
     assert best is not None
-    bias, noise, _, bounds = best
-    return BoundChoice(bounds, choose_mechanism(budgets, bounds, mechanism), choice_epsilon, bias, noise, len(cands))
+    bias, noise, _, bounds, share = best
+    return BoundChoice(bounds, choose_mechanism(budgets, bounds, mechanism), choice_epsilon, bias, noise, len(cands),
+                       kept_share=share)
 
 
 def prior_choice(fallback: Bounds, people: float, n_keys: int, budgets: Budgets, mechanism: str = "auto") -> Bounds:

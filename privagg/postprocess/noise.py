@@ -53,23 +53,28 @@ class NoiseModel:
         ``"discrete_laplace"``, ``"discrete_gaussian"`` or ``"laplace"``.
     scale
         The mechanism's scale: Laplace scale or Gaussian sigma.
+    factor
+        Released values are ``factor`` times the noisy counts (a release whose privately
+        chosen bounds are corrected by the estimated kept share), so the noise on them is
+        ``factor`` times a draw of the mechanism; 1 for the mechanism's own values.
     """
 
     kind: str
     scale: float
+    factor: float = 1.0
 
     @property
     def discrete(self) -> bool:
         """Whether the noise takes integer values."""
-        return self.kind != "laplace"
+        return self.kind != "laplace" and self.factor == 1.0
 
     @property
     def variance(self) -> float:
         """Exact variance of one noise draw."""
         if self.kind == "laplace":
-            return 2.0 * self.scale**2
-        support, pmf = self.pmf()
-        return float(np.sum(pmf * support.astype(float) ** 2))
+            return 2.0 * (self.factor * self.scale) ** 2
+        support, pmf = _tabulate(self.kind, float(self.scale))
+        return self.factor ** 2 * float(np.sum(pmf * support.astype(float) ** 2))
 
     def pmf(self) -> tuple[np.ndarray, np.ndarray]:
         """Support (integers, symmetric around 0) and probabilities; discrete kinds only."""
@@ -80,13 +85,13 @@ class NoiseModel:
     def sample(self, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         """Simulated draws of the noise (for post-processing only, never for a release)."""
         if self.kind == "laplace":
-            return rng.laplace(0.0, self.scale, size=size)
+            return self.factor * rng.laplace(0.0, self.scale, size=size)
         if self.kind == "discrete_laplace":
             # A discrete Laplace is the difference of two i.i.d. geometric variables.
             p = -math.expm1(-1.0 / self.scale)
-            return (rng.geometric(p, size=size) - rng.geometric(p, size=size)).astype(float)
-        support, pmf = self.pmf()
-        return support[rng.choice(len(support), size=size, p=pmf)].astype(float)
+            return self.factor * (rng.geometric(p, size=size) - rng.geometric(p, size=size)).astype(float)
+        support, pmf = _tabulate(self.kind, float(self.scale))
+        return self.factor * support[rng.choice(len(support), size=size, p=pmf)].astype(float)
 
     def interval(self, level: float) -> tuple[float, float]:
         """Quantiles ``(q_lo, q_hi)`` with ``P(q_lo <= noise <= q_hi) >= level``, tails balanced."""
@@ -118,12 +123,13 @@ def noise_model(privacy: PrivacyRecord | Release) -> NoiseModel | None:
         )
     if scale == 0:
         return None
+    factor = 1.0 / float(record.parameters.get("kept_share", 1.0) or 1.0)
     if "gaussian" in mechanism:
-        return NoiseModel("discrete_gaussian", scale)
+        return NoiseModel("discrete_gaussian", scale, factor)
     if "laplace" in mechanism:
         if "discrete" in mechanism or "opendp" in mechanism:
-            return NoiseModel("discrete_laplace", scale)
-        return NoiseModel("laplace", scale)
+            return NoiseModel("discrete_laplace", scale, factor)
+        return NoiseModel("laplace", scale, factor)
     raise PrivaggInputError(
         f"privacy record of '{record.statistic}' names mechanism {record.mechanism!r}, whose noise "
         "distribution privagg does not know. Fix: use a release made with discrete Laplace, "

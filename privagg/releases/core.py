@@ -334,7 +334,8 @@ def release_query(
         profile = profiles(pairs.privacy_ids, pairs.counts, distinct=query.statistic in DISTINCT_STATISTICS)
         choice = choose_bounds(profile, distinct=query.statistic in DISTINCT_STATISTICS, n_keys=n_partitions,
                                choice_epsilon=choice_epsilon, budgets=budgets, mechanism=mechanism,
-                               fallback=effective_bounds(query, structural_bounds(query, inputs.start, inputs.end)))
+                               fallback=effective_bounds(query, structural_bounds(query, inputs.start, inputs.end)),
+                               rescale=query.statistic not in DISTINCT_STATISTICS)
         del profile
         eff = effective_bounds(query, choice.bounds)
         p = Plan(choice.mechanism, None, loss, 1.0, ())
@@ -382,9 +383,12 @@ def release_query(
     t_count = noise_half_width(p.count.kind, p.count.scale, count_level)
     table = domain.decode(codes)[columns]
     if not is_mean:
-        table["value"] = noisy_counts
-        table["ci_low"] = (noisy_counts - t_count).astype(float)
-        table["ci_high"] = (noisy_counts + t_count).astype(float)
+        # With chosen bounds, divided by the estimated kept share (post-processing of the choice's
+        # histograms, see BoundChoice.kept_share) and rounded back to whole counts.
+        factor = 1.0 if choice is None else 1.0 / choice.kept_share
+        table["value"] = noisy_counts if factor == 1.0 else np.rint(noisy_counts * factor).astype(np.int64)
+        table["ci_low"] = (noisy_counts - t_count).astype(float) * factor
+        table["ci_high"] = (noisy_counts + t_count).astype(float) * factor
     else:
         assert p.total is not None and true_sums is not None and eff.lower is not None and eff.upper is not None
         noisy_sums = p.total.sample(np.asarray(true_sums, dtype=np.int64)).astype(float)
@@ -580,6 +584,7 @@ def _choice_parameters(chosen: bool, fixed: Bounds | None, given: Any, choice: B
             "bounds_share": share,
             "bounds_epsilon": choice.epsilon,
             "bounds_shape": choice.bounds.shape,
+            "kept_share": choice.kept_share,
         }
     elif given is None or isinstance(given, str):
         out = {"bounds_rule": "public defaults of the statistic"}
