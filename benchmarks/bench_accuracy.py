@@ -275,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epsilons", type=float, nargs="+", default=list(EPSILONS))
     ap.add_argument("--cases", nargs="+", default=None, help="case names to run (default: all)")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--min-values", type=int, default=1000,
+                    help="draw each case at least ceil(N / keys) times, so that its mean error averages at least N "
+                         "noisy values (cases with few keys get more draws than --repeats)")
     ap.add_argument("--no-hand", action="store_true", help="skip the hand-picked grid")
     ap.add_argument("--dpmr-python", type=Path, default=HERE / ".venv-dpmr" / "bin" / "python")
     args = ap.parse_args(argv)
@@ -294,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         query = bench.keyed(case.query)
         keys, true = bench.truth(query)
+        bench.repeats = max(args.repeats, math.ceil(args.min_values / max(len(keys), 1)))
         hand = {} if args.no_hand else bench.hand(query, case.grid, epsilons, true, len(keys))
         for eps in epsilons:
             a = bench.auto(query, eps, keys, true)
