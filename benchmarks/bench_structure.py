@@ -28,7 +28,7 @@ od_selected
     selection (``release_query`` on cell pairs with ``keys=None``, its public default bounds 8 pairs x 1 trip,
     the whole epsilon) against the top-down hierarchy with selected cell pairs (``release_od_selected``:
     total, district and zone pairs public with the zone-pair bound choice, cell pairs selected under the
-    surviving zone pairs with the same default bounds; shares 2/3/15/80%, 95% of epsilon). Released total,
+    surviving zone pairs with the same default bounds; shares 2/8/30/60%, 95% of epsilon). Released total,
     SMAPE, top-100 recall, false positives (released pairs that are truly empty), and the zone-pair flows
     each release implies.
 footfall

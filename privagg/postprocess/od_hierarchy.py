@@ -18,6 +18,11 @@ variance ``s_l`` per entry, each entry nested in one parent of the level above.
    keeps the released total near the truth and false positives down.
 3. Integer step: ``floor(x)`` plus one unit to the largest fractional parts until the sum is the
    parent's integer value, so every released flow is a whole number and every level adds up exactly.
+4. A privately selected finest level (keys not public: only children whose noisy count passed a
+   threshold are released) is fitted by :func:`fit_selected`: its released children of a parent sum to
+   *at most* the parent's value, and the rest of the parent is reported as the flow in unreleased
+   children, so children plus remainders add up exactly. The selected children do not inform their
+   parents in step 1: which of them exist depends on the threshold, so their sum is a biased child sum.
 """
 
 from __future__ import annotations

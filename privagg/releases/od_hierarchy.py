@@ -289,7 +289,7 @@ def _candidate_contributions(world: Any, level: str, parent_level: str, parent_k
 def release_od_selected(world: Any, *, epsilon: float, delta: float, bounds: Bounds | Sequence[Bounds],
                         levels: Sequence[str] = ("district", "zone"), selected: str = "cell",
                         selection_bounds: Bounds | None = None,
-                        shares: Sequence[float] = (0.02, 0.03, 0.15, 0.8),
+                        shares: Sequence[float] = (0.02, 0.08, 0.3, 0.6),
                         budget: Budget | None = None) -> NoisyODLevels:
     """OD flows with public keys at ``levels`` and privately selected keys at ``selected`` (top-down, InfTDA).
 
@@ -330,7 +330,7 @@ def release_od_selected(world: Any, *, epsilon: float, delta: float, bounds: Bou
     True
     """
     epsilon, delta, levels = _check_common(epsilon, delta, levels, shares, len(tuple(levels)) + 2,
-                                           "(0.02, 0.03, 0.15, 0.8)")
+                                           "(0.02, 0.08, 0.3, 0.6)")
     if selected not in _ORDER or _ORDER.index(selected) <= _ORDER.index(levels[-1]):
         raise PrivaggInputError(f"selected={selected!r} must be a level finer than {levels[-1]!r}. "
                                 "Fix: pass e.g. levels=('district', 'zone'), selected='cell'.")
