@@ -168,3 +168,37 @@ def test_docstring_examples_run():
     for module in (odh, post):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.attempted > 0 and result.failed == 0
+
+
+def _with_trips(world, origin: int, destination: int, users: list[int], trips_each: int):
+    """A copy of ``world`` with ``trips_each`` more trips origin -> destination for each of ``users``."""
+    start = pd.Timestamp(world.meta["start"])
+    rows = [{"user_id": u, "origin_cell": origin, "destination_cell": destination,
+             "depart": start + pd.Timedelta(minutes=10 * i + j), "arrive": start + pd.Timedelta(minutes=10 * i + j + 5)}
+            for j, u in enumerate(users) for i in range(trips_each)]
+    out = copy.copy(world)
+    out.trips = pd.concat([world.trips, pd.DataFrame(rows)], ignore_index=True)
+    return out
+
+
+def test_one_subscribers_pair_is_never_released_end_to_end(small_city):
+    """One consenting subscriber makes 60 trips on a cell pair nobody else uses: bounded to linf = 4 trips, below
+    the threshold, it is never released (3 releases; false-failure probability at most 3 x the selection delta,
+    below 1e-9). Companion: the same 60 trips made by 15 subscribers (4 each) pass the threshold (their bounded
+    count was 29-39 in 20 noiseless draws against a threshold of about 6 at noise scale 0.17; the chance the pair
+    is missed is below 1e-6), so a release that did not bound per subscriber would fail the first check."""
+    trips = small_city.trips.groupby(["origin_cell", "destination_cell"]).size()
+    cells = small_city.cells["cell_id"].tolist()
+    origin, destination = next((a, b) for a in cells for b in cells if a != b and (a, b) not in trips.index)
+    consenting = small_city.users.loc[small_city.users["opt_in"], "user_id"].tolist()
+
+    def released(world) -> bool:
+        noisy = odh.release_od_selected(world, epsilon=EPS, delta=DELTA, bounds=Bounds(max_partitions=8),
+                                        selection_bounds=SEL)
+        keys = noisy.selected.keys
+        return bool(((keys["origin_cell"] == origin) & (keys["destination_cell"] == destination)).any())
+
+    lone = _with_trips(small_city, origin, destination, consenting[:1], 60)
+    assert not any(released(lone) for _ in range(3))
+    crowd = _with_trips(small_city, origin, destination, consenting[:15], 4)
+    assert released(crowd)
