@@ -196,7 +196,8 @@ def bench_od(repeats: int, world: Any = None) -> dict[str, Any]:
             # the same privately chosen bounds; the choice's share of epsilon is spent by the hierarchy too
             noisy = release_od_levels(world, epsilon=eps * (1 - DEFAULT_SHARE), delta=DELTA,
                                       bounds=Bounds(**rel.privacy.bounds))
-            zone = consistent_od(noisy)["zone"]
+            # the choice's estimate of the kept share, where the release records one (post-processing)
+            zone = consistent_od(noisy, kept_share=float(rel.privacy.parameters.get("kept_share", 1.0)))["zone"]
             hier = keys.merge(zone, on=cols, how="left")["value"].fillna(0).to_numpy(float)
             grid = table.pivot(index=cols[0], columns=cols[1], values="value")
             centre = world.cells.groupby("zone_id")[["x", "y"]].mean().reindex(grid.index)  # public geometry
@@ -249,10 +250,11 @@ def bench_od_cells(repeats: int, world: Any = None) -> dict[str, Any]:
         for _ in range(max(1, repeats // 2)):
             rel = release_query(world, cells, epsilon=eps, delta=DELTA)
             indep = keys.merge(rel.to_pandas(), on=cols, how="left")["value"].to_numpy(float)
-            choice = Bounds(**release_query(world, zones, epsilon=eps, delta=DELTA).privacy.bounds)
+            zone_rel = release_query(world, zones, epsilon=eps, delta=DELTA)
+            choice, kept = Bounds(**zone_rel.privacy.bounds), float(zone_rel.privacy.parameters.get("kept_share", 1.0))
             noisy = release_od_levels(world, epsilon=eps * (1 - DEFAULT_SHARE), delta=DELTA, bounds=choice,
                                       levels=("district", "zone", "cell"), shares=(0.02, 0.08, 0.3, 0.6))
-            hier = keys.merge(consistent_od(noisy)["cell"], on=cols, how="left")["value"].to_numpy(float)
+            hier = keys.merge(consistent_od(noisy, kept_share=kept)["cell"], on=cols, how="left")["value"].to_numpy(float)
             for name, est in (("independent (auto)", np.maximum(indep, 0)), ("top-down hierarchy", hier)):
                 rows[name].append((est.sum() / true.sum() - 1, smape(est, true), top_recall(est, true),
                                    float(((est > 0) & (true == 0)).sum())))
@@ -321,10 +323,11 @@ def bench_od_selected(repeats: int, world: Any = None) -> dict[str, Any]:
             indep = release_query(world, cells_q, epsilon=eps, delta=DELTA)
             thresholds["independent selection"] = int(indep.privacy.parameters.get("threshold", -1))
             rows["independent selection"].append(scores(indep.to_pandas()))
-            choice = Bounds(**release_query(world, zones_q, epsilon=eps, delta=DELTA).privacy.bounds)
+            zone_rel = release_query(world, zones_q, epsilon=eps, delta=DELTA)
+            choice, kept = Bounds(**zone_rel.privacy.bounds), float(zone_rel.privacy.parameters.get("kept_share", 1.0))
             noisy = release_od_selected(world, epsilon=eps * (1 - DEFAULT_SHARE), delta=DELTA, bounds=choice)
             thresholds["top-down, selected cell pairs"] = int(noisy.selected.mechanism.threshold)
-            flows = consistent_od(noisy)
+            flows = consistent_od(noisy, kept_share=kept)
             row = scores(flows["cell"])
             with_rest = float(flows["cell"]["value"].sum() + flows["cell_unselected"]["value"].sum())
             row["total_with_unselected_rel_error"] = with_rest / truth_total - 1

@@ -202,3 +202,17 @@ def test_one_subscribers_pair_is_never_released_end_to_end(small_city):
     assert not any(released(lone) for _ in range(3))
     crowd = _with_trips(small_city, origin, destination, consenting[:15], 4)
     assert released(crowd)
+
+
+def test_kept_share_scales_the_public_levels_only(selected):
+    """Dividing by a kept share of 1/2 doubles the public levels' consistent total (to rounding) and leaves the
+    selected pairs' counts alone; a share outside (0, 1] is refused with the fix."""
+    noisy, _ = selected
+    plain, scaled = odh.consistent_od(noisy), odh.consistent_od(noisy, kept_share=0.5)
+    # the fit is scale-equivariant before its rounding: round(2c) is within 1 of 2 round(c)
+    assert abs(int(scaled["total"]["value"][0]) - 2 * int(plain["total"]["value"][0])) <= 1
+    assert int(scaled["zone"]["value"].sum()) == int(scaled["total"]["value"][0])
+    kids = noisy.selected
+    assert (scaled["cell"]["value"].to_numpy() <= np.maximum(kids.values, 0)).all()
+    with pytest.raises(PrivaggInputError, match=r"kept_share=1.5 must be in \(0, 1\]"):
+        odh.consistent_od(noisy, kept_share=1.5)

@@ -376,15 +376,25 @@ def release_od_selected(world: Any, *, epsilon: float, delta: float, bounds: Bou
                          selected=sel, record=record)
 
 
-def consistent_od(noisy: NoisyODLevels) -> dict[str, pd.DataFrame]:
+def consistent_od(noisy: NoisyODLevels, *, kept_share: float = 1.0) -> dict[str, pd.DataFrame]:
     """Top-down consistent, non-negative, integer flows per level, from the noisy release only.
 
     Returns ``{"total": ..., level: DataFrame(origin_<level>, destination_<level>, value)}``; every level
     sums, within each pair of the level above, to that pair's value. With a selected level, its
     released pairs come as ``noisy.selected.level`` and, per pair of the last public level, the flows
     in pairs not released as ``"<level>_unselected"``: the two together add up to that level exactly.
+
+    ``kept_share`` is a privately estimated share of the trips that the public levels' bounds keep (e.g.
+    ``release_query(...).privacy.parameters["kept_share"]`` of the bound choice whose bounds the hierarchy
+    uses); the public levels' noisy values are divided by it (and their noise variance by its square)
+    before the fit, which corrects the bias of bounding on average. Post-processing of released numbers:
+    it costs nothing more. The selected level keeps its own bounds' counts.
     """
-    est = top_down(list(noisy.values), noisy.variances, list(noisy.parents))
+    if isinstance(kept_share, bool) or not isinstance(kept_share, (int, float)) or not 0 < kept_share <= 1:
+        raise PrivaggInputError(f"kept_share={kept_share!r} must be in (0, 1]. Fix: pass the bound choice's "
+                                "privacy.parameters['kept_share'], or 1.0 for no correction.")
+    values = [np.asarray(v, dtype=float) / kept_share for v in noisy.values]
+    est = top_down(values, [v / kept_share ** 2 for v in noisy.variances], list(noisy.parents))
     out = {"total": pd.DataFrame({"value": est[0]})}
     for lvl, keys, values in zip(noisy.levels, noisy.keys, est[1:]):
         out[lvl] = keys.assign(value=values)
