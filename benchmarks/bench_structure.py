@@ -1,7 +1,7 @@
 """Benchmark: accuracy from structure, each method beside independent releases at the same budget.
 
     python benchmarks/bench_structure.py                    # every part
-    python benchmarks/bench_structure.py --parts continual  # one part (continual, od, od_cells, footfall)
+    python benchmarks/bench_structure.py --parts continual  # one part (continual, od, od_cells, od_selected, footfall)
 
 Parts
 -----
@@ -23,6 +23,14 @@ od
 od_cells
     OD flows per cell pair (360,000 public keys) at epsilon 1 and 10: independent against the top-down
     hierarchy down to cell pairs, with the zone-pair bound choice at every level.
+od_selected
+    OD flows per cell pair WITHOUT public cell-pair keys at epsilon 1 and 10: independent private partition
+    selection (``release_query`` on cell pairs with ``keys=None``, its public default bounds 8 pairs x 1 trip,
+    the whole epsilon) against the top-down hierarchy with selected cell pairs (``release_od_selected``:
+    total, district and zone pairs public with the zone-pair bound choice, cell pairs selected under the
+    surviving zone pairs with the same default bounds; shares 2/8/30/60%, 95% of epsilon). Released total,
+    SMAPE, top-100 recall, false positives (released pairs that are truly empty), and the zone-pair flows
+    each release implies.
 footfall
     Zone x hour and cell x day footfall at epsilon 2 per subscriber-week: ``release_query`` (auto)
     against its structured estimate (shrinkage toward the key's profile over time and toward its
@@ -188,7 +196,8 @@ def bench_od(repeats: int, world: Any = None) -> dict[str, Any]:
             # the same privately chosen bounds; the choice's share of epsilon is spent by the hierarchy too
             noisy = release_od_levels(world, epsilon=eps * (1 - DEFAULT_SHARE), delta=DELTA,
                                       bounds=Bounds(**rel.privacy.bounds))
-            zone = consistent_od(noisy)["zone"]
+            # the choice's estimate of the kept share, where the release records one (post-processing)
+            zone = consistent_od(noisy, kept_share=float(rel.privacy.parameters.get("kept_share", 1.0)))["zone"]
             hier = keys.merge(zone, on=cols, how="left")["value"].fillna(0).to_numpy(float)
             grid = table.pivot(index=cols[0], columns=cols[1], values="value")
             centre = world.cells.groupby("zone_id")[["x", "y"]].mean().reindex(grid.index)  # public geometry
@@ -237,25 +246,108 @@ def bench_od_cells(repeats: int, world: Any = None) -> dict[str, Any]:
     true = keys.merge(exact_aggregate(world, cells), on=cols, how="left")["value"].fillna(0).to_numpy(float)
     out: dict[str, Any] = {}
     for eps in (1.0, 10.0):
-        rows: dict[str, list[tuple[float, float, float]]] = {"independent (auto)": [], "top-down hierarchy": []}
+        rows: dict[str, list[tuple[float, ...]]] = {"independent (auto)": [], "top-down hierarchy": []}
         for _ in range(max(1, repeats // 2)):
             rel = release_query(world, cells, epsilon=eps, delta=DELTA)
             indep = keys.merge(rel.to_pandas(), on=cols, how="left")["value"].to_numpy(float)
-            choice = Bounds(**release_query(world, zones, epsilon=eps, delta=DELTA).privacy.bounds)
+            zone_rel = release_query(world, zones, epsilon=eps, delta=DELTA)
+            choice, kept = Bounds(**zone_rel.privacy.bounds), float(zone_rel.privacy.parameters.get("kept_share", 1.0))
             noisy = release_od_levels(world, epsilon=eps * (1 - DEFAULT_SHARE), delta=DELTA, bounds=choice,
                                       levels=("district", "zone", "cell"), shares=(0.02, 0.08, 0.3, 0.6))
-            hier = keys.merge(consistent_od(noisy)["cell"], on=cols, how="left")["value"].to_numpy(float)
+            hier = keys.merge(consistent_od(noisy, kept_share=kept)["cell"], on=cols, how="left")["value"].to_numpy(float)
             for name, est in (("independent (auto)", np.maximum(indep, 0)), ("top-down hierarchy", hier)):
-                rows[name].append((est.sum() / true.sum() - 1, smape(est, true), top_recall(est, true)))
+                rows[name].append((est.sum() / true.sum() - 1, smape(est, true), top_recall(est, true),
+                                   float(((est > 0) & (true == 0)).sum())))
         out[f"epsilon={eps:g}"] = {name: {"total_rel_error": float(np.mean([r[0] for r in v])),
                                           "smape": float(np.mean([r[1] for r in v])),
-                                          "top100_recall": float(np.mean([r[2] for r in v]))}
+                                          "top100_recall": float(np.mean([r[2] for r in v])),
+                                          "false_positives": float(np.mean([r[3] for r in v]))}
                                    for name, v in rows.items()}
         out[f"epsilon={eps:g}"]["bounds"] = {"independent": rel.privacy.bounds, "hierarchy": choice.to_dict()}
         for name, v in rows.items():
             r = out[f"epsilon={eps:g}"][name]
             log(f"  od cell pairs eps {eps:>4g} {name:20s} total {r['total_rel_error']:+7.1%}  "
-                f"SMAPE {r['smape']:.3f}  top-100 recall {r['top100_recall']:.0%}")
+                f"SMAPE {r['smape']:.3f}  top-100 recall {r['top100_recall']:.0%}  "
+                f"false positives {r['false_positives']:.0f}")
+    return out
+
+
+def mean_defined(values: list[float]) -> float:
+    """Mean over the defined values (NaN when none is, e.g. SMAPE on released pairs when none was released)."""
+    defined = [v for v in values if not math.isnan(v)]
+    return float(np.mean(defined)) if defined else float("nan")
+
+
+def bench_od_selected(repeats: int, world: Any = None) -> dict[str, Any]:
+    """OD per cell pair without public cell-pair keys: independent partition selection against the top-down
+    hierarchy whose cell pairs are selected under the released zone pairs (see the module docstring)."""
+    from dataclasses import replace
+
+    from privagg.dp.bounds import Bounds
+    from privagg.exact import exact_aggregate
+    from privagg.queries import Query, public_keys
+    from privagg.releases.core import DEFAULT_SHARE, release_query
+    from privagg.releases.od_hierarchy import consistent_od, release_od_selected
+
+    world = world if world is not None else issue_world()
+    start, end = world.meta["start"], world.meta["end"]
+    cells_q = Query("od_flows", level="cell", time_bin=None, start=start, end=end)  # keys=None: selected
+    zones_q = Query("od_flows", level="zone", time_bin=None, start=start, end=end)
+    zones_q = replace(zones_q, keys=public_keys(zones_q, world.cells, start=start, end=end))
+    cols, zcols = ["origin_cell", "destination_cell"], ["origin_zone", "destination_zone"]
+    true_cells = exact_aggregate(world, replace(cells_q, keys=public_keys(cells_q, world.cells, start=start, end=end)))
+    true_cells = true_cells[true_cells["value"] > 0][cols + ["value"]]
+    true_zones = zones_q.keys.to_pandas().merge(exact_aggregate(world, zones_q), on=zcols, how="left").fillna(0)
+    zone_of = world.cells.set_index("cell_id")["zone_id"]
+    truth_total = float(true_cells["value"].sum())
+
+    def scores(released: pd.DataFrame) -> dict[str, float]:
+        rel = released[released["value"] > 0][cols + ["value"]]
+        both = true_cells.merge(rel, on=cols, how="outer", suffixes=("_true", "_rel")).fillna(0)
+        t, r = both["value_true"].to_numpy(float), both["value_rel"].to_numpy(float)
+        on_released = both["value_rel"] > 0
+        zone = rel.assign(origin_zone=zone_of.reindex(rel[cols[0]]).to_numpy(),
+                          destination_zone=zone_of.reindex(rel[cols[1]]).to_numpy()).groupby(zcols)["value"].sum()
+        zone = true_zones[zcols].merge(zone.rename("rel").reset_index(), on=zcols, how="left")["rel"].fillna(0)
+        return {"released_pairs": float(len(rel)), "total_rel_error": float(rel["value"].sum() / truth_total - 1),
+                "smape": smape(r, t), "smape_on_released": smape(r[on_released], t[on_released]) if on_released.any()
+                else float("nan"), "top100_recall": top_recall(r, t),
+                "false_positives": float(((t == 0) & (r > 0)).sum()),
+                "zone_pair_smape": smape(zone.to_numpy(float), true_zones["value"].to_numpy(float))}
+
+    out: dict[str, Any] = {"true_nonempty_cell_pairs": len(true_cells), "cell_pairs": len(world.cells) ** 2}
+    for eps in (1.0, 10.0):
+        rows: dict[str, list[dict[str, float]]] = {"independent selection": [], "top-down, selected cell pairs": []}
+        thresholds: dict[str, int] = {}
+        for _ in range(repeats):
+            indep = release_query(world, cells_q, epsilon=eps, delta=DELTA)
+            thresholds["independent selection"] = int(indep.privacy.parameters.get("threshold", -1))
+            rows["independent selection"].append(scores(indep.to_pandas()))
+            zone_rel = release_query(world, zones_q, epsilon=eps, delta=DELTA)
+            choice, kept = Bounds(**zone_rel.privacy.bounds), float(zone_rel.privacy.parameters.get("kept_share", 1.0))
+            noisy = release_od_selected(world, epsilon=eps * (1 - DEFAULT_SHARE), delta=DELTA, bounds=choice)
+            thresholds["top-down, selected cell pairs"] = int(noisy.selected.mechanism.threshold)
+            flows = consistent_od(noisy, kept_share=kept)
+            row = scores(flows["cell"])
+            with_rest = float(flows["cell"]["value"].sum() + flows["cell_unselected"]["value"].sum())
+            row["total_with_unselected_rel_error"] = with_rest / truth_total - 1
+            row["zone_pair_smape"] = smape(true_zones[zcols].merge(flows["zone"], on=zcols)["value"].to_numpy(float),
+                                           true_zones["value"].to_numpy(float))
+            row["candidates"] = float(noisy.selected.n_candidates)
+            rows["top-down, selected cell pairs"].append(row)
+        res: dict[str, Any] = {}
+        for name, v in rows.items():
+            res[name] = {k: mean_defined([r[k] for r in v]) for k in v[0]}
+            res[name]["threshold"] = thresholds[name]
+            r = res[name]
+            extra = (f"  with unselected {r['total_with_unselected_rel_error']:+.1%}  candidates {r['candidates']:.0f}"
+                     if "candidates" in r else "")
+            log(f"  od cell pairs, no keys, eps {eps:>4g} {name:30s} released {r['released_pairs']:6.0f} pairs "
+                f"(threshold {r['threshold']})  total {r['total_rel_error']:+7.1%}  SMAPE {r['smape']:.3f} "
+                f"(on released {r['smape_on_released']:.3f})  top-100 recall {r['top100_recall']:.0%}  "
+                f"false positives {r['false_positives']:.0f}  zone-pair SMAPE {r['zone_pair_smape']:.3f}{extra}")
+        res["bounds"] = {"zone choice": choice.to_dict(), "selection": noisy.selected.bounds.to_dict()}
+        out[f"epsilon={eps:g}"] = res
     return out
 
 
@@ -341,7 +433,8 @@ def bench_footfall(repeats: int, world: Any = None) -> dict[str, Any]:
     return out
 
 
-PARTS = {"continual": bench_continual, "od": bench_od, "od_cells": bench_od_cells, "footfall": bench_footfall}
+PARTS = {"continual": bench_continual, "od": bench_od, "od_cells": bench_od_cells, "od_selected": bench_od_selected,
+         "footfall": bench_footfall}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,11 @@ from privagg.engines import Engine, LocalEngine
 from privagg.releases import dwell_mean, dwell_times, footfall, od_flows, release_query, segment_stats, visits
 from privagg.postprocess import clip_nonnegative, make_consistent, round_to_integers
 from privagg.compare import compare
+# Accuracy from structure: continual release, consistent OD hierarchies, shrinkage (post-processing).
+from privagg.releases.continual import TreeCounter, bounded_daily_footfall, range_interval
+from privagg.releases.od_hierarchy import consistent_od, release_od_levels, release_od_selected
+from privagg.postprocess.borrow import Shrunk, shrink_od, shrink_over_time, shrink_toward_parent
+from privagg.postprocess.noise import noise_model
 
 __version__ = "0.1.0"
 
@@ -50,4 +55,15 @@ __all__ = [
     "World",
     "__version__",
     "exact_aggregate",
+    "Shrunk",
+    "TreeCounter",
+    "bounded_daily_footfall",
+    "consistent_od",
+    "noise_model",
+    "range_interval",
+    "release_od_levels",
+    "release_od_selected",
+    "shrink_od",
+    "shrink_over_time",
+    "shrink_toward_parent",
 ]

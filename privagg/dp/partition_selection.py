@@ -9,7 +9,10 @@ subscribers appears with probability at most ``delta``. The noisy counts are
 released too (they are the counts of the release).
 
 A subscriber is bounded to ``L0`` keys with at most ``Linf`` each, so the
-input distance is ``(l0, l1 or l2, linf) = (L0, L0*Linf or sqrt(L0)*Linf, Linf)``.
+input distance is ``(l0, l1 or l2, linf) = (L0, L0*Linf or sqrt(L0)*Linf, Linf)``;
+with a total bound ``C`` as well, the l1 / l2 term is that of
+:class:`~privagg.dp.bounds.Bounds` (``min(C, L0*Linf)``, and the l2 norm of the
+largest vector within all three bounds).
 """
 
 from __future__ import annotations
@@ -39,8 +42,8 @@ class ThresholdMechanism:
         Noise scale of the counts (Laplace ``b`` or Gaussian ``sigma``).
     threshold
         Keys whose noisy count is below this are not released.
-    max_partitions, max_per_partition
-        The bounds the mechanism was calibrated for.
+    max_partitions, max_per_partition, max_total
+        The bounds the mechanism was calibrated for (``max_total=None``: no total bound).
     loss, delta
         epsilon (or rho) and delta certified by OpenDP's privacy map.
     """
@@ -52,13 +55,14 @@ class ThresholdMechanism:
     max_per_partition: int
     loss: float
     delta: float
+    max_total: int | None = None
 
     @property
     def name(self) -> str:
         return ("discrete Laplace" if self.kind == "laplace" else "discrete Gaussian") + " threshold (OpenDP)"
 
     def d_in(self) -> tuple[int, Any, int]:
-        return _d_in(self.kind, self.max_partitions, self.max_per_partition)
+        return _d_in(self.kind, self.max_partitions, self.max_per_partition, self.max_total)
 
     def measurement(self) -> Any:
         return _make(self.kind, self.scale, self.threshold)
@@ -90,7 +94,15 @@ class ThresholdMechanism:
         return out_codes[order], out_counts[order]
 
 
-def _d_in(kind: str, l0: int, linf: int) -> tuple[int, Any, int]:
+def _d_in(kind: str, l0: int, linf: int, total: int | None = None) -> tuple[int, Any, int]:
+    if total is not None and total < l0 * linf:  # a total bound C binds: the sensitivities of Bounds
+        from privagg.dp.bounds import Bounds
+
+        b = Bounds(max_partitions=l0, max_per_partition=linf, max_total=total)
+        l0 = min(l0, total)
+        if kind == "laplace":
+            return (l0, b.l1_sensitivity, linf)
+        return (l0, int(math.ceil(b.l2_sensitivity - 1e-12)), linf)
     if kind == "laplace":
         return (l0, l0 * linf, linf)
     # OpenDP takes the tighter of l2^2 and l0 * linf^2, so the integer ceiling of sqrt(L0) * Linf loses nothing.
@@ -107,11 +119,16 @@ def _make(kind: str, scale: float, threshold: int) -> Any:
     return dp.m.make_gaussian_threshold(domain, metric, scale=scale, threshold=int(threshold))
 
 
-def calibrate(kind: str, loss: float, delta: float, max_partitions: int, max_per_partition: int) -> ThresholdMechanism:
-    """Scale from ``loss`` (epsilon or rho), then the smallest threshold whose delta is <= ``delta``."""
+def calibrate(kind: str, loss: float, delta: float, max_partitions: int, max_per_partition: int,
+              max_total: int | None = None) -> ThresholdMechanism:
+    """Scale from ``loss`` (epsilon or rho), then the smallest threshold whose delta is <= ``delta``.
+
+    ``max_total`` (C, trips or records per subscriber over all keys) tightens the sensitivity when it binds.
+    """
     l0, linf = max_partitions, max_per_partition
-    d_in = _d_in(kind, l0, linf)
-    scale = d_in[1] / loss if kind == "laplace" else math.sqrt(l0) * linf / math.sqrt(2 * loss)
+    d_in = _d_in(kind, l0, linf, max_total)
+    l2 = min(float(d_in[1]), math.sqrt(d_in[0]) * linf)  # OpenDP uses the tighter of the two (see _d_in)
+    scale = d_in[1] / loss if kind == "laplace" else l2 / math.sqrt(2 * loss)
 
     def certified(s: float, t: int) -> tuple[float, float]:
         eps, dlt = _make(kind, s, t).map(d_in)
@@ -133,4 +150,4 @@ def calibrate(kind: str, loss: float, delta: float, max_partitions: int, max_per
         else:
             hi = mid
     eps, dlt = certified(scale, hi)
-    return ThresholdMechanism(kind, scale, hi, l0, linf, eps, dlt)
+    return ThresholdMechanism(kind, scale, hi, l0, linf, eps, dlt, max_total)

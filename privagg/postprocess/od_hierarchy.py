@@ -18,6 +18,11 @@ variance ``s_l`` per entry, each entry nested in one parent of the level above.
    keeps the released total near the truth and false positives down.
 3. Integer step: ``floor(x)`` plus one unit to the largest fractional parts until the sum is the
    parent's integer value, so every released flow is a whole number and every level adds up exactly.
+4. A privately selected finest level (keys not public: only children whose noisy count passed a
+   threshold are released) is fitted by :func:`fit_selected`: its released children of a parent sum to
+   *at most* the parent's value, and the rest of the parent is reported as the flow in unreleased
+   children, so children plus remainders add up exactly. The selected children do not inform their
+   parents in step 1: which of them exist depends on the threshold, so their sum is a biased child sum.
 """
 
 from __future__ import annotations
@@ -106,3 +111,54 @@ def top_down(levels: list[np.ndarray], variances: list[float], parents: list[np.
         out.append(final)
     return out
 
+
+
+def fit_selected(values: np.ndarray, parents: np.ndarray, parent_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Privately selected children fitted under their parents' final values (released values only).
+
+    A selected level releases only the children whose noisy count passed a threshold; the others' flows
+    are unknown but part of the parent. So the released children of a parent are the closest
+    non-negative vector to their noisy values (least squares) whose sum is *at most* the parent's value:
+    unchanged when they fit, else projected to sum to it (:func:`project_to_sum`) and made whole
+    (:func:`integer_split`). A child under a parent whose value is 0 becomes 0.
+
+    Parameters
+    ----------
+    values
+        Noisy released counts of the selected children.
+    parents
+        Index of each child's parent in ``parent_values``.
+    parent_values
+        The parents' final (consistent, whole) values.
+
+    Returns
+    -------
+    (children, remainder): int64 values of the children, and per parent the flows in children not
+    released (``parent_values`` minus the children's sum, never negative), so that children and
+    remainders add up exactly to the parents.
+
+    Examples
+    --------
+    >>> kids, rest = fit_selected(np.array([30, 12, 50]), np.array([0, 0, 1]), np.array([60, 40]))
+    >>> kids.tolist(), rest.tolist()
+    ([30, 12, 40], [18, 0])
+    """
+    y = np.maximum(np.asarray(values, dtype=float), 0.0)
+    par = np.asarray(parents, dtype=np.int64)
+    pv = np.asarray(parent_values, dtype=np.int64)
+    if len(y) != len(par) or (len(par) and (par.min() < 0 or par.max() >= len(pv))):
+        raise PrivaggInputError("values and parents must have one entry per child, each parent an index of "
+                                "parent_values. Fix: pass the selected level's released values and parent indices.")
+    out = np.zeros(len(y), dtype=np.int64)
+    order = np.argsort(par, kind="stable")
+    cuts = np.searchsorted(par[order], np.arange(len(pv) + 1))
+    for p in np.flatnonzero(np.diff(cuts)):
+        idx = order[cuts[p]:cuts[p + 1]]
+        if pv[p] <= 0:
+            continue
+        if y[idx].sum() <= pv[p]:
+            out[idx] = integer_split(y[idx], int(round(y[idx].sum())))
+        else:
+            out[idx] = integer_split(project_to_sum(y[idx], float(pv[p])), int(pv[p]))
+    rest = pv - np.bincount(par, weights=out, minlength=len(pv)).astype(np.int64)
+    return out, rest
