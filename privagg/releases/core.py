@@ -183,7 +183,7 @@ def plan(query: Query, eff: Bounds, *, epsilon: float | None, rho: float | None,
             count: NoiseMechanism | ThresholdMechanism = laplace(eps, l0 * linf)
             loss = Loss(epsilon=epsilon)
         else:
-            count = calibrate("laplace", eps, delta, l0, linf)
+            count = calibrate("laplace", eps, delta, l0, linf, eff.max_total)
             loss = Loss(epsilon=epsilon, delta=delta, selection_delta=delta)
         if is_mean:
             total = laplace(eps, l0 * per_user)
@@ -194,7 +194,7 @@ def plan(query: Query, eff: Bounds, *, epsilon: float | None, rho: float | None,
         if public:
             count = gaussian(r, math.sqrt(l0) * linf)
         else:
-            count = calibrate("gaussian", r, selection_delta, l0, linf)
+            count = calibrate("gaussian", r, selection_delta, l0, linf, eff.max_total)
         if is_mean:
             total = gaussian(r, math.sqrt(l0) * per_user)
         conversion_delta = delta - selection_delta
