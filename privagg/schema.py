@@ -240,7 +240,7 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
                 f"{hint}.",
             )
 
-    if schema.unique is not None:
+    if schema.unique is not None and not _unique_compact_ints(df[schema.unique]):
         dup = df[schema.unique].duplicated()
         n_dup = int(dup.sum())
         if n_dup:
@@ -276,6 +276,20 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
                     "add those cells to the cells table or drop the rows that use them.",
                 )
     return df
+
+
+def _unique_compact_ints(series: pd.Series) -> bool:
+    """True when ``series`` holds integers in a compact range, each at most once (one bincount pass;
+    False means "not known": the caller falls back to a hash check that also finds the duplicates)."""
+    values = series.to_numpy()
+    if values.dtype.kind not in "iu" or len(values) == 0:
+        return False
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo >= 4 * len(values) + (1 << 16):
+        return False
+    seen = np.zeros(hi - lo + 1, dtype=bool)
+    seen[values - lo if lo else values] = True  # a scatter of bytes: cheaper than counting
+    return int(np.count_nonzero(seen)) == len(values)
 
 
 def _first_line(exc: BaseException) -> str:

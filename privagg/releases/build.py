@@ -71,6 +71,17 @@ def _user_lookup(users: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
     return np.asarray(idx, dtype=np.int64)
 
 
+def user_column(users: pd.DataFrame, column: str, rows: np.ndarray | None = None) -> Any:
+    """A user column for encoding keys: categoricals stay categorical (codes and categories), so keys
+    are looked up per category rather than per row; other columns as numpy arrays."""
+    series = users[column]
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        cat = series.array
+        return cat if rows is None else pd.Categorical.from_codes(np.asarray(cat.codes)[rows], dtype=cat.dtype)
+    values = series.to_numpy()
+    return values if rows is None else values[rows]
+
+
 def segment_columns(query: Query, users: pd.DataFrame) -> tuple[str, ...]:
     """The user columns a segment statistic groups by (all tags for micro-segments without ``by``)."""
     by = query.by
@@ -103,6 +114,8 @@ def key_columns(query: Query, users: pd.DataFrame) -> tuple[str, ...]:
     return query.key_columns()
 
 
+#: Statistics with at most one contribution per input row.
+ONE_PER_ROW = ("visits", "dwell_times", "dwell_mean", "od_flows")
 CHUNK_ROWS = 1 << 17  # input rows per chunk: its int64 temporaries (1 MiB) stay in cache and on the heap
 
 
@@ -147,7 +160,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
     table = inputs.table
     chunked = (
         keys is not None and table is not None and len(table) > 2 * CHUNK_ROWS
-        and query.statistic in ("footfall", "visits", "dwell_times", "od_flows")
+        and query.statistic in ("footfall", "visits", "dwell_times", "od_flows", "dwell_mean")
     )
     if not chunked:
         return _contributions(query, inputs, keys, bounds)
@@ -163,6 +176,9 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
         domain=first.domain, public=first.public, distinct=first.distinct, n_rows=len(table),
         id_range=(int(consenting.min()), int(consenting.max())) if len(consenting) else (0, 0),
         id_sample=np.asarray(user_ids[:: max(1, len(user_ids) // 100_000)], dtype=np.int64),
+        has_values=first.values is not None,
+        # One contribution per input row at most (a stay, a trip): contributions keep their row's place.
+        chunk_rows=rows if query.statistic in ONE_PER_ROW else None,
     )
 
 
@@ -197,7 +213,7 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
             columns[TIME_COLUMN] = bin_starts(arrays[2], bin_ns)
         rows = _user_lookup(inputs.users, users)
         for column in segment_columns(query, inputs.users):
-            columns[column] = inputs.users[column].to_numpy()[rows]
+            columns[column] = user_column(inputs.users, column, rows)
         return encode(users, columns, key_columns(query, inputs.users), keys, distinct=True)
 
     if stat in ("visits", "dwell_times", "dwell_mean"):
@@ -242,7 +258,7 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
     # Per-user statistics: one row per consenting subscriber.
     people = inputs.users
     users = people["user_id"].to_numpy(dtype=np.int64)
-    columns = {c: people[c].to_numpy() for c in segment_columns(query, people)}
+    columns = {c: user_column(people, c) for c in segment_columns(query, people)}
     if level is not None:
         columns[area_col] = area_map(inputs.cells, level)(people["home_cell"].to_numpy(dtype=np.int64))
     values = None
@@ -256,7 +272,9 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
         if bounds is not None:
             lower, upper = clamp_range(query, bounds)
             values = np.clip(np.nan_to_num(values, nan=lower), lower, upper)
-    return encode(users, columns, key_columns(query, people), keys, distinct=True, values=values)
+    contrib = encode(users, columns, key_columns(query, people), keys, distinct=True, values=values)
+    contrib.unique_ids = True  # the users table has one row per subscriber (checked by its schema)
+    return contrib
 
 
 # Public default clamping ranges of numeric user columns (monthly ARPU in currency units).

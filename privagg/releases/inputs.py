@@ -29,7 +29,7 @@ import pandas as pd
 from privagg.errors import PrivaggInputError
 from privagg.queries import LEVELS, TIME_COLUMN, KeySet, Query, parse_time_bin, parse_window
 from privagg.releases.build import Inputs
-from privagg.schema import validate_table
+from privagg.schema import TAG_PREFIX, validate_table
 from privagg.world import World
 
 # Which table each statistic reads.
@@ -203,6 +203,23 @@ def consent_lookup(consenting: np.ndarray) -> Callable[[np.ndarray], np.ndarray]
     return mask
 
 
+def _user_columns_read(query: Query) -> set[str]:
+    """User columns a release of ``query`` may read (tag columns are kept as well)."""
+    return {"user_id", "opt_in", "home_cell", *query.by, *((query.column,) if query.column else ())}
+
+
+def _lazy_consent(consenting_users: pd.DataFrame) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`consent_lookup` of the consenting ids, built on first use (per-user statistics never need it)."""
+    built: list[Callable[[np.ndarray], np.ndarray]] = []
+
+    def lookup(user_ids: np.ndarray) -> np.ndarray:
+        if not built:
+            built.append(consent_lookup(consenting_users["user_id"].to_numpy()))
+        return built[0](user_ids)
+
+    return lookup
+
+
 def check_user_columns(query: Query, users: pd.DataFrame) -> None:
     """The users table needs ``user_id`` and ``opt_in`` (checked by the schema) and only the columns the
     statistic reads: its ``by`` columns, its averaged ``column``, and ``home_cell`` for per-subscriber
@@ -286,10 +303,17 @@ def resolve(
             )
         validate_table(cells, "cells")
 
-    consenting_users = users.loc[users["opt_in"].to_numpy(dtype=bool)].reset_index(drop=True)
+    opted_in = users["opt_in"].to_numpy(dtype=bool)
+    # Only the columns the statistic reads are copied, and nothing when everyone opted in (the usual
+    # case after an upstream consent filter).
+    read = [c for c in users.columns if c in _user_columns_read(query) or str(c).startswith(TAG_PREFIX)]
+    if opted_in.all():
+        consenting_users = users[read] if len(read) < users.shape[1] else users.reset_index(drop=True)
+    else:
+        consenting_users = users.loc[opted_in, read].reset_index(drop=True)
     start, end = window(query, keys, world_start, world_end)
     # A row mask rather than a filtered copy: the statistic applies it with its window, in one pass.
-    return Inputs(table, consenting_users, cells, start, end, consent_lookup(consenting_users["user_id"].to_numpy()))
+    return Inputs(table, consenting_users, cells, start, end, _lazy_consent(consenting_users))
 
 
 def window(query: Query, keys: KeySet | None, world_start: Any, world_end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
