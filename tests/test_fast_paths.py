@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from privagg.dp.bounds import Bounds
-from privagg.engines import LocalEngine
+from privagg.engines import LocalEngine, local
 from privagg.engines.base import ContributionChunks, Engine
 from privagg.queries import KeySet, Query
 from privagg.releases import build
@@ -84,6 +84,8 @@ def test_fast_paths_equal_the_generic_steps(world, monkeypatch, bounds_name, chu
     bounds = BOUNDS.get(bounds_name)
     if chunked:
         monkeypatch.setattr(build, "CHUNK_ROWS", 101)
+    else:  # whole inputs split into shards of subscribers, one per thread
+        monkeypatch.setattr(local, "SHARD_MIN_ROWS", 1)
     for query in _queries(world):
         inputs = resolve(world, query, users=None, cells=None, keys=query.keys)
         generic, _ = _totals(LocalEngine(rng=np.random.default_rng(3), threads=1), query, inputs, bounds, fast=False)

@@ -25,6 +25,7 @@ from privagg.parallel import default_threads, thread_map
 
 _LIMIT = 1 << 62
 CHUNK_ROWS = 1 << 22  # rows per block of subscribers ranked at once by L0 bounding
+SHARD_MIN_ROWS = 1 << 20  # whole inputs from this many rows are bounded in shards, one per thread
 
 
 def _pack_bits(n_partitions: int) -> int:
@@ -124,10 +125,19 @@ class LocalEngine(Engine):
             cuts = layout.shard_cuts(contributions.id_sample, shards)
             buffers = pack_chunks(contributions, layout, secret, cuts, self.threads)
         else:
-            key = layout.pack(contributions.privacy_ids, contributions.partitions, secret)
+            ids = contributions.privacy_ids
+            key = layout.pack(ids, contributions.partitions, secret)
+            # Large whole inputs are split into shards of subscribers too, sorted on every thread.
+            cuts = layout.shard_cuts(np.asarray(ids[:: max(1, len(ids) // 100_000)]), self.threads) \
+                if len(ids) >= SHARD_MIN_ROWS and self.threads > 1 else np.zeros(0, dtype=np.int64)
             if self.consume:
                 contributions.privacy_ids = contributions.partitions = np.zeros(0, dtype=np.int64)
-            buffers = [ShardBuffer.holding(key)]
+            del ids
+            if len(cuts):
+                buffers = [ShardBuffer(len(key)) for _ in range(len(cuts) + 1)]
+                route(key, cuts, buffers)
+            else:
+                buffers = [ShardBuffer.holding(key)]
             del key
 
         def shard_counts(rows: ShardBuffer) -> np.ndarray:
@@ -179,7 +189,7 @@ class LocalEngine(Engine):
             layout = RowLayout.fit(*id_range, n_partitions, n)
             if layout is None:
                 return None
-            shards = self.threads if n >= 4 * CHUNK_ROWS else 1
+            shards = self.threads if n >= SHARD_MIN_ROWS else 1
             cuts = layout.shard_cuts(ids[:: max(1, n // 100_000)], shards)
             values = np.asarray(contributions.values, dtype=np.float64)
             buffers = [ShardBuffer(n) for _ in range(len(cuts) + 1)] if len(cuts) else []
