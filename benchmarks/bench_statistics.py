@@ -40,6 +40,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -274,13 +275,17 @@ def run_in_child(statistic: str, engine: str, directory: Path) -> dict:
     gc.collect()
     before = ff._status("VmRSS")
     ff.reset_peak()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     with ff.RssSampler() as sampler:
         out = call(None)
     seconds = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     peak = max(ff._status("VmHWM"), sampler.peak)
+    # CPU time of all threads (user + system): on a shared machine, wall time also holds waiting for a core.
     result = {"seconds": seconds, "peak_rss": peak, "rss_before_input": base, "rss_with_input": before,
-              "input_bytes": input_bytes, "output_rows": len(out)}
+              "input_bytes": input_bytes, "output_rows": len(out),
+              "cpu_user": r1.ru_utime - r0.ru_utime, "cpu_system": r1.ru_stime - r0.ru_stime}
     if engine == "privagg":
         from privagg.parallel import default_threads
 
@@ -338,7 +343,9 @@ def bench(statistic: str, n: int, seed: int, cache: Path, repeats: int, timeout:
     for engine, rs in runs.items():
         ok = [r for r in rs if "error" not in r]
         if ok:
-            out[engine] = {"seconds": _median(ok, "seconds"), "memory_ratio": statistics.median(ff.memory_ratio(r) for r in ok),
+            out[engine] = {"seconds": _median(ok, "seconds"),
+                           "cpu_seconds": statistics.median(r["cpu_user"] + r["cpu_system"] for r in ok),
+                           "memory_ratio": statistics.median(ff.memory_ratio(r) for r in ok),
                            "peak_bytes": statistics.median(r["peak_rss"] - r["rss_before_input"] for r in ok),
                            "input_bytes": ok[0]["input_bytes"], "threads": ok[0].get("threads")}
     if statistic == "footfall":
@@ -378,6 +385,8 @@ def summarise(results: dict) -> list[str]:
                      f"{_verdict(sr <= FLOORS['sort_ratio_max'])}; sort {r['sort']['seconds']:.2f} s)")
         r["verdicts"] = verdicts
         lines.append(line)
+        lines.append(f"{'':<31}CPU (user + system, all threads): privagg {p['cpu_seconds']:.2f} s, "
+                     f"polars {q['cpu_seconds']:.2f} s")
     return lines
 
 

@@ -287,7 +287,7 @@ def _categorical(data: Any) -> tuple[np.ndarray, pd.Index] | None:
     if isinstance(data, pd.Series) and isinstance(data.dtype, pd.CategoricalDtype):
         data = data.array
     if isinstance(data, pd.Categorical):
-        return np.asarray(data.codes, dtype=np.intp), data.categories
+        return np.asarray(data.codes), data.categories  # int8/int16: numpy gathers with them without a cast copy
     return None
 
 
@@ -302,7 +302,7 @@ def _lookup(factor_values: pd.Series, data: Any) -> np.ndarray:
     if categorical is not None:
         codes, categories = categorical
         per_category = _lookup(factor_values, categories)
-        # Code -1 (missing) maps to the appended -1, so no row outside the categories is ever matched.
+        # Code -1 (missing) indexes the appended -1, so no row outside the categories is ever matched.
         table = np.append(per_category, -1).astype(np.int64)
         return table[codes]
     keys = as_int64(factor_values)

@@ -287,8 +287,12 @@ def _unique_compact_ints(series: pd.Series) -> bool:
     lo, hi = int(values.min()), int(values.max())
     if hi - lo >= 4 * len(values) + (1 << 16):
         return False
+    if 0 <= lo and hi < 8 * len(values) + (1 << 16):
+        seen = np.zeros(hi + 1, dtype=bool)  # indexed by the id itself: no shifted copy of the ids
+        seen[values] = True  # a scatter of bytes: cheaper than counting
+        return int(np.count_nonzero(seen)) == len(values)
     seen = np.zeros(hi - lo + 1, dtype=bool)
-    seen[values - lo if lo else values] = True  # a scatter of bytes: cheaper than counting
+    seen[values - lo] = True
     return int(np.count_nonzero(seen)) == len(values)
 
 

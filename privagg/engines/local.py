@@ -166,7 +166,8 @@ class LocalEngine(Engine):
             pairs = UserPartitions(contributions.privacy_ids, contributions.partitions, ones(len(contributions)),
                                    np.asarray(contributions.values, dtype=np.float64))
             # Each row is a whole (subscriber, partition): within every L0 >= 1 and Linf >= 1, so bounding keeps it.
-            pairs.sums = np.rint(pairs.sums / sum_unit)
+            units = np.divide(pairs.sums, sum_unit)
+            pairs.sums = np.rint(units, out=units)
             return self.aggregate(pairs, n_partitions, dense=dense)
         if isinstance(contributions, ContributionChunks):
             if contributions.chunk_rows is None:

@@ -271,7 +271,9 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
         values = people[column].to_numpy(dtype=float)
         if bounds is not None:
             lower, upper = clamp_range(query, bounds)
-            values = np.clip(np.nan_to_num(values, nan=lower), lower, upper)
+            values = np.array(values, dtype=np.float64, copy=True)  # clamped in place: one copy, not three
+            np.nan_to_num(values, copy=False, nan=lower)
+            np.clip(values, lower, upper, out=values)
     contrib = encode(users, columns, key_columns(query, people), keys, distinct=True, values=values)
     contrib.unique_ids = True  # the users table has one row per subscriber (checked by its schema)
     return contrib
