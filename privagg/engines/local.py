@@ -2,8 +2,12 @@
 
 Everything is sort- or bincount-based on int64 composite keys; no Python
 loop runs over rows. Bounded counts take one sort of packed rows, on every
-core for large inputs (:mod:`privagg.engines.packed`); sums and exact
-aggregates take the three steps of the engine interface. The only
+core for large inputs (:mod:`privagg.engines.packed`); bounded sums take one
+sort of rows packed with their place in the input, in shards of subscribers
+on every core, which gives the three steps' totals bit for bit; inputs with
+one row per subscriber (per-subscriber means) are aggregated without any
+grouping. Exact aggregates (no bounds) take the three steps of the engine
+interface. The only
 randomness is the choice of which partitions a subscriber over the L0 bound
 keeps: a uniformly random subset, ranked by a keyed hash
 (:mod:`privagg.engines.ranking`) under a secret drawn from the operating

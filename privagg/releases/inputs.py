@@ -308,7 +308,7 @@ def resolve(
     # case after an upstream consent filter).
     read = [c for c in users.columns if c in _user_columns_read(query) or str(c).startswith(TAG_PREFIX)]
     if opted_in.all():
-        consenting_users = users[read] if len(read) < users.shape[1] else users.reset_index(drop=True)
+        consenting_users = (users[read] if len(read) < users.shape[1] else users).reset_index(drop=True)
     else:
         consenting_users = users.loc[opted_in, read].reset_index(drop=True)
     start, end = window(query, keys, world_start, world_end)
