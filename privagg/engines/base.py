@@ -106,6 +106,8 @@ class ContributionChunks:
         Input rows per chunk, when every chunk holds at most that many
         contributions (one per input row): chunk ``i``'s ``j``-th contribution
         is then row ``i * chunk_rows + j`` of the whole input, in input order.
+    unique_ids
+        As in :class:`Contributions`, over all chunks together.
     """
 
     n_chunks: int
@@ -118,6 +120,7 @@ class ContributionChunks:
     id_sample: np.ndarray
     has_values: bool = False
     chunk_rows: int | None = None
+    unique_ids: bool = False
 
     @property
     def n_partitions(self) -> int:

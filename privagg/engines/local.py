@@ -18,6 +18,8 @@ not release noise, which always comes from OpenDP).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from privagg.dp.bounds import Bounds
@@ -167,12 +169,9 @@ class LocalEngine(Engine):
         if n_partitions > max(4 * _n_rows(contributions), 1 << 24):
             return None  # dense per-shard totals would outgrow the input
         if isinstance(contributions, Contributions) and (contributions.unique_ids or _distinct_ids(contributions.privacy_ids)):
-            pairs = UserPartitions(contributions.privacy_ids, contributions.partitions, ones(len(contributions)),
-                                   np.asarray(contributions.values, dtype=np.float64))
-            # Each row is a whole (subscriber, partition): within every L0 >= 1 and Linf >= 1, so bounding keeps it.
-            units = np.divide(pairs.sums, sum_unit)
-            pairs.sums = np.rint(units, out=units)
-            return self.aggregate(pairs, n_partitions, dense=dense)
+            return self._one_row_per_id([contributions], n_partitions, dense=dense, sum_unit=sum_unit)
+        if isinstance(contributions, ContributionChunks) and contributions.unique_ids:
+            return self._one_row_per_id(contributions, n_partitions, dense=dense, sum_unit=sum_unit)
         if isinstance(contributions, ContributionChunks):
             if contributions.chunk_rows is None:
                 return None
@@ -221,6 +220,31 @@ class LocalEngine(Engine):
         del values, buffers
         counts = np.sum([t.counts for t in parts_totals], axis=0)
         sums = np.sum([t.sums for t in parts_totals], axis=0)
+        if dense:
+            return PartitionTotals(counts, sums, None)
+        codes = np.flatnonzero(counts)
+        return PartitionTotals(counts[codes], sums[codes], codes)
+
+    def _one_row_per_id(self, parts: Any, n_partitions: int, *, dense: bool, sum_unit: float) -> PartitionTotals:
+        """Totals when every subscriber has one row (``parts``: Contributions, or chunks built on every thread).
+
+        Each row is a whole (subscriber, partition) pair, within every ``L0 >= 1`` and ``Linf >= 1``, so
+        bounding keeps it unchanged; its value in units is rounded and added to its partition. The unit
+        sums are integers, so adding them per chunk and then across chunks is exact, as in the three steps.
+        """
+        chunked = isinstance(parts, ContributionChunks)
+
+        def totals(i: int) -> tuple[np.ndarray, np.ndarray]:
+            c = parts.chunk(i) if chunked else parts[i]
+            units = np.divide(np.asarray(c.values, dtype=np.float64), sum_unit)
+            np.rint(units, out=units)
+            codes = np.asarray(c.partitions, dtype=np.intp)
+            return (np.bincount(codes, minlength=n_partitions).astype(np.int64),
+                    np.bincount(codes, weights=units, minlength=n_partitions))
+
+        outs = thread_map(totals, range(parts.n_chunks if chunked else len(parts)), self.threads)
+        counts = np.sum([o[0] for o in outs], axis=0)
+        sums = np.sum([o[1] for o in outs], axis=0)
         if dense:
             return PartitionTotals(counts, sums, None)
         codes = np.flatnonzero(counts)

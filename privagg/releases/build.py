@@ -158,6 +158,8 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
     full-length temporaries never exist.
     """
     table = inputs.table
+    if query.statistic == "segment_mean" and keys is not None and len(inputs.users) > 2 * CHUNK_ROWS:
+        return _user_chunks(query, inputs, keys, bounds)
     chunked = (
         keys is not None and table is not None and len(table) > 2 * CHUNK_ROWS
         and query.statistic in ("footfall", "visits", "dwell_times", "od_flows", "dwell_mean")
@@ -179,6 +181,26 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
         has_values=first.values is not None,
         # One contribution per input row at most (a stay, a trip): contributions keep their row's place.
         chunk_rows=rows if query.statistic in ONE_PER_ROW else None,
+    )
+
+
+def _user_chunks(query: Query, inputs: Inputs, keys: KeySet, bounds: Bounds | None) -> ContributionChunks:
+    """A per-subscriber statistic's contributions in chunks of ``CHUNK_ROWS`` subscribers (one row each)."""
+    people = inputs.users
+    rows = CHUNK_ROWS
+
+    def part(lo: int, hi: int) -> Inputs:
+        return Inputs(None, people.iloc[lo:hi], inputs.cells, inputs.start, inputs.end, inputs.consent)
+
+    first = _contributions(query, part(0, 0), keys, bounds)
+    ids = people["user_id"].to_numpy()
+    return ContributionChunks(
+        n_chunks=-(-len(people) // rows),
+        chunk=lambda i: _contributions(query, part(i * rows, (i + 1) * rows), keys, bounds),
+        domain=first.domain, public=first.public, distinct=first.distinct, n_rows=len(people),
+        id_range=(int(ids.min()), int(ids.max())) if len(ids) else (0, 0),
+        id_sample=np.asarray(ids[:: max(1, len(ids) // 100_000)], dtype=np.int64),
+        has_values=first.values is not None, chunk_rows=rows, unique_ids=True,
     )
 
 
