@@ -220,7 +220,9 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
     for column, kind in expected.items():
         series = df[column]
         if column in schema.keys or kind == "bool":
-            n_null = int(series.isna().sum())
+            # numpy integer and bool columns cannot hold nulls: no full-length mask to build and count.
+            n_null = 0 if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iub" else int(
+                np.count_nonzero(series.isna().to_numpy()))
             if n_null:
                 raise _fail(
                     table, column, n_null, "has null values",
