@@ -188,6 +188,7 @@ def _user_chunks(query: Query, inputs: Inputs, keys: KeySet, bounds: Bounds | No
     """A per-subscriber statistic's contributions in chunks of ``CHUNK_ROWS`` subscribers (one row each)."""
     people = inputs.users
     rows = CHUNK_ROWS
+    limit_heap_growth()
 
     def part(lo: int, hi: int) -> Inputs:
         return Inputs(None, people.iloc[lo:hi], inputs.cells, inputs.start, inputs.end, inputs.consent)
