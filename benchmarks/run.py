@@ -1,7 +1,9 @@
 """Run every benchmark with its default arguments (``make bench``).
 
 Runs ``bench_footfall.py`` (DP footfall on 20M events against Polars,
-numpy.sort and PipelineDP on 1M events), ``bench_accuracy.py`` (errors of
+numpy.sort and PipelineDP on 1M events), ``bench_statistics.py`` (every
+statistic against the non-private Polars group-by of the same data, at its
+quick default of 2M rows), ``bench_accuracy.py`` (errors of
 automatic bounds and mechanism against hand-picked bounds and
 dp_mobility_report) and, when present, ``bench_synth.py``.
 Each prints its figures and writes JSON to ``benchmarks/results/``.
@@ -20,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv: list[str]) -> int:
     status = 0
-    scripts = [("bench_footfall.py", argv), ("bench_accuracy.py", [])]
+    scripts = [("bench_footfall.py", argv), ("bench_statistics.py", []), ("bench_accuracy.py", [])]
     if (HERE / "bench_synth.py").exists():
         scripts.append(("bench_synth.py", []))
     for script, args in scripts:

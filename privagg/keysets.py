@@ -282,8 +282,29 @@ def as_int64(values: Any) -> np.ndarray | None:
 _MAX_LUT = 1 << 26
 
 
+def _categorical(data: Any) -> tuple[np.ndarray, pd.Index] | None:
+    """(codes, categories) of categorical data, else None."""
+    if isinstance(data, pd.Series) and isinstance(data.dtype, pd.CategoricalDtype):
+        data = data.array
+    if isinstance(data, pd.Categorical):
+        return np.asarray(data.codes), data.categories  # int8/int16: numpy gathers with them without a cast copy
+    return None
+
+
 def _lookup(factor_values: pd.Series, data: Any) -> np.ndarray:
-    """Index of each data value in ``factor_values`` (distinct), -1 when absent."""
+    """Index of each data value in ``factor_values`` (distinct), -1 when absent.
+
+    Categorical data (pandas, or Arrow dictionaries read through pandas) is
+    looked up by its categories only, then by code: one gather, never a
+    conversion of every row to strings.
+    """
+    categorical = _categorical(data)
+    if categorical is not None:
+        codes, categories = categorical
+        per_category = _lookup(factor_values, categories)
+        # Code -1 (missing) indexes the appended -1, so no row outside the categories is ever matched.
+        table = np.append(per_category, -1).astype(np.int64)
+        return table[codes]
     keys = as_int64(factor_values)
     if isinstance(data, BinIndex):
         if keys is not None and len(keys) and not np.any(keys % data.width_ns):

@@ -165,6 +165,26 @@ class Release:
         """A copy of the released table: key columns, then value, ci_low, ci_high."""
         return self._table.copy()
 
+    def to_polars(self) -> Any:
+        """The released table as a Polars DataFrame (needs ``polars``: ``pip install privagg[bench]``).
+
+        >>> # rel.to_polars().filter(pl.col("value") > 10)
+        """
+        try:
+            import polars as pl
+        except ImportError:
+            raise PrivaggInputError(
+                "Release.to_polars needs the polars package. Fix: pip install polars (or privagg[bench]), "
+                "or use to_pandas() / to_arrow()."
+            ) from None
+        return pl.from_arrow(self.to_arrow())
+
+    def to_arrow(self) -> Any:
+        """The released table as a ``pyarrow.Table`` (key columns, then value, ci_low, ci_high)."""
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(self._table, preserve_index=False)
+
     @property
     def values(self) -> np.ndarray:
         """The released values as a float array (a copy)."""

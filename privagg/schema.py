@@ -220,7 +220,9 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
     for column, kind in expected.items():
         series = df[column]
         if column in schema.keys or kind == "bool":
-            n_null = int(series.isna().sum())
+            # numpy integer and bool columns cannot hold nulls: no full-length mask to build and count.
+            n_null = 0 if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iub" else int(
+                np.count_nonzero(series.isna().to_numpy()))
             if n_null:
                 raise _fail(
                     table, column, n_null, "has null values",
@@ -240,7 +242,7 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
                 f"{hint}.",
             )
 
-    if schema.unique is not None:
+    if schema.unique is not None and not _unique_compact_ints(df[schema.unique]):
         dup = df[schema.unique].duplicated()
         n_dup = int(dup.sum())
         if n_dup:
@@ -276,6 +278,24 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
                     "add those cells to the cells table or drop the rows that use them.",
                 )
     return df
+
+
+def _unique_compact_ints(series: pd.Series) -> bool:
+    """True when ``series`` holds integers in a compact range, each at most once (one bincount pass;
+    False means "not known": the caller falls back to a hash check that also finds the duplicates)."""
+    values = series.to_numpy()
+    if values.dtype.kind not in "iu" or len(values) == 0:
+        return False
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo >= 4 * len(values) + (1 << 16):
+        return False
+    if 0 <= lo and hi < 8 * len(values) + (1 << 16):
+        seen = np.zeros(hi + 1, dtype=bool)  # indexed by the id itself: no shifted copy of the ids
+        seen[values] = True  # a scatter of bytes: cheaper than counting
+        return int(np.count_nonzero(seen)) == len(values)
+    seen = np.zeros(hi - lo + 1, dtype=bool)
+    seen[values - lo] = True
+    return int(np.count_nonzero(seen)) == len(values)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from privagg.dp.mechanisms import opendp
+from privagg.dp.mechanisms import NoiseMechanism, opendp
 from privagg.parallel import default_threads, thread_map
 
 _CHUNK = 10_000  # values per thread below which threading costs more than it saves
@@ -68,7 +68,31 @@ class ThresholdMechanism:
         return _make(self.kind, self.scale, self.threshold)
 
     def release(self, codes: np.ndarray, counts: np.ndarray, *, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Noisy counts of the keys that pass the threshold: (codes, noisy counts), sorted by code."""
+        """Noisy counts of the keys that pass the threshold: (codes, noisy counts), sorted by code.
+
+        OpenDP's threshold mechanism adds independent noise of one distribution (discrete Laplace or
+        discrete Gaussian at ``scale``) to every candidate's count and keeps the candidates whose noisy
+        count is at least ``threshold``. The noise is drawn here by OpenDP's vector sampler of that same
+        distribution, on every candidate (all have a count of at least one: keys nobody contributed to
+        are never candidates), in shards on every thread, and then thresholded: the output has exactly
+        the distribution of :meth:`measurement`, whose privacy map certified ``loss`` and ``delta``,
+        without building a map of every candidate (which costs more than the noise).
+        """
+        codes = np.asarray(codes, dtype=np.int64)
+        counts = np.asarray(counts, dtype=np.int64)
+        if len(codes) == 0:
+            return codes, counts
+        noise = NoiseMechanism(self.kind, self.scale, _d_in(self.kind, self.max_partitions, self.max_per_partition)[1],
+                               self.loss)
+        noisy = noise.sample(counts, threads=threads)
+        keep = noisy >= self.threshold  # OpenDP's threshold keeps noisy counts >= threshold
+        order = np.argsort(codes[keep], kind="stable")
+        return codes[keep][order], noisy[keep][order]
+
+    def release_map(self, codes: np.ndarray, counts: np.ndarray, *, threads: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`release` through OpenDP's threshold measurement itself, on a map of every candidate
+        (the reference the vector path is tested against)."""
         codes = np.asarray(codes, dtype=np.int64)
         counts = np.asarray(counts, dtype=np.int64)
         if len(codes) == 0:

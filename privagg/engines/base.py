@@ -56,6 +56,9 @@ class Contributions:
         subscriber counts); False when rows are counted (visits, trips).
     values
         float64 value of each row for sums (dwell minutes, arpu), else None.
+    unique_ids
+        True when every privacy id occurs at most once (one row per subscriber, as in
+        per-subscriber statistics); engines may then skip grouping rows by subscriber.
     """
 
     privacy_ids: np.ndarray
@@ -64,6 +67,7 @@ class Contributions:
     public: bool
     distinct: bool = True
     values: np.ndarray | None = None
+    unique_ids: bool = False
 
     def __len__(self) -> int:
         return len(self.partitions)
@@ -87,7 +91,7 @@ class ContributionChunks:
     chunk
         ``chunk(i)``: the :class:`Contributions` of block ``i`` (``0 <= i < n_chunks``).
     domain, public, distinct
-        As in :class:`Contributions`, shared by every chunk; chunks have no values.
+        As in :class:`Contributions`, shared by every chunk.
     n_rows
         Rows of the input table; a chunk's contributions usually number at most
         its block's rows (an engine must not rely on it).
@@ -96,6 +100,14 @@ class ContributionChunks:
     id_sample
         Privacy ids of a sample of the rows, for balancing work across
         threads; results never depend on it.
+    has_values
+        Whether chunks carry values (sums); otherwise their ``values`` are None.
+    chunk_rows
+        Input rows per chunk, when every chunk holds at most that many
+        contributions (one per input row): chunk ``i``'s ``j``-th contribution
+        is then row ``i * chunk_rows + j`` of the whole input, in input order.
+    unique_ids
+        As in :class:`Contributions`, over all chunks together.
     """
 
     n_chunks: int
@@ -106,6 +118,9 @@ class ContributionChunks:
     n_rows: int
     id_range: tuple[int, int]
     id_sample: np.ndarray
+    has_values: bool = False
+    chunk_rows: int | None = None
+    unique_ids: bool = False
 
     @property
     def n_partitions(self) -> int:
@@ -116,7 +131,8 @@ class ContributionChunks:
         parts = [self.chunk(i) for i in range(self.n_chunks)]
         ids = np.concatenate([p.privacy_ids for p in parts])
         codes = np.concatenate([p.partitions for p in parts])
-        return Contributions(ids, codes, self.domain, self.public, self.distinct, None)
+        values = np.concatenate([p.values for p in parts]) if self.has_values else None
+        return Contributions(ids, codes, self.domain, self.public, self.distinct, values)
 
 
 @dataclass

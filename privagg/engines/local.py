@@ -2,8 +2,12 @@
 
 Everything is sort- or bincount-based on int64 composite keys; no Python
 loop runs over rows. Bounded counts take one sort of packed rows, on every
-core for large inputs (:mod:`privagg.engines.packed`); sums and exact
-aggregates take the three steps of the engine interface. The only
+core for large inputs (:mod:`privagg.engines.packed`); bounded sums take one
+sort of rows packed with their place in the input, in shards of subscribers
+on every core, which gives the three steps' totals bit for bit; inputs with
+one row per subscriber (per-subscriber means) are aggregated without any
+grouping. Exact aggregates (no bounds) take the three steps of the engine
+interface. The only
 randomness is the choice of which partitions a subscriber over the L0 bound
 keeps: a uniformly random subset, ranked by a keyed hash
 (:mod:`privagg.engines.ranking`) under a secret drawn from the operating
@@ -14,16 +18,20 @@ not release noise, which always comes from OpenDP).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from privagg.dp.bounds import Bounds
 from privagg.engines.base import ContributionChunks, Contributions, Engine, PartitionTotals, UserPartitions
-from privagg.engines.packed import PackedLayout, ShardBuffer, bounded_counts, pack_chunks
+from privagg.engines.packed import (PackedLayout, RowLayout, ShardBuffer, bounded_counts, pack_chunks,
+                                    pack_value_chunks, pair_sums, route)
 from privagg.engines.ranking import keyed_hash
 from privagg.parallel import default_threads, thread_map
 
 _LIMIT = 1 << 62
 CHUNK_ROWS = 1 << 22  # rows per block of subscribers ranked at once by L0 bounding
+SHARD_MIN_ROWS = 1 << 20  # whole inputs from this many rows are bounded in shards, one per thread
 
 
 def _pack_bits(n_partitions: int) -> int:
@@ -109,6 +117,10 @@ class LocalEngine(Engine):
                        dense: bool, sum_unit: float | None = None) -> PartitionTotals:
         """See :meth:`Engine.bounded_totals`. Bounded counts take one sort of packed rows
         (:mod:`privagg.engines.packed`), chunked ones on every thread; the rest chain the three steps."""
+        if bounds is not None and sum_unit is not None and _has_values(contributions) and bounds.shape != "total":
+            fast = self._bounded_sums(contributions, bounds, dense=dense, sum_unit=sum_unit)
+            if fast is not None:
+                return fast
         layout = _packed_layout(contributions, bounds)
         if layout is None or bounds is None:
             return super().bounded_totals(contributions, bounds, dense=dense, sum_unit=sum_unit)
@@ -119,10 +131,19 @@ class LocalEngine(Engine):
             cuts = layout.shard_cuts(contributions.id_sample, shards)
             buffers = pack_chunks(contributions, layout, secret, cuts, self.threads)
         else:
-            key = layout.pack(contributions.privacy_ids, contributions.partitions, secret)
+            ids = contributions.privacy_ids
+            key = layout.pack(ids, contributions.partitions, secret)
+            # Large whole inputs are split into shards of subscribers too, sorted on every thread.
+            cuts = layout.shard_cuts(np.asarray(ids[:: max(1, len(ids) // 100_000)]), self.threads) \
+                if len(ids) >= SHARD_MIN_ROWS and self.threads > 1 else np.zeros(0, dtype=np.int64)
             if self.consume:
                 contributions.privacy_ids = contributions.partitions = np.zeros(0, dtype=np.int64)
-            buffers = [ShardBuffer.holding(key)]
+            del ids
+            if len(cuts):
+                buffers = [ShardBuffer(len(key)) for _ in range(len(cuts) + 1)]
+                route(key, cuts, buffers)
+            else:
+                buffers = [ShardBuffer.holding(key)]
             del key
 
         def shard_counts(rows: ShardBuffer) -> np.ndarray:
@@ -133,6 +154,101 @@ class LocalEngine(Engine):
             return PartitionTotals(counts, None, None)
         codes = np.flatnonzero(counts)
         return PartitionTotals(counts[codes], None, codes)
+
+    def _bounded_sums(self, contributions: Contributions | ContributionChunks, bounds: Bounds, *, dense: bool,
+                      sum_unit: float) -> PartitionTotals | None:
+        """Bounded counts and sums (box bounds) without the stable argsort of the three steps, giving the
+        same totals bit for bit; None when the input does not fit the packed layouts (then the three steps run).
+
+        One row per subscriber (per-subscriber statistics): nothing to group or bound, every row is its
+        subscriber's pair. Otherwise rows are packed with their place in the input
+        (:class:`~privagg.engines.packed.RowLayout`), routed to shards of subscribers, and each shard is
+        sorted, summed, bounded (one secret for every shard) and aggregated on its own thread.
+        """
+        n_partitions, distinct = contributions.n_partitions, contributions.distinct
+        if n_partitions > max(4 * _n_rows(contributions), 1 << 24):
+            return None  # dense per-shard totals would outgrow the input
+        if isinstance(contributions, Contributions) and (contributions.unique_ids or _distinct_ids(contributions.privacy_ids)):
+            return self._one_row_per_id([contributions], n_partitions, dense=dense, sum_unit=sum_unit)
+        if isinstance(contributions, ContributionChunks) and contributions.unique_ids:
+            return self._one_row_per_id(contributions, n_partitions, dense=dense, sum_unit=sum_unit)
+        if isinstance(contributions, ContributionChunks):
+            if contributions.chunk_rows is None:
+                return None
+            n_slots = contributions.n_chunks * contributions.chunk_rows
+            layout = RowLayout.fit(*contributions.id_range, n_partitions, n_slots)
+            if layout is None:
+                return None
+            shards = min(self.threads, contributions.n_chunks)
+            cuts = layout.shard_cuts(contributions.id_sample, shards)
+            values = np.empty(n_slots, dtype=np.float64)
+            try:
+                buffers = pack_value_chunks(contributions, layout, cuts, values, self.threads)
+            except ValueError:
+                return None
+        else:
+            ids = np.asarray(contributions.privacy_ids)
+            n = len(ids)
+            id_range = (int(ids.min()), int(ids.max())) if n else (0, 0)
+            layout = RowLayout.fit(*id_range, n_partitions, n)
+            if layout is None:
+                return None
+            shards = self.threads if n >= SHARD_MIN_ROWS else 1
+            cuts = layout.shard_cuts(ids[:: max(1, n // 100_000)], shards)
+            values = np.asarray(contributions.values, dtype=np.float64)
+            buffers = [ShardBuffer(n) for _ in range(len(cuts) + 1)] if len(cuts) else []
+            key = layout.pack(ids, contributions.partitions, 0)
+            if self.consume:
+                contributions.privacy_ids = contributions.partitions = np.zeros(0, dtype=np.int64)
+            if buffers:
+                route(key, cuts, buffers)
+            else:
+                buffers = [ShardBuffer.holding(key)]
+            del key, ids
+        secret = self.bounding_secret()
+
+        def shard_totals(rows: ShardBuffer) -> PartitionTotals:
+            ids, parts, counts, sums = pair_sums(rows, layout, values)
+            if distinct:
+                sums = sums / counts  # one contribution per (subscriber, partition): their mean value there
+                counts = ones(len(ids))
+            pairs = self._bound_box(UserPartitions(ids, parts, counts, sums), bounds, secret=secret)
+            pairs.sums = np.rint(pairs.sums / sum_unit)
+            return self.aggregate(pairs, n_partitions, dense=True)
+
+        parts_totals = thread_map(shard_totals, buffers, self.threads)
+        del values, buffers
+        counts = np.sum([t.counts for t in parts_totals], axis=0)
+        sums = np.sum([t.sums for t in parts_totals], axis=0)
+        if dense:
+            return PartitionTotals(counts, sums, None)
+        codes = np.flatnonzero(counts)
+        return PartitionTotals(counts[codes], sums[codes], codes)
+
+    def _one_row_per_id(self, parts: Any, n_partitions: int, *, dense: bool, sum_unit: float) -> PartitionTotals:
+        """Totals when every subscriber has one row (``parts``: Contributions, or chunks built on every thread).
+
+        Each row is a whole (subscriber, partition) pair, within every ``L0 >= 1`` and ``Linf >= 1``, so
+        bounding keeps it unchanged; its value in units is rounded and added to its partition. The unit
+        sums are integers, so adding them per chunk and then across chunks is exact, as in the three steps.
+        """
+        chunked = isinstance(parts, ContributionChunks)
+
+        def totals(i: int) -> tuple[np.ndarray, np.ndarray]:
+            c = parts.chunk(i) if chunked else parts[i]
+            units = np.divide(np.asarray(c.values, dtype=np.float64), sum_unit)
+            np.rint(units, out=units)
+            codes = np.asarray(c.partitions, dtype=np.intp)
+            return (np.bincount(codes, minlength=n_partitions).astype(np.int64),
+                    np.bincount(codes, weights=units, minlength=n_partitions))
+
+        outs = thread_map(totals, range(parts.n_chunks if chunked else len(parts)), self.threads)
+        counts = np.sum([o[0] for o in outs], axis=0)
+        sums = np.sum([o[1] for o in outs], axis=0)
+        if dense:
+            return PartitionTotals(counts, sums, None)
+        codes = np.flatnonzero(counts)
+        return PartitionTotals(counts[codes], sums[codes], codes)
 
     def bounding_secret(self) -> int:
         """A fresh 64-bit key for the bounding hash (from ``secrets`` unless a test generator was given)."""
@@ -232,7 +348,9 @@ class LocalEngine(Engine):
             out = self._bound_box(out, Bounds(max_partitions=bounds.max_partitions, max_per_partition=linf))
         return out
 
-    def _bound_box(self, pairs: UserPartitions, bounds: Bounds) -> UserPartitions:
+    def _bound_box(self, pairs: UserPartitions, bounds: Bounds, *, secret: int | None = None) -> UserPartitions:
+        """L0 (a uniformly random subset of each subscriber's partitions, ranked under ``secret``, a
+        fresh one by default), then Linf. Shards of one release pass the release's one secret."""
         l0, linf = bounds.max_partitions, bounds.max_per_partition
         ids, parts, counts, sums = pairs.privacy_ids, pairs.partitions, pairs.counts, pairs.sums
         starts = _group_starts(ids)
@@ -240,7 +358,8 @@ class LocalEngine(Engine):
         heavy = sizes > l0
         if heavy.any():
             heavy_rows_total = int(sizes[heavy].sum())
-            secret = self.bounding_secret()
+            if secret is None:
+                secret = self.bounding_secret()
             if heavy_rows_total > len(ids) // 2:
                 # Most rows belong to subscribers over the bound: rank everyone (a subscriber
                 # within the bound keeps all rows anyway), avoiding gathers and scatters.
@@ -352,6 +471,27 @@ class LocalEngine(Engine):
         if pairs.sums is not None:
             sums = np.add.reduceat(pairs.sums[order], starts) if len(parts) else np.zeros(0)
         return PartitionTotals(counts, sums, codes)
+
+
+def _has_values(contributions: Contributions | ContributionChunks) -> bool:
+    if isinstance(contributions, ContributionChunks):
+        return contributions.has_values
+    return contributions.values is not None
+
+
+def _n_rows(contributions: Contributions | ContributionChunks) -> int:
+    return contributions.n_rows if isinstance(contributions, ContributionChunks) else len(contributions)
+
+
+def _distinct_ids(ids: np.ndarray) -> bool:
+    """Whether every privacy id occurs once, decided by one bincount when ids are compact (False: unknown)."""
+    ids = np.asarray(ids)
+    if len(ids) == 0:
+        return True
+    lo, hi = int(ids.min()), int(ids.max())
+    if hi - lo >= 4 * len(ids) + (1 << 16):
+        return False
+    return int(np.bincount((ids - lo).astype(np.intp, copy=False)).max()) <= 1
 
 
 def _packed_layout(contributions: Contributions | ContributionChunks, bounds: Bounds | None) -> PackedLayout | None:

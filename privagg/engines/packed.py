@@ -212,3 +212,108 @@ def pack_chunks(chunks: ContributionChunks, layout: PackedLayout, secret: int, c
 
     thread_map(build, range(chunks.n_chunks), threads)
     return buffers
+
+
+# --------------------------------------------------------------------------- sums
+@dataclass(frozen=True)
+class RowLayout:
+    """Bit layout of packed rows carrying values: ``(id - id_lo) << id_shift | partition << row_bits | row``.
+
+    ``row`` is the contribution's place in the whole input, so one sort puts
+    each (subscriber, partition)'s rows together *in input order*: summing
+    them then gives bit for bit what a stable argsort of the rows gives, as
+    the engine's three steps do, without the argsort. The rank of a pair is
+    computed afterwards, on the pairs only.
+    """
+
+    id_lo: int
+    id_bits: int
+    partition_bits: int
+    row_bits: int
+
+    @classmethod
+    def fit(cls, id_lo: int, id_hi: int, n_partitions: int, n_rows: int) -> RowLayout | None:
+        """A layout for ids in ``[id_lo, id_hi]``, ``n_partitions`` codes and ``n_rows`` rows; None if it needs
+        more than 63 bits."""
+        id_bits = max(int(id_hi - id_lo).bit_length(), 1)
+        partition_bits = max(int(max(n_partitions, 1) - 1).bit_length(), 1)
+        row_bits = max(int(max(n_rows, 1) - 1).bit_length(), 1)
+        if id_bits + partition_bits + row_bits > 63:
+            return None
+        return cls(int(id_lo), id_bits, partition_bits, row_bits)
+
+    @property
+    def id_shift(self) -> int:
+        return self.partition_bits + self.row_bits
+
+    def pack(self, privacy_ids: np.ndarray, partitions: np.ndarray, first_row: int) -> np.ndarray:
+        """Packed rows (a new array) for contributions ``first_row, first_row + 1, ...`` of the input."""
+        key = np.asarray(privacy_ids, dtype=np.int64) - self.id_lo
+        if len(key) and (int(key.min()) < 0 or int(key.max()) >> self.id_bits):
+            raise ValueError("a privacy id lies outside the id range the packed layout was made for")
+        key <<= self.id_shift
+        parts = np.asarray(partitions, dtype=np.int64) << self.row_bits
+        key |= parts
+        del parts
+        key |= np.arange(first_row, first_row + len(key), dtype=np.int64)
+        return key
+
+    def shard_cuts(self, id_sample: np.ndarray, shards: int) -> np.ndarray:
+        """Packed-key boundaries splitting subscribers into ``shards`` groups of about equal rows."""
+        if shards <= 1 or len(id_sample) == 0:
+            return np.zeros(0, dtype=np.int64)
+        sample = np.sort(np.asarray(id_sample, dtype=np.int64))
+        ids = np.unique(sample[(np.arange(1, shards) * len(sample)) // shards])
+        offsets = np.clip(ids - self.id_lo, 0, (1 << self.id_bits) - 1)
+        return np.unique(offsets) << self.id_shift
+
+
+def pair_sums(rows: ShardBuffer, layout: RowLayout, values: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per (subscriber, partition) of one shard: ``(privacy ids, partitions, row counts, value sums)``,
+    sorted by subscriber then partition; each sum adds the pair's values in input order."""
+    key = rows.take()
+    n = len(key)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, np.zeros(0)
+    key.sort()
+    order = key & ((1 << layout.row_bits) - 1)
+    gathered = values[order]
+    del order
+    key >>= layout.row_bits  # now the pair: subscriber offset << partition_bits | partition
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    del first
+    sums = np.add.reduceat(gathered, starts)
+    del gathered
+    counts = np.diff(np.append(starts, n))
+    pairs = key[starts]
+    del key, starts
+    parts = pairs & ((1 << layout.partition_bits) - 1)
+    pairs >>= layout.partition_bits
+    pairs += layout.id_lo
+    return pairs, parts, counts, sums
+
+
+def pack_value_chunks(chunks: ContributionChunks, layout: RowLayout, cuts: np.ndarray, values: np.ndarray,
+                      threads: int) -> list[ShardBuffer]:
+    """Build every chunk on ``threads`` threads: pack and route its rows, and write its values at their rows."""
+    stride = chunks.chunk_rows
+    assert stride is not None
+    buffers = [ShardBuffer(chunks.n_rows) for _ in range(len(cuts) + 1)]
+
+    def build(i: int) -> None:
+        c = chunks.chunk(i)
+        if len(c) > stride:
+            raise ValueError("a chunk holds more contributions than input rows")
+        lo = i * stride
+        values[lo:lo + len(c)] = c.values
+        key = layout.pack(c.privacy_ids, c.partitions, lo)
+        del c
+        route(key, cuts, buffers)
+
+    thread_map(build, range(chunks.n_chunks), threads)
+    return buffers

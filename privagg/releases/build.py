@@ -71,6 +71,17 @@ def _user_lookup(users: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
     return np.asarray(idx, dtype=np.int64)
 
 
+def user_column(users: pd.DataFrame, column: str, rows: np.ndarray | None = None) -> Any:
+    """A user column for encoding keys: categoricals stay categorical (codes and categories), so keys
+    are looked up per category rather than per row; other columns as numpy arrays."""
+    series = users[column]
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        cat = series.array
+        return cat if rows is None else pd.Categorical.from_codes(np.asarray(cat.codes)[rows], dtype=cat.dtype)
+    values = series.to_numpy()
+    return values if rows is None else values[rows]
+
+
 def segment_columns(query: Query, users: pd.DataFrame) -> tuple[str, ...]:
     """The user columns a segment statistic groups by (all tags for micro-segments without ``by``)."""
     by = query.by
@@ -103,6 +114,8 @@ def key_columns(query: Query, users: pd.DataFrame) -> tuple[str, ...]:
     return query.key_columns()
 
 
+#: Statistics with at most one contribution per input row.
+ONE_PER_ROW = ("visits", "dwell_times", "dwell_mean", "od_flows")
 CHUNK_ROWS = 1 << 17  # input rows per chunk: its int64 temporaries (1 MiB) stay in cache and on the heap
 
 
@@ -145,9 +158,11 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
     full-length temporaries never exist.
     """
     table = inputs.table
+    if query.statistic == "segment_mean" and keys is not None and len(inputs.users) > 2 * CHUNK_ROWS:
+        return _user_chunks(query, inputs, keys, bounds)
     chunked = (
         keys is not None and table is not None and len(table) > 2 * CHUNK_ROWS
-        and query.statistic in ("footfall", "visits", "dwell_times", "od_flows")
+        and query.statistic in ("footfall", "visits", "dwell_times", "od_flows", "dwell_mean")
     )
     if not chunked:
         return _contributions(query, inputs, keys, bounds)
@@ -163,6 +178,30 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
         domain=first.domain, public=first.public, distinct=first.distinct, n_rows=len(table),
         id_range=(int(consenting.min()), int(consenting.max())) if len(consenting) else (0, 0),
         id_sample=np.asarray(user_ids[:: max(1, len(user_ids) // 100_000)], dtype=np.int64),
+        has_values=first.values is not None,
+        # One contribution per input row at most (a stay, a trip): contributions keep their row's place.
+        chunk_rows=rows if query.statistic in ONE_PER_ROW else None,
+    )
+
+
+def _user_chunks(query: Query, inputs: Inputs, keys: KeySet, bounds: Bounds | None) -> ContributionChunks:
+    """A per-subscriber statistic's contributions in chunks of ``CHUNK_ROWS`` subscribers (one row each)."""
+    people = inputs.users
+    rows = CHUNK_ROWS
+    limit_heap_growth()
+
+    def part(lo: int, hi: int) -> Inputs:
+        return Inputs(None, people.iloc[lo:hi], inputs.cells, inputs.start, inputs.end, inputs.consent)
+
+    first = _contributions(query, part(0, 0), keys, bounds)
+    ids = people["user_id"].to_numpy()
+    return ContributionChunks(
+        n_chunks=-(-len(people) // rows),
+        chunk=lambda i: _contributions(query, part(i * rows, (i + 1) * rows), keys, bounds),
+        domain=first.domain, public=first.public, distinct=first.distinct, n_rows=len(people),
+        id_range=(int(ids.min()), int(ids.max())) if len(ids) else (0, 0),
+        id_sample=np.asarray(ids[:: max(1, len(ids) // 100_000)], dtype=np.int64),
+        has_values=first.values is not None, chunk_rows=rows, unique_ids=True,
     )
 
 
@@ -197,7 +236,7 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
             columns[TIME_COLUMN] = bin_starts(arrays[2], bin_ns)
         rows = _user_lookup(inputs.users, users)
         for column in segment_columns(query, inputs.users):
-            columns[column] = inputs.users[column].to_numpy()[rows]
+            columns[column] = user_column(inputs.users, column, rows)
         return encode(users, columns, key_columns(query, inputs.users), keys, distinct=True)
 
     if stat in ("visits", "dwell_times", "dwell_mean"):
@@ -242,7 +281,7 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
     # Per-user statistics: one row per consenting subscriber.
     people = inputs.users
     users = people["user_id"].to_numpy(dtype=np.int64)
-    columns = {c: people[c].to_numpy() for c in segment_columns(query, people)}
+    columns = {c: user_column(people, c) for c in segment_columns(query, people)}
     if level is not None:
         columns[area_col] = area_map(inputs.cells, level)(people["home_cell"].to_numpy(dtype=np.int64))
     values = None
@@ -255,8 +294,12 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
         values = people[column].to_numpy(dtype=float)
         if bounds is not None:
             lower, upper = clamp_range(query, bounds)
-            values = np.clip(np.nan_to_num(values, nan=lower), lower, upper)
-    return encode(users, columns, key_columns(query, people), keys, distinct=True, values=values)
+            values = np.array(values, dtype=np.float64, copy=True)  # clamped in place: one copy, not three
+            np.nan_to_num(values, copy=False, nan=lower)
+            np.clip(values, lower, upper, out=values)
+    contrib = encode(users, columns, key_columns(query, people), keys, distinct=True, values=values)
+    contrib.unique_ids = True  # the users table has one row per subscriber (checked by its schema)
+    return contrib
 
 
 # Public default clamping ranges of numeric user columns (monthly ARPU in currency units).

@@ -14,6 +14,7 @@ from privagg.queries import KeySet, Query
 from privagg.release import Release
 from privagg.releases._doc import COMMON
 from privagg.releases.core import release_query
+from privagg.releases.inputs import table_columns
 from privagg.world import World
 
 
@@ -21,11 +22,12 @@ def infer_source(data: Any, source: str | None) -> str:
     """``"events"`` or ``"stays"``: given, else from the table's columns (a World: stays)."""
     if source is not None:
         return source
-    if isinstance(data, World) or not isinstance(data, pd.DataFrame):
+    columns = None if isinstance(data, World) else table_columns(data)
+    if columns is None:
         return "stays"
-    if "ts" in data.columns:
+    if "ts" in columns:
         return "events"
-    if "start" in data.columns and "end" in data.columns:
+    if "start" in columns and "end" in columns:
         return "stays"
     raise PrivaggInputError(
         "footfall: cannot tell whether the table holds events (user_id, cell_id, ts) or stays (user_id, cell_id, start, end). "

@@ -10,11 +10,18 @@ it from consenting subscribers' rows only, see :class:`privagg.world.World`),
 and raw tables without any of them need an explicit ``start=`` and ``end=``.
 The users table needs only ``user_id``, ``opt_in`` and the columns the
 statistic reads.
+
+Tables come as the user has them (:func:`as_pandas`): pandas DataFrames,
+Arrow tables, Polars DataFrames and LazyFrames, or Parquet paths. Arrow and
+Polars columns become pandas columns without a copy wherever the types
+allow (integers, floats and timestamps without nulls); Polars is imported
+only when such a table is passed.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,7 +29,7 @@ import pandas as pd
 from privagg.errors import PrivaggInputError
 from privagg.queries import LEVELS, TIME_COLUMN, KeySet, Query, parse_time_bin, parse_window
 from privagg.releases.build import Inputs
-from privagg.schema import validate_table
+from privagg.schema import TAG_PREFIX, validate_table
 from privagg.world import World
 
 # Which table each statistic reads.
@@ -36,6 +43,130 @@ TABLE_OF = {
     "segment_mean": "users",
     "micro_segments": "users",
 }
+
+
+#: What a table argument may be, for error messages.
+TABLE_TYPES = "a pandas DataFrame, a pyarrow Table, a Polars DataFrame or LazyFrame, or a Parquet path"
+
+
+def _module(obj: Any) -> str:
+    return type(obj).__module__.split(".")[0]
+
+
+def _is_parquet_path(obj: Any) -> bool:
+    return isinstance(obj, (str, Path)) and (Path(obj).suffix.lower() == ".parquet" or Path(obj).is_dir())
+
+
+def table_columns(obj: Any) -> list[str] | None:
+    """Column names of a table in any supported form (None if ``obj`` is not a table).
+
+    Reads only the schema: a Parquet file's footer, a LazyFrame's plan.
+    """
+    if isinstance(obj, pd.DataFrame):
+        return [str(c) for c in obj.columns]
+    module = _module(obj)
+    if module == "pyarrow" and hasattr(obj, "column_names"):
+        return list(obj.column_names)
+    if module == "polars":
+        import polars as pl
+
+        if isinstance(obj, pl.LazyFrame):
+            return list(obj.collect_schema().names())
+        if isinstance(obj, pl.DataFrame):
+            return list(obj.columns)
+    if _is_parquet_path(obj) and Path(obj).exists():
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(obj).names) if Path(obj).is_file() else list(pq.ParquetDataset(obj).schema.names)
+    return None
+
+
+def _arrow_to_pandas(table: Any) -> pd.DataFrame:
+    """An Arrow table as pandas, sharing the Arrow buffers where the types allow."""
+    # One block per column: numeric and timestamp columns without nulls are then views of Arrow's buffers.
+    return table.to_pandas(split_blocks=True, zero_copy_only=False)
+
+
+def as_pandas(obj: Any, parameter: str, *, columns: Sequence[str] | None = None,
+              fix: str = "pass the table itself") -> pd.DataFrame:
+    """``obj`` as a pandas DataFrame, without a copy where the column types allow.
+
+    Parameters
+    ----------
+    obj
+        A pandas DataFrame (returned as is), a ``pyarrow.Table`` or
+        ``RecordBatch``, a Polars ``DataFrame`` or ``LazyFrame`` (collected,
+        with only ``columns`` when given), or the path of a Parquet file or
+        directory (only ``columns`` are read, when given).
+    parameter
+        The parameter's name, for the error message.
+    columns
+        Columns the release reads; other columns of a LazyFrame or a Parquet
+        file are never materialised. Columns that do not exist are ignored
+        here (the schema check reports them).
+    fix
+        What to pass instead, for the error message.
+
+    Raises
+    ------
+    PrivaggInputError
+        If ``obj`` is none of these, or a Parquet path does not exist.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> as_pandas(pa.table({"user_id": [1, 2]}), "users")["user_id"].tolist()
+    [1, 2]
+    """
+    if isinstance(obj, pd.DataFrame):
+        return obj
+    module = _module(obj)
+    if module == "pyarrow" and hasattr(obj, "to_pandas") and hasattr(obj, "column_names"):
+        return _arrow_to_pandas(obj)
+    if module == "polars":
+        import polars as pl
+
+        if isinstance(obj, pl.LazyFrame):
+            if columns is not None:
+                names = set(obj.collect_schema().names())
+                obj = obj.select([c for c in columns if c in names])
+            obj = obj.collect()
+        if isinstance(obj, pl.DataFrame):
+            # Polars -> Arrow shares buffers; Arrow -> pandas shares those of numeric columns.
+            return _arrow_to_pandas(obj.to_arrow())
+    if isinstance(obj, (str, Path)):
+        path = Path(obj)
+        if not _is_parquet_path(path):
+            raise PrivaggInputError(
+                f"{parameter}={str(obj)!r} is not a Parquet path. Fix: pass a .parquet file or a directory of them, "
+                f"or {TABLE_TYPES}."
+            )
+        if not path.exists():
+            raise PrivaggInputError(f"{parameter}={str(obj)!r} does not exist. Fix: pass the path of an existing Parquet file.")
+        import pyarrow.parquet as pq
+
+        wanted = None
+        if columns is not None:
+            present = set(table_columns(path) or ())
+            wanted = [c for c in columns if c in present]
+        return _arrow_to_pandas(pq.read_table(path, columns=wanted))
+    raise PrivaggInputError(
+        f"{parameter}: expected {TABLE_TYPES}, got {type(obj).__name__}. Fix: {fix}."
+    )
+
+
+def is_table(obj: Any) -> bool:
+    """Whether ``obj`` is a table in one of the forms :func:`as_pandas` accepts."""
+    if isinstance(obj, pd.DataFrame):
+        return True
+    module = _module(obj)
+    if module == "pyarrow":
+        return hasattr(obj, "column_names")
+    if module == "polars":
+        import polars as pl
+
+        return isinstance(obj, (pl.DataFrame, pl.LazyFrame))
+    return _is_parquet_path(obj)
 
 
 def consent_lookup(consenting: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -72,6 +203,23 @@ def consent_lookup(consenting: np.ndarray) -> Callable[[np.ndarray], np.ndarray]
     return mask
 
 
+def _user_columns_read(query: Query) -> set[str]:
+    """User columns a release of ``query`` may read (tag columns are kept as well)."""
+    return {"user_id", "opt_in", "home_cell", *query.by, *((query.column,) if query.column else ())}
+
+
+def _lazy_consent(consenting_users: pd.DataFrame) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`consent_lookup` of the consenting ids, built on first use (per-user statistics never need it)."""
+    built: list[Callable[[np.ndarray], np.ndarray]] = []
+
+    def lookup(user_ids: np.ndarray) -> np.ndarray:
+        if not built:
+            built.append(consent_lookup(consenting_users["user_id"].to_numpy()))
+        return built[0](user_ids)
+
+    return lookup
+
+
 def check_user_columns(query: Query, users: pd.DataFrame) -> None:
     """The users table needs ``user_id`` and ``opt_in`` (checked by the schema) and only the columns the
     statistic reads: its ``by`` columns, its averaged ``column``, and ``home_cell`` for per-subscriber
@@ -89,6 +237,14 @@ def check_user_columns(query: Query, users: pd.DataFrame) -> None:
                 f"table 'users', column {column!r}: missing, and {query.statistic} with {why} reads it. "
                 f"Fix: add the column {column!r} to the users table, or release without it."
             )
+
+
+def _needed(name: str) -> list[str]:
+    """Columns of table ``name`` a release reads (the schema's; others are never loaded from Parquet or Polars)."""
+    from privagg.schema import SCHEMAS
+
+    schema = SCHEMAS[name]
+    return [*dict(schema.columns), *(schema.optional or {})]
 
 
 def table_name(query: Query) -> str:
@@ -117,19 +273,22 @@ def resolve(
         table = None if name == "users" else getattr(data, name)
         world_start, world_end = data.meta.get("start"), data.meta.get("end")
     else:
-        table = data if name != "users" else None
-        if name != "users" and not isinstance(data, pd.DataFrame):
-            raise PrivaggInputError(
-                f"data: expected a World or the '{name}' table as a pandas DataFrame, got {type(data).__name__}. "
-                f"Fix: pass world or world.{name}."
-            )
+        table = None
+        if name != "users":
+            if not is_table(data):
+                raise PrivaggInputError(
+                    f"data: expected a World or the '{name}' table as {TABLE_TYPES}, got {type(data).__name__}. "
+                    f"Fix: pass world or world.{name}."
+                )
+            table = as_pandas(data, "data", columns=_needed(name), fix=f"pass world or world.{name}")
         if users is None:
             raise PrivaggInputError(
                 "users= is required with raw tables, so that subscribers who did not consent (opt_in == False) "
                 "are excluded. Fix: pass users=world.users (or the World itself as the first argument)."
             )
-    if not isinstance(users, pd.DataFrame):
-        raise PrivaggInputError(f"users: expected the users table as a pandas DataFrame, got {type(users).__name__}. Fix: pass users=world.users.")
+    users = as_pandas(users, "users", fix="pass users=world.users")
+    if cells is not None:
+        cells = as_pandas(cells, "cells", fix="pass cells=world.cells")
     validate_table(users, "users")
     check_user_columns(query, users)
     if table is not None:
@@ -144,10 +303,17 @@ def resolve(
             )
         validate_table(cells, "cells")
 
-    consenting_users = users.loc[users["opt_in"].to_numpy(dtype=bool)].reset_index(drop=True)
+    opted_in = users["opt_in"].to_numpy(dtype=bool)
+    # Only the columns the statistic reads are copied, and nothing when everyone opted in (the usual
+    # case after an upstream consent filter).
+    read = [c for c in users.columns if c in _user_columns_read(query) or str(c).startswith(TAG_PREFIX)]
+    if opted_in.all():
+        consenting_users = (users[read] if len(read) < users.shape[1] else users).reset_index(drop=True)
+    else:
+        consenting_users = users.loc[opted_in, read].reset_index(drop=True)
     start, end = window(query, keys, world_start, world_end)
     # A row mask rather than a filtered copy: the statistic applies it with its window, in one pass.
-    return Inputs(table, consenting_users, cells, start, end, consent_lookup(consenting_users["user_id"].to_numpy()))
+    return Inputs(table, consenting_users, cells, start, end, _lazy_consent(consenting_users))
 
 
 def window(query: Query, keys: KeySet | None, world_start: Any, world_end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:

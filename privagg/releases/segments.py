@@ -15,6 +15,7 @@ from privagg.release import Release
 from privagg.releases._doc import COMMON
 from privagg.releases.core import release_query
 from privagg.releases.footfall import infer_source
+from privagg.releases.inputs import table_columns
 from privagg.world import World
 
 MEASURES = ("count", "mean", "micro")
@@ -74,7 +75,7 @@ def segment_stats(
     if measure == "count" and not by:
         raise PrivaggInputError("segment_stats(measure='count') needs by=[...]. Fix: e.g. by=['age_band', 'gender'].")
     if measure != "count":
-        if data is not None and not isinstance(data, World) and users is None and isinstance(data, pd.DataFrame) and "opt_in" in data.columns:
+        if data is not None and not isinstance(data, World) and users is None and "opt_in" in (table_columns(data) or ()):
             users = data
         if time_bin not in ("auto", None):
             raise PrivaggInputError(
