@@ -27,9 +27,10 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 
 # The paper: every number, table and figure regenerated from the code, then compiled (Typst, no TeX).
+# `make paper PAPER_ARGS=--small` runs the same pipeline at the test suite's toy sizes.
 paper: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,paper,bench]"
-	$(BIN)/python paper/build.py --pages
+	$(BIN)/python paper/build.py --pages $(PAPER_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

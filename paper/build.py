@@ -606,6 +606,8 @@ def run_stages(size: str, gen: Path, only: list[str] | None, log: Callable[[str]
     numbers: dict[str, str] = {}
     timings: dict[str, float] = {}
     failed: list[str] = []
+    loads: list[float | None] = []
+    cpus: dict[str, float | None] = {}
     from privagg.atomic import atomic_write_text
 
     for name, fn in STAGES.items():
@@ -626,6 +628,7 @@ def run_stages(size: str, gen: Path, only: list[str] | None, log: Callable[[str]
             log(f"{name}: running ...")
             out = Out(gen)
             t0 = time.perf_counter()
+            cpu0 = _cpu_seconds()
             try:
                 fn(params, out)
             except Exception:  # noqa: BLE001 - the other stages still run (and are cached); the build fails below
@@ -635,17 +638,27 @@ def run_stages(size: str, gen: Path, only: list[str] | None, log: Callable[[str]
                 failed.append(name)
                 continue
             seconds = time.perf_counter() - t0
+            cpu = _cpu_seconds() - cpu0
             cached = {"key": key, "numbers": out.numbers, "files": out.files, "data": out.data, "seconds": seconds,
-                      "computed": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+                      "computed": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                      "load_average": os.getloadavg()[0],  # the machine is shared: how busy it was
+                      "cpu_seconds": cpu}  # CPU time of this process and its finished children: load-independent
             atomic_write_text(path, json.dumps(cached, indent=1, default=str))
             log(f"{name}: {seconds:.0f} s")
         numbers.update(with_aliases(cached["numbers"]))
         timings[name] = cached["seconds"]
+        loads.append(cached.get("load_average"))
+        cpus[name] = cached.get("cpu_seconds")
     if failed:
         raise RuntimeError(f"stages failed: {', '.join(failed)} (the others are cached; rerun to retry these)")
     for name, seconds in timings.items():
         numbers[f"time.{name}"] = secs(seconds)
+        numbers[f"cpu.{name}"] = "not recorded" if cpus.get(name) is None else secs(cpus[name])
+    numbers["cpu.total"] = ("not recorded" if any(c is None for c in cpus.values())
+                            else f"{sum(cpus.values()) / 60:.1f} minutes")
     total = sum(timings.values())
+    known = [x for x in loads if x is not None]
+    numbers["machine.load"] = (f"{min(known):.1f}-{max(known):.1f}" if known else "not recorded")
     numbers["time.total"] = f"{total / 60:.1f} minutes"
     numbers["machine.cpus"] = str(os.cpu_count())
     numbers["machine.python"] = platform.python_version()
@@ -658,6 +671,7 @@ def run_stages(size: str, gen: Path, only: list[str] | None, log: Callable[[str]
         numbers[f"pub.{key}"] = entry["value"]
     mia = spec["membership"]
     numbers["grid.k_max"] = str(max(mia["ks"]))
+    numbers["grid.kmin"] = str(min(mia["ks"]))
     numbers["grid.eps"] = words([g(e) for e in mia["epsilons"]])
     numbers["grid.ks"] = words([str(k) for k in mia["ks"]])
     numbers["grid.eps_min"] = g(min(mia["epsilons"]))
@@ -668,8 +682,31 @@ def run_stages(size: str, gen: Path, only: list[str] | None, log: Callable[[str]
     numbers["grid.eps_ref_hi"] = "10"
     numbers["ci"] = "95%"
     numbers["fpr"] = "1%"
+    numbers.update(bound_checks(numbers))
     headline_table(numbers, Out(gen))
     return numbers
+
+
+def bound_checks(n: dict[str, str]) -> dict[str, str]:
+    """Whether every DP figure lies within its bound: membership AUC and differencing success.
+
+    The test is on the point estimates; the sentence says how many of how many, so the abstract's claim
+    is itself generated."""
+    import re
+
+    pairs = []
+    for key, value in n.items():
+        hit = re.match(r"^(mia\.eps[\d.]+\.m\d+|diff\.eps[\d.]+)\.(auc|risk)$", key)
+        if hit and f"{hit.group(1)}.bound" in n:
+            pairs.append((float(value), float(n[f"{hit.group(1)}.bound"])))
+    within = sum(v <= b for v, b in pairs)
+    if not pairs:
+        text = "no attack with a DP bound was run"
+    elif within == len(pairs):
+        text = f"every one of the {len(pairs)} DP results with a bound (membership AUC, differencing success) lies within it"
+    else:
+        text = f"{within} of {len(pairs)} DP results with a bound lie within it"
+    return {"checks.dp_bounds": text, "checks.dp_bounds_n": str(len(pairs)), "checks.dp_bounds_within": str(within)}
 
 
 
@@ -746,6 +783,14 @@ def headline_table(n: dict[str, str], out: Out) -> None:
     ]
     out.table("headlines", ["figure", "privagg (this paper)", "source paper", "source"], rows,
               align="(left, left, left, left)", columns="(1.25fr, 1.35fr, 1.1fr, 0.8fr)")
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _memory_gib() -> float | None:

@@ -232,9 +232,23 @@ def typed_numbers(text: str) -> list[Finding]:
     return scanner.found
 
 
+def swallowed_semicolons(text: str) -> list[Finding]:
+    """Calls in prose followed by ``;``: Typst takes the semicolon as the end of the expression and
+    prints nothing, so ``#r("x"); more`` reads "x more". Write ``#r("x")\\;`` instead."""
+    out = []
+    for m in re.finditer(r'#[A-Za-z_][\w.]*\((?:[^()"]|"[^"]*"|\((?:[^()"]|"[^"]*")*\))*\);', text):
+        out.append(Finding(text.count("\n", 0, m.start()) + 1, m.group(), m.group(), "prose"))
+    return out
+
+
 def check_sources(folder: Path) -> dict[str, list[Finding]]:
-    """:func:`typed_numbers` of every ``.typ`` source in ``folder`` (not the generated ones)."""
-    return {p.name: found for p in sorted(Path(folder).glob("*.typ")) if (found := typed_numbers(p.read_text()))}
+    """:func:`typed_numbers` and :func:`swallowed_semicolons` of every ``.typ`` source in ``folder``."""
+    found = {}
+    for p in sorted(Path(folder).glob("*.typ")):
+        text = p.read_text()
+        if problems := typed_numbers(text) + swallowed_semicolons(text):
+            found[p.name] = problems
+    return found
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ import pytest
 PAPER = Path(__file__).resolve().parents[1] / "paper"
 sys.path.insert(0, str(PAPER))
 
-from lint import ALLOWED, typed_numbers  # noqa: E402
+from lint import ALLOWED, check_sources, swallowed_semicolons, typed_numbers  # noqa: E402
 
 
 def test_sources_have_no_typed_numbers():
@@ -43,6 +43,16 @@ def test_scan_allows_generated_values_layout_labels_and_formula_constants():
             'AUC #r("mia.k20.m1000.auc") @demontjoye2013 <tab-mia> $L_0$, $(e^epsilon - 1)/(e^epsilon + 1)$,\n'
             'the 2010 Census // 99 in a comment\n/* 42 */\n')
     assert typed_numbers(text) == []
+
+
+def test_sources_have_no_swallowed_semicolons():
+    assert check_sources(PAPER) == {}
+
+
+def test_swallowed_semicolon_is_caught():
+    """Typst ends ``#r("x");`` at the semicolon and drops it; the escaped form is fine."""
+    assert [f.token for f in swallowed_semicolons('AUC #r("a.b"); then #r("c")\\; and #raw(r("d"));')] == [
+        '#r("a.b");', '#raw(r("d"));']
 
 
 def test_every_allowed_token_has_a_reason():
