@@ -21,7 +21,6 @@ Raw text (backticks) is checked like prose: a command line with a size in it mus
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
