@@ -468,7 +468,6 @@ def stage_frontier(p: dict[str, Any], out: Out) -> None:
 
 @stage
 def stage_accuracy(p: dict[str, Any], out: Out) -> None:
-    import numpy as np
     import pandas as pd
 
     import bench_accuracy as ba
@@ -507,6 +506,15 @@ def stage_accuracy(p: dict[str, Any], out: Out) -> None:
     for metric in sorted(set(frame["metric"])):
         fig = error_vs_epsilon_figure(frame[frame["metric"] == metric], metric)
         ax = fig.axes[0]
+        # the harness draws every DP statistic in the DP colour; here the lines are cases, so tell them apart
+        import matplotlib.pyplot as plt
+
+        for i, (line, band) in enumerate(zip(ax.get_lines(), ax.collections)):
+            colour = plt.get_cmap("tab10")(i)
+            line.set_color(colour)
+            line.set_marker("osD^vP*X"[i % 8])
+            band.set_color(colour)
+        ax.legend(fontsize=8, loc="best")
         ax.set_ylabel(metric.upper() + (" (weighted relative error)" if metric == "wre" else ""))
         ax.set_xlabel("epsilon per subscriber-week (log scale)")
         ax.set_title(" ")
@@ -530,12 +538,11 @@ def stage_accuracy(p: dict[str, Any], out: Out) -> None:
         for method in ("independent (auto)", "top-down hierarchy", "gravity shrinkage"):
             key = method.split(" ")[0]
             out.num(f"struct.od.eps{e}.{key}", f3(v[method]["smape"]))
-        srows.append([f"OD flows zone (week)", f"eps {e}, SMAPE", f3(v["independent (auto)"]["smape"]),
+        srows.append(["OD flows zone (week)", f"eps {e}, SMAPE", f3(v["independent (auto)"]["smape"]),
                       f"{f3(v['gravity shrinkage']['smape'])} (gravity); {f3(v['top-down hierarchy']['smape'])} (top-down)",
                       f"top-100 recall {pct(v['gravity shrinkage']['top100_recall'], 0)} (gravity)"])
     out.table("structure", ["case", "epsilon, metric", "independent (auto)", "structured", "note"], srows,
               align="(left, left, right, right, left)")
-    _ = np  # numpy kept for the benchmarks' own use
 
 
 @stage
@@ -658,7 +665,8 @@ def run_stages(size: str, gen: Path, only: list[str] | None, log: Callable[[str]
                             else f"{sum(cpus.values()) / 60:.1f} minutes")
     total = sum(timings.values())
     known = [x for x in loads if x is not None]
-    numbers["machine.load"] = (f"{min(known):.1f}-{max(known):.1f}" if known else "not recorded")
+    numbers["machine.load"] = ("not recorded" if not known else
+                               f"{min(known):.1f}-{max(known):.1f} ({len(known)} of {len(loads)} stages recorded it)")
     numbers["time.total"] = f"{total / 60:.1f} minutes"
     numbers["machine.cpus"] = str(os.cpu_count())
     numbers["machine.python"] = platform.python_version()
@@ -715,31 +723,26 @@ def with_aliases(numbers: dict[str, str]) -> dict[str, str]:
     """The numbers plus aliases by role: ``mia.k20.m1000.auc`` is also ``mia.kmax.mmax.auc``.
 
     The text names a grid's ends (the largest k, the smallest epsilon, the largest group) rather than
-    their values, so the same text compiles at every size of ``experiments/paper/paper.toml``."""
+    their values, so the same text compiles at every size of ``experiments/paper/paper.toml``. A slot
+    is a key's first part, the kind (k, eps, m, p) and the position among the key's grid parts."""
     import re
 
-    pattern = re.compile(r"^(k|eps|m|p)(\d+(?:\.\d+)?)$")
-    seen: dict[tuple[str, int, str], set[float]] = {}
-    for key in numbers:
-        parts = key.split(".")
-        for i, part in enumerate(parts):
-            hit = pattern.match(part)
-            if hit:
-                seen.setdefault((parts[0], i, hit.group(1)), set()).add(float(hit.group(2)))
+    part = re.compile(r"\.(k|eps|m|p)(\d+(?:\.\d+)?)(?=\.|$)")
+    seen: dict[tuple[str, str, int], set[float]] = {}
+    hits = {key: list(part.finditer(key)) for key in numbers}
+    for key, found in hits.items():
+        for j, m in enumerate(found):
+            seen.setdefault((key.split(".")[0], m.group(1), j), set()).add(float(m.group(2)))
     out = dict(numbers)
-    for key, value in numbers.items():
-        parts = key.split(".")
-        variants = [parts]
-        for i, part in enumerate(parts):
-            hit = pattern.match(part)
-            if not hit:
-                continue
-            values = seen[(parts[0], i, hit.group(1))]
-            x = float(hit.group(2))
+    for key, found in hits.items():
+        variants = [key]
+        for j, m in reversed(list(enumerate(found))):  # right to left: earlier spans stay valid
+            values = seen[(key.split(".")[0], m.group(1), j)]
+            x = float(m.group(2))
             roles = [r for r, ok in (("min", x == min(values)), ("max", x == max(values))) if ok]
-            variants = variants + [v[:i] + [hit.group(1) + r] + v[i + 1:] for v in variants for r in roles]
+            variants += [v[:m.start()] + f".{m.group(1)}{r}" + v[m.end():] for v in variants for r in roles]
         for v in variants[1:]:
-            out.setdefault(".".join(v), value)
+            out.setdefault(v, numbers[key])
     return out
 
 
