@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench paper clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/run.py
+
+# The paper: every number, table and figure regenerated from the code, then compiled (Typst, no TeX).
+# `make paper PAPER_ARGS=--small` runs the same pipeline at the test suite's toy sizes.
+paper: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,paper,bench]"
+	$(BIN)/python paper/build.py --pages $(PAPER_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
