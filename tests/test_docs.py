@@ -60,6 +60,19 @@ def test_docstring_examples_run(module):
     assert result.failed == 0, f"{module}: {result.failed} of {result.attempted} examples failed (see the output above)"
 
 
+@pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
+def test_examples_in_docs_pages_run(page):
+    result = doctest.testfile(str(DOCS / page), module_relative=False, optionflags=doctest.ELLIPSIS, report=True)
+    assert result.failed == 0, f"docs/{page}: {result.failed} of {result.attempted} examples failed"
+
+
+def test_command_pages_match_the_parsers():
+    """docs/commands/*.md hold each command's --help as the parser prints it: regenerated, they do not change."""
+    proc = subprocess.run([sys.executable, str(DOCS / "_generate_commands.py"), "--check"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_every_object_in_api_reference_is_public():
     """docs/api.rst names only objects that exist, and names every public object."""
     text = (DOCS / "api.rst").read_text()
@@ -74,5 +87,5 @@ def test_sphinx_builds_without_warnings(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     api = (out / "api.html").read_text()
     assert "privagg.footfall" in api and "Examples" in api
-    for page in ("index", "reports", "claims", "privacy-units", "commands/index"):
+    for page in ("index", "reports", "claims", "privacy-units", "commands/index", "commands/release", "commands/audit"):
         assert (out / f"{page}.html").exists(), f"docs page {page} was not built"
