@@ -140,8 +140,16 @@ def select(rel: Release, **where: Any) -> Release:
 
     Examples
     --------
-    >>> north = select(rel, zone_id=3)                          # doctest: +SKIP
-    >>> mornings = select(rel, time=list(pd.date_range("2026-01-05 06:00", periods=4, freq="1h")))  # doctest: +SKIP
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> keys = pa.KeySet.areas_by_time(world.cells, level="zone", start=world.start, end=world.end, time_bin="6h")
+    >>> rel = pa.footfall(world, epsilon=1.0, level="zone", time_bin="6h", keys=keys)
+    >>> len(select(rel, zone_id=0).to_pandas())
+    4
+    >>> mornings = select(rel, time=list(pd.date_range("2026-01-05 00:00", periods=2, freq="6h")))
+    >>> sorted(mornings.to_pandas().time.dt.hour.unique().tolist())
+    [0, 6]
     """
     import dataclasses
 
@@ -252,8 +260,20 @@ def compare(
 
     Examples
     --------
-    >>> cmp = compare(week2, week1, shift={"time": "7D"})   # doctest: +SKIP
-    >>> cmp.to_pandas().query("significant")                # doctest: +SKIP
+    >>> import pandas as pd
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=2, seed=0)   # a tiny synthetic city, two days
+    >>> def day(i):
+    ...     start = world.start + pd.Timedelta(days=i)
+    ...     keys = pa.KeySet.areas_by_time(world.cells, level="zone", start=start, end=start + pd.Timedelta("1D"),
+    ...                                    time_bin="6h")
+    ...     return pa.footfall(world, epsilon=1.0, level="zone", time_bin="6h", keys=keys)
+    >>> cmp = compare(day(1), day(0), shift={"time": "1D"})     # Tuesday against Monday, from released values
+    >>> list(cmp.to_pandas().columns)[:5]     # each Tuesday bin beside the Monday bin it is compared with
+    ['zone_id', 'time', 'time_b', 'value_a', 'value_b']
+    >>> len(cmp.to_pandas())                     # 2 zones x 4 bins of 6 hours
+    8
     """
     for name, rel in (("a", a), ("b", b)):
         if not isinstance(rel, Release):

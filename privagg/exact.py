@@ -50,6 +50,16 @@ def exact_aggregate(
         Key columns (``query.key_columns()``), then ``value``: counts as int64,
         means as float64. Without ``include_empty``, only non-empty keys,
         sorted by key.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> query = pa.Query("footfall", level="zone", time_bin="6h", start=world.start, end=world.end)
+    >>> truth = pa.exact_aggregate(world, query)  # the truth: never publish it
+    >>> list(truth.columns), str(truth["value"].dtype)
+    (['zone_id', 'time', 'value'], 'int64')
     """
     engine = engine or LocalEngine()
     keys = query.keys

@@ -198,6 +198,15 @@ class Query:
         The public key domain (:class:`KeySet`), or ``None`` for private
         partition selection (needs ``delta > 0``); exact aggregates ignore it
         unless asked to fill empty keys.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> q = pa.Query("footfall", level="zone", time_bin="1h")
+    >>> q.key_columns()
+    ('zone_id', 'time')
+    >>> pa.Query("od_flows", level="district", time_bin=None).key_columns()
+    ('origin_district', 'destination_district')
     """
 
     statistic: str

@@ -75,6 +75,19 @@ class World:
     meta
         Free-form metadata: generator parameters, seed, ``start`` and ``end``
         of the observed window (ISO strings), scenario.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> summary = world.summary()
+    >>> summary["cells"], summary["users"]
+    (20, 60)
+    >>> world.start, world.end
+    (Timestamp('2026-01-05 00:00:00'), Timestamp('2026-01-06 00:00:00'))
+    >>> list(world.stays.columns)
+    ['user_id', 'cell_id', 'start', 'end']
     """
 
     graph: nx.Graph

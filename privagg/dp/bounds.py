@@ -35,11 +35,15 @@ class Bounds:
         those (ranked by a keyed hash under a fresh secret). ``None``: no
         total bound beyond ``max_partitions * max_per_partition``.
 
+    Notes
+    -----
     Sensitivities of a count vector (one subscriber's largest possible
-    contribution vector): ``l1 = min(C, L0 * Linf)``; ``l2`` is the norm of
-    ``q`` keys at Linf and one key holding the remainder, ``q = min(L0, C // Linf)``
-    (``sqrt(L0) * Linf`` without C).
+    contribution vector): l1 is ``min(C, L0 * Linf)``; l2 is the norm of
+    q keys at Linf and one key holding the remainder, with
+    ``q = min(L0, C // Linf)`` (``sqrt(L0) * Linf`` without C).
 
+    Examples
+    --------
     >>> Bounds(max_partitions=24).l1_sensitivity
     24
     >>> Bounds(max_partitions=10, max_per_partition=4, max_total=10).l2_sensitivity

@@ -162,7 +162,14 @@ class PartitionTotals:
 
 class Engine(ABC):
     """Runs the data-heavy steps of a release. Implementations must be deterministic
-    except for the uniformly random choice of partitions kept by L0 bounding."""
+    except for the uniformly random choice of partitions kept by L0 bounding.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> isinstance(pa.LocalEngine(), pa.Engine)   # every engine offers the same steps to the release functions
+    True
+    """
 
     name: str = "engine"
 

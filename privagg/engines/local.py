@@ -103,6 +103,16 @@ class LocalEngine(Engine):
     threads
         Threads for chunked contributions (default: :func:`privagg.parallel.default_threads`):
         chunks are built on all of them, then the subscribers are bounded in as many shards.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> keys = pa.KeySet.areas_by_time(world.cells, level="zone", start=world.start, end=world.end, time_bin="6h")
+    >>> rel = pa.footfall(world, epsilon=1.0, level="zone", time_bin="6h", keys=keys, engine=pa.LocalEngine(threads=1))
+    >>> rel.privacy.parameters["engine"]
+    'local'
     """
 
     name = "local"

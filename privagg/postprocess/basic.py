@@ -40,8 +40,12 @@ def clip_nonnegative(rel: Release) -> Release:
 
     Examples
     --------
-    >>> rel = clip_nonnegative(rel)            # doctest: +SKIP
-    >>> (rel.to_pandas()["value"] >= 0).all()  # doctest: +SKIP
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> keys = pa.KeySet.areas_by_time(world.cells, level="zone", start=world.start, end=world.end, time_bin="6h")
+    >>> rel = clip_nonnegative(pa.footfall(world, epsilon=0.1, level="zone", time_bin="6h", keys=keys))
+    >>> bool((rel.to_pandas()["value"] >= 0).all())
     True
     """
     table = rel.to_pandas()
@@ -62,6 +66,17 @@ def round_to_integers(rel: Release) -> Release:
     ``value`` is rounded half to even, ``ci_low`` rounded down and
     ``ci_high`` up, so an interval that covered an integer true value still
     covers it. NaN values stay NaN.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> keys = pa.KeySet.areas_by_time(world.cells, level="zone", start=world.start, end=world.end, time_bin="6h")
+    >>> rel = pa.round_to_integers(pa.footfall(world, epsilon=1.0, level="zone", time_bin="6h", keys=keys))
+    >>> table = rel.to_pandas()
+    >>> bool((table.value == table.value.round()).all())   # post-processing: no budget spent
+    True
     """
     table = rel.to_pandas()
     table["value"] = np.round(table["value"].to_numpy(dtype=float))

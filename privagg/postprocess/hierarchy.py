@@ -214,8 +214,18 @@ def make_consistent(
 
     Examples
     --------
-    >>> rels = {lvl: pa.footfall(world.stays, epsilon=1, level=lvl, ...) for lvl in ("cell", "zone", "district")}  # doctest: +SKIP
-    >>> fixed = make_consistent(rels, world.cells)  # doctest: +SKIP
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> def daily(level):
+    ...     keys = pa.KeySet.areas_by_time(world.cells, level=level, start=world.start, end=world.end, time_bin="1D")
+    ...     return pa.footfall(world, epsilon=1 / 3, level=level, time_bin="1D", keys=keys,
+    ...                        bounds=pa.Bounds(max_partitions=4))
+    >>> fixed = make_consistent({level: daily(level) for level in ("cell", "zone", "district")}, world.cells)
+    >>> zones = fixed["zone"].to_pandas().set_index("zone_id")["value"]
+    >>> cells = fixed["cell"].to_pandas().merge(world.cells[["cell_id", "zone_id"]]).groupby("zone_id")["value"].sum()
+    >>> bool(((zones - cells).abs() < 1e-6).all())   # the zones are now the sums of their cells
+    True
     """
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 100:
         raise PrivaggInputError(f"draws={draws!r} must be a whole number >= 100. Fix: keep the default draws=4000.")

@@ -262,6 +262,20 @@ def release_query(
     ``"auto"`` (the lower-variance noise), ``"laplace"`` or ``"gaussian"``.
     ``bound_share`` is the share of the loss spent choosing bounds.
     Returns a :class:`~privagg.release.Release`.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> keys = pa.KeySet.areas_by_time(world.cells, level="zone", start=world.start, end=world.end, time_bin="6h")
+    >>> query = pa.Query("footfall", level="zone", time_bin="6h", start=world.start, end=world.end, keys=keys)
+    >>> budget = pa.Budget(epsilon=2.0)
+    >>> rel = pa.release_query(world, query, epsilon=0.5, budget=budget)
+    >>> budget.remaining["epsilon"]               # charged before any noise was drawn
+    1.5
+    >>> rel.privacy.parameters["mechanism_rule"].split(":")[0]
+    'auto'
     """
     # 1. Parameters, before anything else.
     if epsilon is not None and rho is not None:

@@ -62,6 +62,17 @@ def dwell_times(
         A World or its ``stays`` table (then ``users=`` is required).
     edges
         Public bin edges in minutes, increasing, starting at 0.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> edges = (0, 30, 120)                      # public bins: 0-30, 30-120, 120+ minutes
+    >>> keys = pa.KeySet.areas(world.cells, "district") * pa.KeySet.from_values(dwell_min=list(edges))
+    >>> rel = pa.dwell_times(world, epsilon=1.0, level="district", edges=edges, keys=keys)
+    >>> rel.to_pandas()[["district_id", "dwell_min"]].to_dict("list")
+    {'district_id': [0, 0, 0], 'dwell_min': [0, 30, 120]}
     """
     query = Query("dwell_times", level=level, time_bin=time_bin, start=start, end=end,
                   dwell_edges=check_edges(edges), keys=keys)
@@ -102,6 +113,19 @@ def dwell_mean(
     ----------
     data
         A World or its ``stays`` table (then ``users=`` is required).
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> keys = pa.KeySet.areas(world.cells, "district")
+    >>> rel = pa.dwell_mean(world, epsilon=1.0, level="district", keys=keys,
+    ...                     bounds=pa.Bounds(max_partitions=2, max_per_partition=4, lower=0, upper=480))
+    >>> list(rel.to_pandas().columns)
+    ['district_id', 'value', 'ci_low', 'ci_high']
+    >>> rel.privacy.epsilon                       # half for the noisy sum, half for the noisy count
+    1.0
     """
     query = Query("dwell_mean", level=level, time_bin=time_bin, start=start, end=end, keys=keys)
     return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,

@@ -69,6 +69,20 @@ def footfall(
     source
         ``"stays"`` (a stay counts in every bin it overlaps) or ``"events"``;
         inferred from the table by default.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> keys = pa.KeySet.areas_by_time(world.cells, level="zone", start=world.start, end=world.end, time_bin="6h")
+    >>> rel = pa.footfall(world, epsilon=1.0, level="zone", time_bin="6h", keys=keys)   # bounds chosen privately
+    >>> list(rel.to_pandas().columns)
+    ['zone_id', 'time', 'value', 'ci_low', 'ci_high']
+    >>> len(rel.to_pandas()) == len(keys)        # every public key is released, empty ones included
+    True
+    >>> rel.privacy.describe()
+    'epsilon=1 for one subscriber (user_id) over 2026-01-05T00:00 to 2026-01-06T00:00'
     """
     query = Query("footfall", level=level, time_bin=time_bin, start=start, end=end,
                   source=infer_source(data, source), keys=keys)
@@ -104,6 +118,18 @@ def visits(
     ----------
     data
         A World or its ``stays`` table (then ``users=`` is required).
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> keys = pa.KeySet.areas_by_time(world.cells, level="district", start=world.start, end=world.end, time_bin="1D")
+    >>> rel = pa.visits(world, epsilon=1.0, level="district", time_bin="1D", keys=keys)
+    >>> list(rel.to_pandas().columns)
+    ['district_id', 'time', 'value', 'ci_low', 'ci_high']
+    >>> sorted(rel.privacy.bounds)                # chosen privately, then recorded
+    ['max_partitions', 'max_per_partition', 'max_total']
     """
     query = Query("visits", level=level, time_bin=time_bin, start=start, end=end, keys=keys)
     return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,

@@ -45,6 +45,18 @@ def od_flows(
     ----------
     data
         A World or its ``trips`` table (then ``users=`` is required).
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> keys = pa.KeySet.od_pairs(world.cells, "zone")   # every (origin zone, destination zone) pair
+    >>> rel = pa.od_flows(world, epsilon=1.0, level="zone", time_bin=None, keys=keys)
+    >>> list(rel.to_pandas().columns)
+    ['origin_zone', 'destination_zone', 'value', 'ci_low', 'ci_high']
+    >>> len(rel.to_pandas()), len(keys)
+    (4, 4)
     """
     query = Query("od_flows", level=level, time_bin=time_bin, start=start, end=end, keys=keys)
     return release_query(data, query, epsilon=epsilon, rho=rho, delta=delta, bounds=bounds, budget=budget,

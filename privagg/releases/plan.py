@@ -46,7 +46,15 @@ SPLITS = ("weights", "equal_error")
 
 @dataclass(frozen=True)
 class PlanItem:
-    """One statistic of a plan: a name, its query, its weight, and optional bounds / mechanism."""
+    """One statistic of a plan: a name, its query, its weight, and optional bounds / mechanism.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> item = PlanItem("footfall", pa.Query("footfall", level="zone", time_bin="1D"), weight=2)
+    >>> item.name, item.weight, item.mechanism
+    ('footfall', 2, 'auto')
+    """
 
     name: str
     query: Query
@@ -75,6 +83,28 @@ class ReleasePlan:
         The plan's total delta, split like the loss.
     split
         ``"weights"`` or ``"equal_error"``.
+
+    Examples
+    --------
+    Plan the loss before any data is read, then release under one budget charge:
+
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> daily = lambda level: pa.KeySet.areas_by_time(world.cells, level=level, start=world.start, end=world.end,
+    ...                                               time_bin="1D")
+    >>> plan = ReleasePlan([PlanItem("footfall", pa.Query("footfall", level="zone", time_bin="1D", keys=daily("zone")),
+    ...                              weight=3),
+    ...                     PlanItem("visits", pa.Query("visits", level="district", time_bin="1D", keys=daily("district")))],
+    ...                    epsilon=1.0)
+    >>> plan.shares()
+    {'footfall': 0.75, 'visits': 0.25}
+    >>> plan.total_loss().describe()
+    'epsilon=1'
+    >>> budget = pa.Budget(epsilon=2.0)
+    >>> product = plan.release(world, budget=budget)
+    >>> sorted(product), budget.entries[-1]["statistic"], budget.remaining["epsilon"]
+    (['footfall', 'visits'], 'plan', 1.0)
     """
 
     def __init__(self, items: Sequence[PlanItem], *, epsilon: float | None = None, rho: float | None = None,

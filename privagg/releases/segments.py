@@ -68,6 +68,20 @@ def segment_stats(
         The users table (segment columns and consent); taken from the World if omitted.
     by
         User columns to crossbreak by, e.g. ``["age_band", "gender"]``.
+
+    Examples
+    --------
+    >>> import privagg as pa
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=60, n_cells=20, days=1, seed=0)   # a tiny synthetic city
+    >>> from privagg.schema import AGE_BANDS, GENDERS
+    >>> keys = pa.KeySet.from_values(age_band=list(AGE_BANDS), gender=list(GENDERS))
+    >>> arpu = pa.segment_stats(world, by=["age_band", "gender"], measure="mean", column="arpu", keys=keys,
+    ...                         epsilon=1.0, bounds=pa.Bounds(max_partitions=1, lower=0, upper=100))
+    >>> list(arpu.to_pandas().columns)
+    ['age_band', 'gender', 'value', 'ci_low', 'ci_high']
+    >>> len(arpu.to_pandas()) == len(AGE_BANDS) * len(GENDERS)
+    True
     """
     if measure not in MEASURES:
         raise PrivaggInputError(f"measure={measure!r} is unknown. Fix: use one of {', '.join(map(repr, MEASURES))}.")
