@@ -38,7 +38,15 @@ from privagg.errors import PrivaggInputError
 
 @dataclass(frozen=True)
 class Shrunk:
-    """A structured estimate: values, interval bounds, weights on the released value, and bias bounds."""
+    """A structured estimate: values, interval bounds, weights on the released value, and bias bounds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> est = shrink_over_time(np.array([[100.0, 110, 90, 105], [10, 12, 9, 30]]), noise_variance=25.0)
+    >>> isinstance(est, Shrunk) and est.value.shape == (2, 4) and bool((est.low <= est.high).all())
+    True
+    """
 
     value: np.ndarray
     low: np.ndarray
@@ -176,6 +184,14 @@ def shrink_od(released: np.ndarray, noise_variance: float, *, distance: np.ndarr
     distance between the areas' centres; ``None``: no distance term). Each margin sums many flows, so a
     flow's own noise moves its prior by a small part (about 1 / the margin's size), which is neglected.
     Intra-area flows (distance 0: the diagonal) are their own band and group.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flows = np.outer([50.0, 30, 20, 10], [40.0, 30, 20, 10]) / 10 + np.array([3.0, -2, 1, 0] * 4).reshape(4, 4)
+    >>> est = shrink_od(flows, noise_variance=4.0)
+    >>> est.value.shape, bool((est.weight >= 0).all() and (est.weight <= 1).all())
+    ((4, 4), True)
     """
     y = np.asarray(released, dtype=float)
     if y.ndim != 2 or min(y.shape) < 3:
@@ -216,6 +232,14 @@ def shrink_toward_parent(released: np.ndarray, noise_variance: float, parent: np
     ``temporal_prior`` it is averaged, weighted by each prior's observed mean squared misfit, with the
     leave-one-out temporal prior of :func:`shrink_over_time`. Small areas, whose noise is largest against
     their value, get the most from their parent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cells_by_day = np.array([[40.0, 42, 38], [20, 19, 22], [5, 30, 6], [60, 58, 61]])
+    >>> est = shrink_toward_parent(cells_by_day, noise_variance=9.0, parent=np.array([0, 0, 1, 1]))
+    >>> est.value.shape
+    (4, 3)
     """
     y = np.asarray(released, dtype=float)
     par = np.unique(np.asarray(parent), return_inverse=True)[1]

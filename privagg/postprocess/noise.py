@@ -106,6 +106,16 @@ def noise_model(privacy: PrivacyRecord | Release) -> NoiseModel | None:
     PrivaggInputError
         If the record names a mechanism privagg cannot model, or a scale that
         is not a positive finite number.
+
+    Examples
+    --------
+    >>> from privagg.synth import generate_world
+    >>> import privagg as pa
+    >>> world = generate_world(n_users=300, n_cells=30, days=1, seed=1)
+    >>> keys = pa.KeySet.areas_by_time(world.cells, level="zone", start=world.start, end=world.end, time_bin="6h")
+    >>> rel = pa.footfall(world, epsilon=1.0, level="zone", time_bin="6h", keys=keys, bounds=pa.Bounds(max_partitions=4))
+    >>> noise_model(rel).kind, noise_model(rel).scale == rel.privacy.noise_scale
+    ('discrete_laplace', True)
     """
     record = privacy.privacy if isinstance(privacy, Release) else privacy
     mechanism = (record.mechanism or "").lower()

@@ -287,7 +287,15 @@ class TreeCounter:
 
 
 def range_interval(estimate: np.ndarray, variance: float, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Normal-approximation interval ``estimate +/- z sqrt(variance)`` for the noise of a sum of nodes."""
+    """Normal-approximation interval ``estimate +/- z sqrt(variance)`` for the noise of a sum of nodes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> low, high = range_interval(np.array([100.0]), variance=25.0)
+    >>> round(float(low[0]), 1), round(float(high[0]), 1)
+    (90.2, 109.8)
+    """
     from scipy.stats import norm
 
     half = float(norm.ppf(0.5 + level / 2)) * math.sqrt(variance)
@@ -311,6 +319,14 @@ def bounded_daily_footfall(events: pd.DataFrame, key_of_cell: pd.Series, keys: n
         The public key domain, in the counter's order.
     day_start
         Midnight of the day.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> events = pd.DataFrame({"user_id": [1, 1, 2], "cell_id": [10, 11, 10],
+    ...                        "ts": pd.to_datetime(["2026-01-05 08:00", "2026-01-05 18:00", "2026-01-05 09:00"])})
+    >>> bounded_daily_footfall(events, pd.Series({10: 0, 11: 1}), np.array([0, 1]), "2026-01-05", max_partitions=2)
+    array([2, 1])
     """
     day_start = pd.Timestamp(day_start)
     day = events[(events["ts"] >= day_start) & (events["ts"] < day_start + pd.Timedelta(days=1))]

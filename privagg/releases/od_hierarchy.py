@@ -389,6 +389,14 @@ def consistent_od(noisy: NoisyODLevels, *, kept_share: float = 1.0) -> dict[str,
     uses); the public levels' noisy values are divided by it (and their noise variance by its square)
     before the fit, which corrects the bias of bounding on average. Post-processing of released numbers:
     it costs nothing more. The selected level keeps its own bounds' counts.
+
+    Examples
+    --------
+    >>> from privagg.synth import generate_world
+    >>> world = generate_world(n_users=300, n_cells=30, days=2, seed=1)
+    >>> flows = consistent_od(release_od_levels(world, epsilon=2.0, delta=1e-9, bounds=Bounds(max_partitions=8)))
+    >>> bool((flows["district"]["value"] >= 0).all())
+    True
     """
     if isinstance(kept_share, bool) or not isinstance(kept_share, (int, float)) or not 0 < kept_share <= 1:
         raise PrivaggInputError(f"kept_share={kept_share!r} must be in (0, 1]. Fix: pass the bound choice's "
