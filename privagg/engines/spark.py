@@ -106,10 +106,36 @@ def spark_session(master: str = "local[*]", *, app: str = "privagg", config: dic
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", "200000")
-               .config("spark.ui.showConsoleProgress", "false"))
+               .config("spark.ui.showConsoleProgress", "false")
+               # pandas writes nanosecond Parquet timestamps, which Spark reads only as longs (see read_table).
+               .config("spark.sql.legacy.parquet.nanosAsLong", "true"))
     for k, v in (config or {}).items():
         builder = builder.config(k, v)
     return builder.getOrCreate()
+
+
+DATETIME_COLUMNS = ("ts", "start", "end", "depart", "arrive")
+
+
+def read_table(spark: SparkSession, path: str | Path, table: str) -> DataFrame:
+    """Read one privagg table (Parquet or CSV with a header) into Spark.
+
+    Nanosecond timestamps (as pandas writes them) arrive as longs and become Spark timestamps here
+    (microseconds, truncated: every bin and window boundary is a whole microsecond, so no row
+    changes bin or window).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType
+
+    path = Path(path)
+    if path.suffix == ".parquet":
+        frame = spark.read.parquet(str(path))
+    else:
+        frame = spark.read.csv(str(path), header=True, inferSchema=True)
+    for f in frame.schema.fields:
+        if f.name in DATETIME_COLUMNS and table != "users" and isinstance(f.dataType, LongType):
+            frame = frame.withColumn(f.name, F.timestamp_micros(F.floor(F.col(f.name) / 1000)))
+    return frame
 
 
 # ------------------------------------------------------------------ value objects
