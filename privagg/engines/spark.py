@@ -417,10 +417,17 @@ def _extract_task(define: Callable[..., Contributions], keys: KeySet | None, tab
                     values = [f.iloc[:, 0].to_numpy() for f in c.domain.factors]
                     yield pd.DataFrame({"factors": [pickle.dumps(values)]})
                 continue
-            yield pd.DataFrame({
-                "user_id": c.privacy_ids.astype(np.int64), "code": c.partitions.astype(np.int64),
-                "value": c.values.astype(float) if (has_values and c.values is not None) else np.zeros(len(c)),
-            })
+            ids, codes = c.privacy_ids.astype(np.int64), c.partitions.astype(np.int64)
+            if has_values:
+                values = c.values.astype(float) if c.values is not None else np.zeros(len(c))
+                yield pd.DataFrame({"user_id": ids, "code": codes, "value": values})
+                continue
+            if c.distinct and len(ids) > 1:
+                # A subscriber counts once per key: repeats within the batch need not cross the shuffle.
+                pairs = pd.DataFrame({"user_id": ids, "code": codes}).drop_duplicates()
+                yield pairs
+                continue
+            yield pd.DataFrame({"user_id": ids, "code": codes})
 
     return run
 
@@ -457,6 +464,8 @@ class SparkEngine(Engine):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         #: Batches noised in the executors (a Spark accumulator): what tests check the budget against.
         self.noise_batches = spark.sparkContext.accumulator(0)
+        self._converted: dict[int, tuple[pd.DataFrame, Any]] = {}
+        self._persisted: list[Any] = []
 
     def bounding_secret(self) -> int:
         if self._rng is not None:
@@ -477,10 +486,19 @@ class SparkEngine(Engine):
         return _is_spark(data) or isinstance(data, World)
 
     def to_spark(self, frame: Any) -> Any:
-        """A pandas frame as a Spark DataFrame (Spark frames pass through)."""
+        """A pandas frame as a Spark DataFrame (Spark frames pass through). The conversion of each frame is
+        kept while the frame lives, so releases on one World convert its tables once."""
         if frame is None or _is_spark(frame):
             return frame
-        return self.spark.createDataFrame(_spark_ready(frame))
+        key = id(frame)
+        held = self._converted.get(key)
+        if held is not None and held[0] is frame:
+            return held[1]
+        converted = self.spark.createDataFrame(_spark_ready(frame))
+        if len(self._converted) > 16:
+            self._converted.clear()
+        self._converted[key] = (frame, converted)
+        return converted
 
     def resolve(self, data: Any, query: Query, *, table: str, users: Any, cells: Any,
                 start: pd.Timestamp, end: pd.Timestamp, needed_user_columns: tuple[str, ...]) -> SparkInputs:
@@ -508,7 +526,7 @@ class SparkEngine(Engine):
 
             validate_table(cells, "cells")
         consenting = users_sdf.filter(F.col("opt_in") == F.lit(True)).select("user_id", *needed_user_columns)
-        users_schema = consenting.limit(0).toPandas()
+        users_schema = empty_frame(consenting.schema)
         if table == "users":
             return SparkInputs(consenting, (), tuple(needed_user_columns), users_schema, cells, start, end)
         if data is None or not _is_spark(data):
@@ -536,7 +554,7 @@ class SparkEngine(Engine):
         from privagg.keysets import KeySet
 
         empty_users = inputs.users.copy()
-        empty_table = inputs.rows.limit(0).toPandas()[list(inputs.table_columns)] if inputs.table_columns else None
+        empty_table = empty_frame(inputs.rows.schema)[list(inputs.table_columns)] if inputs.table_columns else None
         first = define(empty_table, empty_users, keys)
         domain, public, distinct = first.domain, keys is not None, first.distinct
         rows = inputs.rows
@@ -550,10 +568,12 @@ class SparkEngine(Engine):
                 factors = [sorted_unique(np.concatenate([p[i] for p in loaded])) for i in range(len(names))]
                 domain = KeySet([pd.DataFrame({n: v}) for n, v in zip(names, factors)])
             else:
-                return SparkContributions(self.spark.createDataFrame([], "user_id long, code long, value double"),
+                return SparkContributions(self.spark.createDataFrame([], "user_id long, code long"
+                                                                     + (", value double" if has_values else "")),
                                           domain, False, distinct, has_values)
+        schema = "user_id long, code long" + (", value double" if has_values else "")
         out = rows.mapInPandas(_extract_task(define, domain, inputs.table_columns, inputs.user_columns,
-                                             has_values, False), "user_id long, code long, value double")
+                                             has_values, False), schema)
         return SparkContributions(out, domain, public, distinct, has_values)
 
     # -- bounding and aggregation -------------------------------------------------------
@@ -579,16 +599,19 @@ class SparkEngine(Engine):
             max_reps = 0
             if total is not None:
                 by_user = by_user.persist()
+                self._persisted.append(by_user)
                 got = by_user.mapInPandas(_max_reps_task(bounds.max_per_partition, total, contributions.distinct),
                                           "m long").agg(F.max("m")).collect()[0][0]
                 max_reps = int(got or 0)
             spec = _BoundSpec(contributions.distinct, contributions.has_values, True, bounds.max_partitions,
                               bounds.max_per_partition, total, (first, second), max_reps, sum_unit)
         partial = by_user.mapInPandas(_bound_task(spec), "code long, count long, sum double")
-        totals = partial.groupBy("code").agg(F.sum("count").alias("count"), F.sum("sum").alias("sum"))
         if dense:
-            everything = self.spark.range(contributions.n_partitions).withColumnRenamed("id", "code")
-            totals = everything.join(totals, "code", "left").fillna({"count": 0, "sum": 0.0})
+            # Every key of the public domain, empty ones included: a zero row per code joins the one reduce.
+            zeros = (self.spark.range(contributions.n_partitions).withColumnRenamed("id", "code")
+                     .select("code", F.lit(0).cast("long").alias("count"), F.lit(0.0).alias("sum")))
+            partial = partial.unionByName(zeros)
+        totals = partial.groupBy("code").agg(F.sum("count").alias("count"), F.sum("sum").alias("sum"))
         return SparkTotals(totals, contributions.n_partitions, dense)
 
     def profile(self, contributions: SparkContributions, *, distinct: bool) -> dict[str, np.ndarray]:
@@ -598,12 +621,13 @@ class SparkEngine(Engine):
 
         names = ["n"] if distinct else ["n", "u1", "u2", "u4"]
         schema = ", ".join(f"{n} long" for n in names)
+        # The bounding step reads the same contributions again: keep them rather than re-extracting.
+        contributions.rows = contributions.rows.persist()
+        self._persisted.append(contributions.rows)
         prof = self._by_user(contributions).mapInPandas(_profile_task(distinct), schema)
-        out: dict[str, np.ndarray] = {}
-        for n in names:
-            counted = prof.groupBy(n).agg(F.count(F.lit(1)).alias("k")).toPandas()
-            out[n] = np.repeat(counted[n].to_numpy(np.int64), counted["k"].to_numpy(np.int64))
-        return out
+        counted = prof.groupBy(*names).agg(F.count(F.lit(1)).alias("k")).toPandas()
+        k = counted["k"].to_numpy(np.int64)
+        return {n: np.repeat(counted[n].to_numpy(np.int64), k) for n in names}
 
     # -- noise ------------------------------------------------------------------------
     def draw_noise(self, totals: SparkTotals, count_mech: Any, sum_mech: Any, *, public: bool) -> NoisyTotals:
@@ -614,8 +638,14 @@ class SparkEngine(Engine):
         noisy = totals.rows.mapInPandas(_noise_task(count_mech, sum_mech, public, self.noise_batches),
                                         "code long, noisy_count long, noisy_sum double")
         frame = noisy.toPandas().sort_values("code")
+        self._release_cached()
         sums = frame["noisy_sum"].to_numpy(dtype=float) if sum_mech is not None else None
         return NoisyTotals(frame["code"].to_numpy(np.int64), frame["noisy_count"].to_numpy(np.int64), sums)
+
+    def _release_cached(self) -> None:
+        for frame in self._persisted:
+            frame.unpersist()
+        self._persisted.clear()
 
     def release_frame(self, release: Any) -> Any:
         """A release's table as a Spark DataFrame (built from the collected noisy values: every action on
@@ -659,6 +689,24 @@ def _spark_ready(frame: pd.DataFrame) -> pd.DataFrame:
         if isinstance(out[c].dtype, pd.CategoricalDtype):
             out[c] = out[c].astype(object).where(out[c].notna(), None)
     return out
+
+
+def empty_frame(schema: Any) -> pd.DataFrame:
+    """An empty pandas frame with the dtypes Spark's ``toPandas`` gives for ``schema`` (no Spark job)."""
+    from pyspark.sql import types as T
+
+    def dtype(t: Any) -> Any:
+        if isinstance(t, (T.LongType, T.IntegerType, T.ShortType, T.ByteType)):
+            return "int64"
+        if isinstance(t, (T.DoubleType, T.FloatType, T.DecimalType)):
+            return "float64"
+        if isinstance(t, T.BooleanType):
+            return "bool"
+        if isinstance(t, (T.TimestampType, T.TimestampNTZType, T.DateType)):
+            return "datetime64[ns]"
+        return "object"
+
+    return pd.DataFrame({f.name: pd.Series(dtype=dtype(f.dataType)) for f in schema.fields})
 
 
 def _check_columns(frame: Any, table: str, columns: tuple[str, ...]) -> None:
