@@ -100,7 +100,7 @@ def noisy_grid(table) -> np.ndarray:
     return noisy
 
 
-def bench_size(spark, directory: Path, cases: list[str], rounds: int) -> dict:
+def bench_size(spark, directory: Path, cases: list[str], rounds: int, peer_rounds: int = 2) -> dict:
     import pandas as pd
     from pyspark.sql import functions as F
 
@@ -152,7 +152,7 @@ def bench_size(spark, directory: Path, cases: list[str], rounds: int) -> dict:
         out["cases"][case] = {"seconds": statistics.median(warm), "all": ts, "median_relative_error": errors.get(case)}
     for peer in ("tumult", "pipelinedp"):
         if peer in cases:
-            out["cases"][peer] = run_peer(peer, directory, rounds, truth)
+            out["cases"][peer] = run_peer(peer, directory, peer_rounds, truth)
     return out
 
 
@@ -243,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="spark,countdistinct,local,tumult,pipelinedp",
                         help="comma-separated cases (default all)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per case; the first warms up (default 3)")
+    parser.add_argument("--peer-rounds", type=int, default=2,
+                        help="rounds of Tumult and PipelineDP, the first warms up (default 2: they take minutes)")
     parser.add_argument("--noise-keys", type=int, nargs="*", default=[], help="also time the noise of N keys")
     parser.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     parser.add_argument("--cache", type=Path, default=None, help="data directory kept between runs")
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.events:
         print(f"{n:,} events", flush=True)
         directory = ensure_parquet(n, args.seed, cache)
-        results["sizes"].append(bench_size(spark, directory, cases, args.rounds))
+        results["sizes"].append(bench_size(spark, directory, cases, args.rounds, args.peer_rounds))
     if args.noise_keys:
         results["noise"] = bench_noise(spark, args.noise_keys, args.rounds)
     lines = summarise(results)
