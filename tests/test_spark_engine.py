@@ -276,3 +276,28 @@ def test_a_spec_with_an_unknown_engine_names_the_key_and_the_fix(tmp_path):
 
     with pytest.raises(PrivaggInputError, match=r"engine = 'sprak' is not known.*Fix: .*spark"):
         parse_spec(SPEC.replace('engine = "spark"', 'engine = "sprak"'), tmp_path / "bad.toml")
+
+
+def test_the_command_line_releases_on_spark(spark, city, tmp_path, capsys):
+    """``privagg release footfall --engine spark`` reads the World's Parquet files into Spark and writes the
+    release; the same options on the local engine give a table with the same keys."""
+    from privagg.cli import main
+
+    folder = city.save(tmp_path / "city")
+    common = ["--data", str(folder), "--epsilon", "1", "--source", "events", "--level", "zone", "--time-bin", "3h",
+              "--max-partitions", "4"]
+    assert main(["release", "footfall", "--engine", "spark", "--out", str(tmp_path / "s.parquet"), *common]) == 0
+    line = capsys.readouterr().out
+    assert "on Spark (local[2])" in line
+    assert main(["release", "footfall", "--out", str(tmp_path / "l.parquet"), *common]) == 0
+    on_spark, local = pd.read_parquet(tmp_path / "s.parquet"), pd.read_parquet(tmp_path / "l.parquet")
+    pd.testing.assert_frame_equal(on_spark[["zone_id", "time"]], local[["zone_id", "time"]])
+
+
+def test_spark_master_without_the_spark_engine_is_refused(tmp_path, capsys):
+    from privagg.cli import main
+
+    code = main(["release", "footfall", "--data", str(tmp_path), "--out", str(tmp_path / "o.parquet"), "--epsilon", "1",
+                 "--spark-master", "local[2]"])
+    assert code != 0
+    assert "--spark-master applies to --engine spark. Fix: add --engine spark" in capsys.readouterr().err
