@@ -30,7 +30,9 @@ DAY0_S = int(np.datetime64("2026-01-05T00:00:00", "s").astype(np.int64))
 def session():
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # This interpreter, not an inherited one: the tasks must import the peer's own packages.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     spark = (SparkSession.builder.master(os.environ.get("BENCH_MASTER", "local[2]")).appName("peer")
              .config("spark.sql.session.timeZone", "UTC").config("spark.driver.memory", "6g")
              .config("spark.ui.showConsoleProgress", "false").getOrCreate())

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -163,7 +164,8 @@ def run_peer(peer: str, directory: Path, rounds: int, truth: np.ndarray) -> dict
         return {"skipped": f"environment missing; create it with: {PEER_SETUP[peer]}"}
     cmd = [str(python), str(HERE / "_spark_peers.py"), peer, str(directory), "--rounds", str(rounds),
            "--l0", str(L0), "--epsilon", str(EPSILON)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         print(f"    {peer}: failed: {' | '.join(tail)}", flush=True)
