@@ -127,6 +127,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--budget-delta", type=_number("budget_delta"), metavar="D_TOTAL",
                         help="total delta of a new ledger (default 0)")
 
+    run_on = parser.add_argument_group("where it runs")
+    run_on.add_argument("--engine", choices=("local", "spark"), default="local",
+                        help="local: numpy on every core of this machine (default); spark: read the tables into "
+                             "Spark and run the release there (needs privagg[spark] and Java 17)")
+    run_on.add_argument("--spark-master", metavar="URL",
+                        help="Spark master for --engine spark (default local[*]; e.g. spark://host:7077, yarn)")
+
     post = parser.add_argument_group("post-processing (no extra privacy loss)")
     post.add_argument("--clip-nonnegative", action="store_true",
                       help="set negative values and interval ends to 0")
@@ -399,16 +406,24 @@ def run(args: argparse.Namespace) -> int:
     out = check_out_file(args.out, suffixes=(".parquet", ".csv"), overwrite=args.overwrite, companions=(".privacy.json",),
                          inputs=[*_data_files(args.data), *ledger_files])
 
+    if args.spark_master is not None and args.engine != "spark":
+        raise PrivaggInputError("--spark-master applies to --engine spark. Fix: add --engine spark or drop --spark-master.")
+
     # 2. The data (validated, consent applied by the release).
-    world = World.load(args.data)
+    if args.engine == "spark":
+        world = _SparkWorld.read(args.data, query, args.spark_master)
+        kwargs["engine"] = world.engine
+    else:
+        world = World.load(args.data)
     start = args.start if args.start is not None else world.start
     end = args.end if args.end is not None else world.end
     if query.statistic in ("segment_counts", "segment_mean", "micro_segments"):
-        segment_columns(query, world.users)  # names the bad --by column before anything else
+        segment_columns(query, world.users_schema if args.engine == "spark" else world.users)  # names a bad --by column first
     keys = None
     if args.public_keys:
         try:
-            keys = public_keys(query, world.cells, start=start, end=end, users_columns=list(world.users.columns))
+            users_columns = list(world.users.columns)
+            keys = public_keys(query, world.cells, start=start, end=end, users_columns=users_columns)
         except PrivaggInputError as exc:
             if "no public list of values" not in str(exc):
                 raise
@@ -421,8 +436,11 @@ def run(args: argparse.Namespace) -> int:
 
     # 3. Charge (inside the release, before any noise), compute, then publish.
     budget = _budget(args)
+    data = world.table if args.engine == "spark" else world
+    if args.engine == "spark":
+        kwargs.update(users=world.users, cells=world.cells)
     release = func(
-        world, epsilon=args.epsilon, rho=args.rho, delta=args.delta, keys=keys, bounds=bounds, budget=budget,
+        data, epsilon=args.epsilon, rho=args.rho, delta=args.delta, keys=keys, bounds=bounds, budget=budget,
         start=args.start, end=args.end, ci_level=args.ci_level, **kwargs,
     )
     if args.clip_nonnegative:
@@ -432,6 +450,8 @@ def run(args: argparse.Namespace) -> int:
     table_path, record_path = release.write(out)
     spent = release.privacy.describe()
     line = f"{args.statistic}: {len(release):,} keys -> {table_path} (record: {record_path.name}); {spent}"
+    if args.engine == "spark":
+        line += f"; on Spark ({world.engine.spark.sparkContext.master})"
     if (args.start is None or args.end is None) and world.meta.get("window_source") == WINDOW_FROM_CONSENTING:
         line += "; window derived from consenting subscribers' rows (no world.json; pass --start and --end to fix it)"
     if budget is not None:
@@ -439,3 +459,60 @@ def run(args: argparse.Namespace) -> int:
         line += f"; ledger {args.budget}: remaining {remaining}"
     print(line)
     return 0
+
+
+class _SparkWorld:
+    """The tables of a World directory read into Spark for ``--engine spark``: the statistic's table and
+    the users as Spark DataFrames, the cells (small) and world.json's window on the driver."""
+
+    def __init__(self, engine: Any, table: Any, users: Any, cells: Any, meta: dict[str, Any]) -> None:
+        self.engine, self.table, self.users, self.cells, self.meta = engine, table, users, cells, meta
+        self.users_schema = users.limit(0).toPandas()
+
+    @property
+    def start(self) -> Any:
+        return self._window("start")
+
+    @property
+    def end(self) -> Any:
+        return self._window("end")
+
+    def _window(self, key: str) -> Any:
+        import pandas as pd
+
+        if key not in self.meta:
+            raise PrivaggInputError(
+                f"the data directory has no world.json with the window's {key}. Fix: pass --start and --end."
+            )
+        return pd.Timestamp(self.meta[key])
+
+    @classmethod
+    def read(cls, directory: str, query: Any, master: str | None) -> _SparkWorld:
+        import json
+
+        from privagg.engines.spark import SparkEngine, read_table, spark_session
+        from privagg.releases.inputs import table_name
+        from privagg.schema import load_table
+
+        source = Path(directory)
+        if not source.is_dir():
+            raise PrivaggInputError(
+                f"data directory {str(source)!r} does not exist or is not a directory. "
+                "Fix: pass a directory written by `privagg synth` or holding the tables as .parquet or .csv."
+            )
+
+        def find(name: str) -> Path:
+            for suffix in (".parquet", ".csv"):
+                if (source / f"{name}{suffix}").exists():
+                    return source / f"{name}{suffix}"
+            raise PrivaggInputError(f"data directory {str(source)!r} has no table '{name}'. Fix: add {name}.parquet or {name}.csv.")
+
+        spark = spark_session(master or "local[*]", app="privagg release")
+
+        cells = load_table(find("cells"), "cells")
+        users = read_table(spark, find("users"), "users")
+        name = table_name(query)
+        table = users if name == "users" else read_table(spark, find(name), name)
+        meta_path = source / "world.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        return cls(SparkEngine(spark), table, users, cells, meta if isinstance(meta, dict) else {})

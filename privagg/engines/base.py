@@ -164,6 +164,24 @@ class Engine(ABC):
     """Runs the data-heavy steps of a release. Implementations must be deterministic
     except for the uniformly random choice of partitions kept by L0 bounding.
 
+    Two paths. For pandas inputs the release builds numpy :class:`Contributions`
+    and hands them to :meth:`bounded_totals` (or the three steps it chains).
+    An engine with its own frame type (Spark) says so with :meth:`reads`; the
+    release then hands it the whole data-heavy part, in this order:
+
+    1. ``resolve(data, query, table=, users=, cells=, start=, end=, needed_user_columns=)``:
+       check columns, drop subscribers without consent, keep what is read;
+    2. ``contributions(inputs, keys, define, has_values=)``: map rows to partition codes
+       with ``define(table, users, keys)``, the statistic's definition on one pandas batch
+       (the same function the local path runs, so both answer the same question);
+    3. ``profile(contributions, distinct=)`` when bounds are chosen privately
+       (per-subscriber profiles for :func:`privagg.dp.bound_choice.choose_bounds`);
+    4. ``bounded_totals(contributions, bounds, dense=, sum_unit=)``: bounding and
+       aggregation, no noise;
+    5. the release charges the budget, then ``draw_noise(totals, count, total, public=)``
+       draws every noisy value once and returns them collected
+       (codes, noisy counts, noisy sums).
+
     Examples
     --------
     >>> import privagg as pa
@@ -172,6 +190,11 @@ class Engine(ABC):
     """
 
     name: str = "engine"
+
+    def reads(self, data: object) -> bool:
+        """Whether ``data`` is this engine's own frame type, so that the engine reads it (the native path
+        above) instead of the release building numpy contributions. The default: never."""
+        return False
 
     def bounded_totals(self, contributions: Contributions | ContributionChunks, bounds: Bounds | None, *,
                        dense: bool, sum_unit: float | None = None) -> PartitionTotals:

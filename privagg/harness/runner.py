@@ -15,6 +15,7 @@ workers share them without copying. ``max_workers=1`` runs in-process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import sys
@@ -527,7 +528,16 @@ def run_experiment(
         if bar is not None:
             bar.update(1)
 
+    engine_scope: Any = contextlib.nullcontext()
+    if spec.engine != "local" and todo:
+        from privagg.engines import make_engine, using
+
+        # One engine (a Spark session) shared by every cell, run in this process: forked workers
+        # cannot share a session.
+        engine_scope = using(make_engine(spec.engine, spark_master=spec.spark_master))
+        max_workers = 1
     try:
+        engine_scope.__enter__()
         if max_workers == 1 or len(todo) <= 1:
             for cell in todo:
                 finish(_guarded(cell, out))
@@ -541,6 +551,7 @@ def run_experiment(
                     for future in done:
                         finish(future.result())
     finally:
+        engine_scope.__exit__(None, None, None)
         if bar is not None:
             bar.close()
 

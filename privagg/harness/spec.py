@@ -84,7 +84,7 @@ ATTACK_NAMES: tuple[str, ...] = tuple(ATTACK_SETTINGS)
 
 TOP_KEYS = (
     "name", "description", "repetitions", "seed", "seeds", "metrics", "primary_metric",
-    "metric_options", "store_samples", "world", "statistics", "anonymisers", "attacks",
+    "metric_options", "store_samples", "world", "statistics", "anonymisers", "attacks", "engine", "spark_master",
 )
 WORLD_KEYS = ("n_users", "n_cells", "days", "seed", "data", "options")
 STATISTIC_KEYS = ("statistic", "level", "time_bin", "by", "label", "column", "source", "dwell_edges", "options")
@@ -198,6 +198,8 @@ class ExperimentSpec:
     store_samples: bool = True
     path: str | None = None
     text: str | None = None
+    engine: str = "local"  # where releases run: "local" or "spark" (results do not depend on it)
+    spark_master: str | None = None
 
     @property
     def repetitions(self) -> int:
@@ -219,6 +221,8 @@ class ExperimentSpec:
             "seeds": list(self.seeds),
             "primary_metric": self.primary_metric,
             "store_samples": self.store_samples,
+            # The engine only changes where a release runs; a local spec keeps its old hash.
+            **({"engine": self.engine} if self.engine != "local" else {}),
         }
 
     @property
@@ -566,7 +570,19 @@ def parse_spec(text: str, path: str | Path = "<spec>") -> ExperimentSpec:
         raise ctx.error("top level", f"store_samples = {store_samples!r} is not true or false",
                         "write store_samples = true.", key="store_samples")
 
+    from privagg.engines import ENGINES
+
+    engine = raw.get("engine", "local")
+    if engine not in ENGINES:
+        raise ctx.error("top level", f"engine = {engine!r} is not known",
+                        _fix(str(engine), ENGINES, "write engine = \"local\" or engine = \"spark\"."), key="engine")
+    spark_master = raw.get("spark_master")
+    if spark_master is not None and (not isinstance(spark_master, str) or engine != "spark"):
+        raise ctx.error("top level", f"spark_master = {spark_master!r} needs engine = \"spark\" and a master URL",
+                        "write engine = \"spark\" and e.g. spark_master = \"local[2]\".", key="spark_master")
+
     return ExperimentSpec(
+        engine=engine, spark_master=spark_master,
         name=str(name), description=str(raw.get("description", "")), world=world,
         statistics=statistics, anonymisers=anonymisers, attacks=attacks, metrics=tuple(metrics),
         metric_options={k: dict(v) for k, v in metric_options.items()}, seeds=seeds,

@@ -39,6 +39,7 @@ goes to selection and half to reporting rho as epsilon.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -60,7 +61,8 @@ from privagg.keysets import KeySet, _kind
 from privagg.queries import LEVELS, PER_USER_STATISTICS, TIME_COLUMN, Query, check_domain_size, parse_time_bin
 from privagg.release import PrivacyRecord, Release
 from privagg.releases.build import Inputs, clamp_range, contributions, dwell_range, key_columns
-from privagg.releases.inputs import resolve
+from privagg.releases.inputs import resolve, table_name, window
+from privagg.schema import TAG_PREFIX
 
 MEAN_STATISTICS = ("dwell_mean", "segment_mean")
 #: Statistics whose bounds are chosen privately when none are given (count vectors over public keys).
@@ -306,8 +308,13 @@ def release_query(
         raise PrivaggInputError(f"budget={budget!r} is not a privagg Budget. Fix: pass privagg.Budget(epsilon=...) or None.")
     engine = engine or default_engine()
 
-    # 2. Inputs: schema, consent, window; keys against the data's types.
-    inputs = resolve(data, query, users=users, cells=cells, keys=keys)
+    # 2. Inputs: schema, consent, window; keys against the data's types. An engine with its own
+    # frames (Spark) reads them itself, and runs every data-heavy step below.
+    native = engine.reads(data)
+    if native:
+        inputs = _native_inputs(engine, data, query, users=users, cells=cells, keys=keys)
+    else:
+        inputs = resolve(data, query, users=users, cells=cells, keys=keys)
     columns = list(key_columns(query, inputs.users))
     if keys is not None:
         keys.check_columns(columns, _data_kinds(query, inputs, columns))
@@ -336,16 +343,23 @@ def release_query(
         budget.check(loss, query.statistic)
 
     # 4. Contributions (no noise yet); with chosen bounds the charge comes first, as the choice draws noise.
-    contrib = contributions(query, inputs, keys, eff)
+    if native:
+        define = functools.partial(batch_contributions, query, eff, inputs.cells, inputs.start, inputs.end)
+        contrib = engine.contributions(inputs, keys, define, has_values=query.statistic in MEAN_STATISTICS)
+    else:
+        contrib = contributions(query, inputs, keys, eff)
     domain, n_partitions = contrib.domain, contrib.n_partitions
     dropped: float | None = None
     if chosen:
         assert budgets is not None
         if budget is not None:
             budget.charge(loss, statistic=query.statistic, parameters=parameters)
-        pairs = engine.per_user_partition(_whole(contrib))
-        del contrib
-        profile = profiles(pairs.privacy_ids, pairs.counts, distinct=query.statistic in DISTINCT_STATISTICS)
+        if native:
+            profile = engine.profile(contrib, distinct=query.statistic in DISTINCT_STATISTICS)
+        else:
+            pairs = engine.per_user_partition(_whole(contrib))
+            del contrib
+            profile = profiles(pairs.privacy_ids, pairs.counts, distinct=query.statistic in DISTINCT_STATISTICS)
         choice = choose_bounds(profile, distinct=query.statistic in DISTINCT_STATISTICS, n_keys=n_partitions,
                                choice_epsilon=choice_epsilon, budgets=budgets, mechanism=mechanism,
                                fallback=effective_bounds(query, structural_bounds(query, inputs.start, inputs.end)),
@@ -353,11 +367,16 @@ def release_query(
         del profile
         eff = effective_bounds(query, choice.bounds)
         p = Plan(choice.mechanism, None, loss, 1.0, ())
-        totals = engine.aggregate(engine.bound_contributions(pairs, eff), n_partitions, dense=True)
-        del pairs
+        if native:
+            totals = engine.bounded_totals(contrib, eff, dense=True)
+        else:
+            totals = engine.aggregate(engine.bound_contributions(pairs, eff), n_partitions, dense=True)
+            del pairs
     else:
         assert p is not None and eff is not None
-        if counts_path and _rows(contrib) <= WARN_ROWS:
+        if native:
+            totals = engine.bounded_totals(contrib, eff, dense=public, sum_unit=p.unit)
+        elif counts_path and _rows(contrib) <= WARN_ROWS:
             pairs = engine.per_user_partition(_whole(contrib))
             raw = float(np.sum(pairs.counts))
             totals = engine.aggregate(engine.bound_contributions(pairs, eff), n_partitions, dense=True)
@@ -383,7 +402,13 @@ def release_query(
     is_mean = query.statistic in MEAN_STATISTICS
     alpha = 1 - ci_level
     count_level = 1 - alpha / 2 if is_mean else ci_level
-    if public:
+    native_sums = None
+    if native:
+        # Noise in the engine's workers, collected once (the budget is charged above).
+        noisy = engine.draw_noise(totals, p.count, p.total if is_mean else None, public=public)
+        codes, noisy_counts, native_sums = noisy.codes, noisy.counts, noisy.sums
+        true_sums = native_sums
+    elif public:
         codes = np.arange(n_partitions, dtype=np.int64)
         assert isinstance(p.count, NoiseMechanism)
         noisy_counts = p.count.sample(totals.counts)
@@ -405,13 +430,53 @@ def release_query(
         table["ci_high"] = (noisy_counts + t_count).astype(float) * factor
     else:
         assert p.total is not None and true_sums is not None and eff.lower is not None and eff.upper is not None
-        noisy_sums = p.total.sample(np.asarray(true_sums, dtype=np.int64)).astype(float)
+        noisy_sums = native_sums if native else p.total.sample(np.asarray(true_sums, dtype=np.int64)).astype(float)
         t_sum = noise_half_width(p.total.kind, p.total.scale, 1 - alpha / 2)
         value, lo, hi = mean_with_interval(noisy_sums, noisy_counts, t_sum, t_count, p.unit, eff.lower, eff.upper)
         table["value"], table["ci_low"], table["ci_high"] = value, lo, hi
     parameters = {**parameters, **_choice_parameters(chosen, fixed, bounds, choice, bound_share, mechanism, p)}
     record = _record(query, inputs, keys, p, eff, parameters, choice=choice, budgets=budgets)
     return Release(table.reset_index(drop=True), columns, record)
+
+
+def _native_inputs(engine: Engine, data: Any, query: Query, *, users: Any, cells: Any, keys: KeySet | None) -> Any:
+    """Inputs for an engine that reads its own frames: the table, the user columns read, the window."""
+    from privagg.world import World
+
+    world_start = world_end = None
+    if isinstance(data, World):
+        world_start, world_end = data.meta.get("start"), data.meta.get("end")
+        users = data.users if users is None else users
+        cells = data.cells if cells is None else cells
+    start, end = window(query, keys, world_start, world_end)
+    user_columns = list(users.columns) if users is not None else []
+    needed = list(query.by)
+    if query.statistic == "micro_segments" and not needed:
+        needed = [c for c in user_columns if isinstance(c, str) and c.startswith(TAG_PREFIX)]
+    if query.statistic == "segment_mean" and query.column:
+        needed.append(query.column)
+    if query.statistic in ("segment_mean", "micro_segments") and query.level is not None:
+        needed.append("home_cell")
+    if query.level in ("zone", "district") or (query.statistic in ("segment_mean", "micro_segments") and query.level is not None):
+        if cells is None:
+            raise PrivaggInputError(
+                f"cells= is required for level={query.level!r} (to map cells to {LEVELS[query.level]}). Fix: pass cells=world.cells."
+            )
+    return engine.resolve(data, query, table=table_name(query), users=users, cells=cells, start=start, end=end,  # type: ignore[attr-defined]
+                          needed_user_columns=tuple(dict.fromkeys(c for c in needed if c in user_columns)))
+
+
+def _everyone(user_ids: np.ndarray) -> np.ndarray:
+    return np.ones(len(user_ids), dtype=bool)
+
+
+def batch_contributions(query: Query, bounds: Bounds | None, cells: pd.DataFrame | None, start: pd.Timestamp,
+                        end: pd.Timestamp, table: pd.DataFrame | None, users: pd.DataFrame,
+                        keys: KeySet | None) -> Any:
+    """The statistic's contributions of one batch of consenting rows (the definition an engine that reads
+    its own frames runs on each batch; ``users`` holds the batch's subscribers and the columns read)."""
+    inputs = Inputs(table, users, cells, start, end, _everyone)
+    return _whole(contributions(query, inputs, keys, bounds))
 
 
 def mean_with_interval(noisy_sums: np.ndarray, noisy_counts: np.ndarray, t_sum: float, t_count: float, unit: float,
