@@ -13,17 +13,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from privagg.dp.bounds import Bounds
+
 
 def short(b: dict[str, Any] | None) -> str:
-    """``L0=..`` or ``C=..[,Linf=..]`` of a bounds dict."""
-    if not b:
-        return "-"
-    if b.get("max_total") is not None:
-        cap = b.get("max_per_partition")
-        return f"C={b['max_total']}" + (f",Linf={cap}" if cap is not None and cap < b["max_total"] else "")
-    if b.get("max_per_partition", 1) > 1:
-        return f"L0={b['max_partitions']}xLinf={b['max_per_partition']}"
-    return f"L0={b['max_partitions']}"
+    """The short form of a bounds dict (:meth:`privagg.Bounds.label`)."""
+    return Bounds(**b).label() if b else "-"
 
 
 def draws_text(shown: list[str]) -> str:

@@ -262,11 +262,8 @@ def run_dpmr(python: Path, world: Any, epsilons: tuple[float, ...], repeats: int
 
 
 def _short(b: dict[str, Any]) -> str:
-    """``L0=..``, ``L0=..xLinf``, or ``C=..[,Linf=..]`` of a bounds dict."""
-    if b.get("max_total") is not None:
-        cap = b["max_per_partition"]
-        return f"C={b['max_total']}" + ("" if cap >= b["max_total"] else f",Linf={cap}")
-    return f"L0={b['max_partitions']}" + ("" if b["max_per_partition"] == 1 else f"xLinf={b['max_per_partition']}")
+    """The short form of a bounds dict (:meth:`privagg.Bounds.label`)."""
+    return Bounds(**b).label()
 
 
 # ---------------------------------------------------------------------- main

@@ -34,7 +34,7 @@ from privagg.anonymisers.base import Anonymiser, PublicationModelUnavailable, ch
 from privagg.anonymisers.models import Noisy
 from privagg.dp.bounds import Bounds, as_bounds
 from privagg.dp.budget import Budget
-from privagg.dp.mechanisms import NoiseMechanism, check_delta, check_loss, zcdp_epsilon
+from privagg.dp.mechanisms import NoiseMechanism, check_delta, check_loss, noise_variance, zcdp_epsilon
 from privagg.dp.partition_selection import ThresholdMechanism, _d_in
 from privagg.dp.units import Loss, PrivacyUnit, UnitLoss
 from privagg.errors import PrivaggInputError
@@ -306,7 +306,7 @@ class DPAnonymiser(Anonymiser):
             # period's noise, so neither is noisier than any period's release.
             first = min((part.privacy for part in parts), key=_noise_sd)
             chosen_notes = (f"Each {self.unit.period} chose its bounds privately: "
-                            + "; ".join(f"{_bounds_label(part.privacy.bounds)}" for part in parts)
+                            + "; ".join(Bounds(**part.privacy.bounds).label() for part in parts)
                             + f". This record states the {self.unit.period} with the least noise.",)
             self._records[_query_key(query)] = first
         table = pd.concat([p.to_pandas() for p in parts], ignore_index=True)
@@ -341,18 +341,9 @@ class DPAnonymiser(Anonymiser):
 
 
 def _noise_sd(record: PrivacyRecord) -> float:
-    """Standard deviation of a record's count noise (a discrete Laplace of scale b has about sqrt(2) b)."""
+    """Standard deviation of a record's count noise."""
     assert record.noise_scale is not None
-    kind = record.parameters.get("mechanism", record.mechanism)
-    return float(record.noise_scale) * (math.sqrt(2.0) if kind == "laplace" else 1.0)
-
-
-def _bounds_label(bounds: dict[str, Any] | None) -> str:
-    """``L0=.., Linf=.., C=..`` of a record's bounds."""
-    if not bounds:
-        return "none"
-    names = {"max_partitions": "L0", "max_per_partition": "Linf", "max_total": "C"}
-    return ", ".join(f"{short}={bounds[key]}" for key, short in names.items() if bounds.get(key) is not None)
+    return math.sqrt(noise_variance(record.parameters.get("mechanism", record.mechanism), float(record.noise_scale)))
 
 
 def _query_key(query: Query) -> tuple[Any, ...]:

@@ -106,6 +106,17 @@ class Bounds:
         """``"box"`` (L0 x Linf) or ``"total"`` (C binds: fewer than L0 * Linf records in all)."""
         return "box" if self.max_total is None or self.max_total >= self.max_partitions * self.max_per_partition else "total"
 
+    def label(self) -> str:
+        """Short form: ``L0=24``, ``L0=8xLinf=2``, ``C=28`` or ``C=28,Linf=4`` (a per-key cap below C).
+
+        >>> Bounds(max_partitions=28, max_per_partition=4, max_total=28).label()
+        'C=28,Linf=4'
+        """
+        if self.max_total is not None:
+            cap = self.max_per_partition
+            return f"C={self.max_total}" + ("" if cap >= self.max_total else f",Linf={cap}")
+        return f"L0={self.max_partitions}" + ("" if self.max_per_partition == 1 else f"xLinf={self.max_per_partition}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
