@@ -214,13 +214,21 @@ def test_a_weakened_audit_misses_the_half_scale_laplace():
 
 @pytest.mark.statistical
 def test_audit_clears_privagg_discrete_laplace_on_the_adaptive_schedule():
-    """A correct mechanism runs to the cap and is not flagged. False-failure probability <= alpha = 0.001
-    (the bound is valid at every look, alpha being spent over them)."""
+    """A correct mechanism is not flagged at any look. False-failure probability <= alpha = 0.001
+    (the bound is valid at every look, alpha being spent over them).
+
+    Where the schedule stops is random: the chosen event's interval can be narrower than the tolerance at
+    the first look, or not until the cap. Either way the audit says which, and its numbers agree with it.
+    """
     result = epsilon_lower_bound(DiscreteLaplaceCounts(1.0, 20, max_partitions=10), DATA, alpha=0.001,
                                  max_runs=8_000, seed=7)
     assert not result.flagged and result.epsilon_lb <= 1.0
-    assert result.metrics["stopped"] == "cap on runs reached" and result.n_runs == 8_000
-    assert result.metrics["schedule"] == [4000, 8000]
+    schedule, stopped = result.metrics["schedule"], result.metrics["stopped"]
+    assert schedule in ([4000], [4000, 8000]) and result.n_runs == schedule[-1]
+    if stopped == "interval narrower than the tolerance":
+        assert result.metrics["epsilon_ub_of_event"] - result.epsilon_lb <= 0.1 + 1e-12  # the default tolerance
+    else:
+        assert stopped == "cap on runs reached" and result.n_runs == 8_000
 
 
 def test_data_dependent_key_set_is_a_flagged_finding_with_the_keys_as_evidence():
