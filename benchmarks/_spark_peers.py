@@ -4,11 +4,17 @@ Run by ``bench_spark.py`` with the peer's own interpreter (``benchmarks/.venv-tu
 ``benchmarks/.venv-pipelinedp``), never imported by privagg:
 
     python _spark_peers.py tumult|pipelinedp DATA_DIR --rounds 3 --l0 24 --epsilon 1
+    python _spark_peers.py tumult|pipelinedp DATA_DIR --serve --l0 24 --epsilon 1
+
+With ``--serve`` the session stays up and runs one round per ``run`` line read from stdin,
+printing ``{"seconds": ...}`` after each, until ``quit``: ``bench_spark.py`` uses it to
+interleave the peers' rounds with its own cases (A B C A B C) in warm sessions.
 
 Same data (the Parquet files), same query: distinct subscribers per (cell, hour) over the
 48,000 public keys, at most L0 keys and one row per key per subscriber, Laplace noise,
-epsilon per subscriber. Prints one JSON line: ``{"seconds": warm median, "all": [...]}``
-and saves the last round's noisy grid as ``<peer>_noisy.npy`` for the accuracy check.
+epsilon per subscriber. With ``--rounds`` it prints one JSON line: ``{"seconds": warm median,
+"all": [...]}``. Either way the last round's noisy grid is saved as ``<peer>_noisy.npy`` for the
+accuracy check.
 """
 
 from __future__ import annotations
@@ -90,20 +96,36 @@ def main() -> int:
     parser.add_argument("peer", choices=("tumult", "pipelinedp"))
     parser.add_argument("directory", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--serve", action="store_true", help="run one round per 'run' line on stdin")
     parser.add_argument("--l0", type=int, default=24)
     parser.add_argument("--epsilon", type=float, default=1.0)
     args = parser.parse_args()
     spark = session()
     run = {"tumult": tumult, "pipelinedp": pipelinedp}[args.peer]
-    times = []
+    times: list[float] = []
     grid = None
-    for _ in range(args.rounds):
+
+    def one_round() -> float:
+        nonlocal grid
         t0 = time.perf_counter()
         grid = run(spark, args.directory, args.l0, args.epsilon)
         times.append(time.perf_counter() - t0)
-    np.save(args.directory / f"{args.peer}_noisy.npy", grid)
-    warm = times[1:] if len(times) > 1 else times
-    print(json.dumps({"seconds": statistics.median(warm), "all": times}))
+        return times[-1]
+
+    if args.serve:
+        print(json.dumps({"ready": True}), flush=True)
+        for line in sys.stdin:
+            if line.strip() != "run":
+                break
+            print(json.dumps({"seconds": one_round()}), flush=True)
+    else:
+        for _ in range(args.rounds):
+            one_round()
+    if grid is not None:
+        np.save(args.directory / f"{args.peer}_noisy.npy", grid)
+    if not args.serve:
+        warm = times[1:] if len(times) > 1 else times
+        print(json.dumps({"seconds": statistics.median(warm), "all": times}))
     return 0
 
 

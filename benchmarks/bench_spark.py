@@ -32,8 +32,9 @@ tumult, pipelinedp
         benchmarks/.venv-pipelinedp/bin/pip install "pipeline-dp==0.3.1" "pyspark>=3.5,<3.6" pyarrow pandas
 
     A case whose environment is missing is skipped with that message. Each
-    runs its rounds in one process of its own (``benchmarks/_spark_peers.py``)
-    with its own ``local[2]`` session.
+    runs in a process of its own (``benchmarks/_spark_peers.py --serve``) with
+    its own warm ``local[2]`` session, one round at a time when its turn comes,
+    so that its rounds interleave with the others' like every case's.
 
 Accuracy: median relative error over the keys with at least 100 true visitors
 (as in ``bench_footfall.py``). Noise: ``--noise-keys`` times the noise of N
@@ -101,7 +102,7 @@ def noisy_grid(table) -> np.ndarray:
     return noisy
 
 
-def bench_size(spark, directory: Path, cases: list[str], rounds: int, peer_rounds: int = 2) -> dict:
+def bench_size(spark, directory: Path, cases: list[str], rounds: int) -> dict:
     import pandas as pd
     from pyspark.sql import functions as F
 
@@ -139,44 +140,81 @@ def bench_size(spark, directory: Path, cases: list[str], rounds: int, peer_round
                           level="cell", time_bin="1h", keys=keys, bounds=bounds)
         errors["local"] = median_relative_error(noisy_grid(rel.to_pandas()), truth)[0]
 
-    runners = {"spark": run_spark, "countdistinct": run_countdistinct, "local": run_local}
-    times: dict[str, list[float]] = {c: [] for c in cases if c in runners}
-    for r in range(rounds):
-        for case in times:
-            t0 = time.perf_counter()
-            runners[case]()
-            times[case].append(time.perf_counter() - t0)
-            print(f"    round {r}: {case:<14} {times[case][-1]:7.2f} s", flush=True)
+    runners: dict = {"spark": run_spark, "countdistinct": run_countdistinct, "local": run_local}
     out: dict = {"events": int(json.loads((directory / "meta.json").read_text())["events"]), "cases": {}}
+    peers: dict[str, Peer] = {}
+    for name in ("tumult", "pipelinedp"):
+        if name in cases:
+            peer = Peer.start(name, directory)
+            if isinstance(peer, Peer):
+                peers[name] = peer
+                runners[name] = peer.run_round
+            else:
+                out["cases"][name] = peer
+    times: dict[str, list[float]] = {c: [] for c in cases if c in runners}
+    try:
+        for r in range(rounds):
+            for case in times:
+                t0 = time.perf_counter()
+                seconds = runners[case]()
+                times[case].append(seconds if seconds is not None else time.perf_counter() - t0)
+                print(f"    round {r}: {case:<14} {times[case][-1]:7.2f} s", flush=True)
+    finally:
+        for peer in peers.values():
+            peer.stop()
+    for name in peers:
+        noisy_path = directory / f"{name}_noisy.npy"
+        if noisy_path.exists():
+            errors[name] = median_relative_error(np.load(noisy_path), truth)[0]
     for case, ts in times.items():
         warm = ts[1:] if len(ts) > 1 else ts
         out["cases"][case] = {"seconds": statistics.median(warm), "all": ts, "median_relative_error": errors.get(case)}
-    for peer in ("tumult", "pipelinedp"):
-        if peer in cases:
-            out["cases"][peer] = run_peer(peer, directory, peer_rounds, truth)
     return out
 
 
-def run_peer(peer: str, directory: Path, rounds: int, truth: np.ndarray) -> dict:
-    python = PEERS[peer]
-    if not python.exists():
-        print(f"    {peer}: skipped, its environment is missing. Create it with: {PEER_SETUP[peer]}", flush=True)
-        return {"skipped": f"environment missing; create it with: {PEER_SETUP[peer]}"}
-    cmd = [str(python), str(HERE / "_spark_peers.py"), peer, str(directory), "--rounds", str(rounds),
-           "--l0", str(L0), "--epsilon", str(EPSILON)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        print(f"    {peer}: failed: {' | '.join(tail)}", flush=True)
-        return {"failed": tail}
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    noisy_path = directory / f"{peer}_noisy.npy"
-    if noisy_path.exists():
-        result["median_relative_error"] = median_relative_error(np.load(noisy_path), truth)[0]
-    for r, t in enumerate(result["all"]):
-        print(f"    round {r}: {peer:<14} {t:7.2f} s", flush=True)
-    return result
+class Peer:
+    """Tumult or PipelineDP in its own interpreter and warm Spark session, one round per request
+    (``_spark_peers.py --serve``), so that its rounds interleave with the other cases'."""
+
+    def __init__(self, name: str, process: subprocess.Popen) -> None:
+        self.name, self.process = name, process
+
+    @classmethod
+    def start(cls, name: str, directory: Path) -> Peer | dict:
+        """The running peer, or why it is not run (a dict for the results)."""
+        python = PEERS[name]
+        if not python.exists():
+            print(f"    {name}: skipped, its environment is missing. Create it with: {PEER_SETUP[name]}", flush=True)
+            return {"skipped": f"environment missing; create it with: {PEER_SETUP[name]}"}
+        cmd = [str(python), str(HERE / "_spark_peers.py"), name, str(directory), "--serve",
+               "--l0", str(L0), "--epsilon", str(EPSILON)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
+        process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        peer = cls(name, process)
+        if "ready" not in peer._reply():
+            raise RuntimeError(f"{name} did not start its Spark session")
+        return peer
+
+    def _reply(self) -> dict:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        raise RuntimeError(f"{self.name} stopped (exit code {self.process.wait()}); its log is above")
+
+    def run_round(self) -> float:
+        """One round in the peer's session; the seconds it measured there."""
+        assert self.process.stdin is not None
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        return float(self._reply()["seconds"])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.write("quit\n")
+            self.process.stdin.close()
+            self.process.wait(timeout=300)
 
 
 def bench_noise(spark, sizes: list[int], rounds: int) -> list[dict]:
@@ -245,8 +283,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="spark,countdistinct,local,tumult,pipelinedp",
                         help="comma-separated cases (default all)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per case; the first warms up (default 3)")
-    parser.add_argument("--peer-rounds", type=int, default=2,
-                        help="rounds of Tumult and PipelineDP, the first warms up (default 2: they take minutes)")
     parser.add_argument("--noise-keys", type=int, nargs="*", default=[], help="also time the noise of N keys")
     parser.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     parser.add_argument("--cache", type=Path, default=None, help="data directory kept between runs")
@@ -265,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.events:
         print(f"{n:,} events", flush=True)
         directory = ensure_parquet(n, args.seed, cache)
-        results["sizes"].append(bench_size(spark, directory, cases, args.rounds, args.peer_rounds))
+        results["sizes"].append(bench_size(spark, directory, cases, args.rounds))
     if args.noise_keys:
         results["noise"] = bench_noise(spark, args.noise_keys, args.rounds)
     lines = summarise(results)
