@@ -219,6 +219,15 @@ def test_chosen_bounds_run_on_spark(engine, city):
     assert release.privacy.parameters["engine"] == "spark" and len(release) > 0
 
 
+def test_a_segment_mean_reads_the_users_spark_frame_as_its_data(engine, city, tables):
+    """As on the local engine, the users table (with its opt_in column) is the data of a per-subscriber
+    statistic: no users= needed."""
+    keys = KeySet.from_values(age_band=sorted(city.users["age_band"].unique()), gender=sorted(city.users["gender"].unique()))
+    rel = pa.segment_stats(tables["users"], by=["age_band", "gender"], measure="mean", column="arpu", epsilon=1.0,
+                           keys=keys, bounds=pa.Bounds(lower=0, upper=100), engine=engine)
+    assert len(rel.to_pandas()) == len(keys) and rel.privacy.statistic == "segment_mean"
+
+
 def test_spark_inputs_missing_a_column_fail_with_the_fix(engine, city, tables):
     with pytest.raises(PrivaggInputError, match=r"table 'events': missing column\(s\) 'ts'.*Fix: pass the events table"):
         pa.footfall(tables["events"].drop("ts"), users=tables["users"], source="events", epsilon=1.0,

@@ -74,6 +74,8 @@ def table_columns(obj: Any) -> list[str] | None:
             return list(obj.collect_schema().names())
         if isinstance(obj, pl.DataFrame):
             return list(obj.columns)
+    if module == "pyspark" and hasattr(obj, "schema"):  # a Spark DataFrame: its schema, no job
+        return [str(c) for c in obj.columns]
     if _is_parquet_path(obj) and Path(obj).exists():
         import pyarrow.parquet as pq
 
