@@ -334,8 +334,12 @@ def bounded_sums(rows: ShardBuffer, layout: RowLayout, values: np.ndarray, *, ma
         np.minimum(counts, max_per_partition, out=counts)
         sums /= sum_unit
         np.rint(sums, out=sums)
-        counts_out += np.bincount(parts, weights=counts, minlength=n_partitions).astype(np.int64)
-        sums_out += np.bincount(parts, weights=sums, minlength=n_partitions)
+        if n_partitions <= 8 * len(parts):
+            counts_out += np.bincount(parts, weights=counts, minlength=n_partitions).astype(np.int64)
+            sums_out += np.bincount(parts, weights=sums, minlength=n_partitions)
+        else:  # a domain much larger than the block: add in place, not over the whole domain
+            np.add.at(counts_out, parts, counts)
+            np.add.at(sums_out, parts, sums)
     return counts_out, sums_out
 
 
