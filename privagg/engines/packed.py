@@ -223,7 +223,7 @@ class RowLayout:
     each (subscriber, partition)'s rows together *in input order*: summing
     them then gives bit for bit what a stable argsort of the rows gives, as
     the engine's three steps do, without the argsort. The rank of a pair is
-    computed afterwards, on the pairs only.
+    computed afterwards, on the pairs of subscribers over the L0 bound only.
     """
 
     id_lo: int
@@ -286,7 +286,10 @@ def bounded_sums(rows: ShardBuffer, layout: RowLayout, values: np.ndarray, *, ma
       the sum of the stable argsort;
     * a subscriber with more than ``max_partitions`` partitions keeps those
       of lowest rank, the keyed hash of (subscriber id, partition) under
-      ``secret`` (:func:`_lowest_ranks`);
+      ``secret`` (:func:`_l0_dropped`), compared on all 64 bits as the Spark
+      engine does (the three steps compare ranks truncated to the bits left
+      in their packing, so the two differ only when two of one subscriber's
+      truncated ranks tie, with probability below ``size^2 / 2^25``);
     * a pair's count is capped at ``max_per_partition`` and its sum scaled by
       the same factor (its mean kept), then rounded to units of ``sum_unit``.
 
@@ -350,10 +353,11 @@ def _l0_dropped(offsets: np.ndarray, parts: np.ndarray, max_partitions: int, sec
     ``max_partitions`` of lowest 64-bit rank (:func:`~privagg.engines.ranking.keyed_hash` of their id
     and the partition under ``secret``) and drops the rest.
 
-    Ranks are sorted packed with the subscriber's place and the pair's position, truncated to the bits
-    left (>= 40 in blocks of :data:`SUM_BLOCK_ROWS` rows); if two truncated ranks of one subscriber tie,
-    the heavy pairs are ordered by the full rank instead, so the kept set is always that of the full
-    64-bit ranks (which never tie within a subscriber: the hash is a bijection of the partition).
+    Ranks are sorted packed with the subscriber's place and the pair's position, truncated to the
+    bits left (usually 40 or more in blocks of :data:`SUM_BLOCK_ROWS` rows); if two truncated ranks of
+    one subscriber tie, the heavy pairs are ordered by the full rank instead, so the kept set is always
+    that of the full 64-bit ranks (which never tie within a subscriber: the hash is a bijection of the
+    partition).
     """
     m = len(offsets)
     new = np.empty(m, dtype=bool)
