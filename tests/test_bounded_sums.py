@@ -20,7 +20,7 @@ from privagg.queries import KeySet
 UNIT = 2.0 ** -60
 
 
-def _contributions(seed: int = 0) -> Contributions:
+def _contributions(seed: int = 0, distinct: bool = False) -> Contributions:
     """Rows of 40 subscribers in 1-9 partitions each, every pair with 1-12 rows in shuffled input order."""
     rng = np.random.default_rng(seed)
     ids, parts = [], []
@@ -35,27 +35,28 @@ def _contributions(seed: int = 0) -> Contributions:
     values = rng.random(len(ids)) * 10.0 ** rng.integers(-3, 4, len(ids))  # mixed magnitudes: order matters
     domain = KeySet.from_values(cell_id=list(range(n_pairs)))
     return Contributions(np.asarray(ids, dtype=np.int64)[order], np.asarray(parts, dtype=np.int64)[order],
-                         domain, True, False, values)
+                         domain, True, distinct, values)
 
 
 def _as_chunks(c: Contributions, rows: int) -> ContributionChunks:
     def chunk(i: int) -> Contributions:
         cut = slice(i * rows, (i + 1) * rows)
-        return Contributions(c.privacy_ids[cut], c.partitions[cut], c.domain, True, False, c.values[cut])
+        return Contributions(c.privacy_ids[cut], c.partitions[cut], c.domain, True, c.distinct, c.values[cut])
 
     ids = c.privacy_ids
     return ContributionChunks(n_chunks=-(-len(c) // rows), chunk=chunk, domain=c.domain, public=True,
-                              distinct=False, n_rows=len(c), id_range=(int(ids.min()), int(ids.max())),
+                              distinct=c.distinct, n_rows=len(c), id_range=(int(ids.min()), int(ids.max())),
                               id_sample=ids[::3], has_values=True, chunk_rows=rows)
 
 
 @pytest.mark.parametrize("bounds", [Bounds(max_partitions=3, max_per_partition=4),
                                     Bounds(max_partitions=50, max_per_partition=50)], ids=["binding", "loose"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
-def test_sums_equal_the_generic_steps_bit_for_bit(monkeypatch, bounds, chunked):
+@pytest.mark.parametrize("distinct", [False, True], ids=["rows", "distinct"])
+def test_sums_equal_the_generic_steps_bit_for_bit(monkeypatch, bounds, chunked, distinct):
     monkeypatch.setattr(packed, "SUM_BLOCK_ROWS", 16)  # many blocks per shard, cut at subscriber ends
     monkeypatch.setattr(local, "SHARD_MIN_ROWS", 1)  # whole inputs split into shards too
-    c = _contributions()
+    c = _contributions(distinct=distinct)  # distinct: a subscriber's mean value in a partition counts once
     generic = Engine.bounded_totals(LocalEngine(rng=np.random.default_rng(3), threads=1), c, bounds,
                                     dense=True, sum_unit=UNIT)
     data = _as_chunks(c, 29) if chunked else c
