@@ -24,8 +24,8 @@ import numpy as np
 
 from privagg.dp.bounds import Bounds
 from privagg.engines.base import ContributionChunks, Contributions, Engine, PartitionTotals, UserPartitions
-from privagg.engines.packed import (PackedLayout, RowLayout, ShardBuffer, bounded_counts, pack_chunks,
-                                    pack_value_chunks, pair_sums, route)
+from privagg.engines.packed import (PackedLayout, RowLayout, ShardBuffer, bounded_counts, bounded_sums,
+                                    pack_chunks, pack_value_chunks, route)
 from privagg.engines.ranking import keyed_hash
 from privagg.parallel import default_threads, thread_map
 
@@ -217,19 +217,15 @@ class LocalEngine(Engine):
             del key, ids
         secret = self.bounding_secret()
 
-        def shard_totals(rows: ShardBuffer) -> PartitionTotals:
-            ids, parts, counts, sums = pair_sums(rows, layout, values)
-            if distinct:
-                sums = sums / counts  # one contribution per (subscriber, partition): their mean value there
-                counts = ones(len(ids))
-            pairs = self._bound_box(UserPartitions(ids, parts, counts, sums), bounds, secret=secret)
-            pairs.sums = np.rint(pairs.sums / sum_unit)
-            return self.aggregate(pairs, n_partitions, dense=True)
+        def shard_totals(rows: ShardBuffer) -> tuple[np.ndarray, np.ndarray]:
+            return bounded_sums(rows, layout, values, max_partitions=bounds.max_partitions,
+                                max_per_partition=bounds.max_per_partition, distinct=distinct, secret=secret,
+                                sum_unit=sum_unit, n_partitions=n_partitions)
 
         parts_totals = thread_map(shard_totals, buffers, self.threads)
         del values, buffers
-        counts = np.sum([t.counts for t in parts_totals], axis=0)
-        sums = np.sum([t.sums for t in parts_totals], axis=0)
+        counts = np.sum([t[0] for t in parts_totals], axis=0)
+        sums = np.sum([t[1] for t in parts_totals], axis=0)
         if dense:
             return PartitionTotals(counts, sums, None)
         codes = np.flatnonzero(counts)

@@ -223,7 +223,7 @@ class RowLayout:
     each (subscriber, partition)'s rows together *in input order*: summing
     them then gives bit for bit what a stable argsort of the rows gives, as
     the engine's three steps do, without the argsort. The rank of a pair is
-    computed afterwards, on the pairs only.
+    computed afterwards, on the pairs of subscribers over the L0 bound only.
     """
 
     id_lo: int
@@ -268,34 +268,141 @@ class RowLayout:
         return np.unique(offsets) << self.id_shift
 
 
-def pair_sums(rows: ShardBuffer, layout: RowLayout, values: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per (subscriber, partition) of one shard: ``(privacy ids, partitions, row counts, value sums)``,
-    sorted by subscriber then partition; each sum adds the pair's values in input order."""
+SUM_BLOCK_ROWS = 1 << 16  # sorted rows per block of whole subscribers: every per-block temporary stays in cache
+
+
+def bounded_sums(rows: ShardBuffer, layout: RowLayout, values: np.ndarray, *, max_partitions: int,
+                 max_per_partition: int, distinct: bool, secret: int, sum_unit: float, n_partitions: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Dense per-partition ``(counts, sums)`` of one shard's rows after L0/Linf bounding, sums in units.
+
+    The rows are sorted in place (one full-length pass); everything after
+    runs over blocks of whole subscribers of about :data:`SUM_BLOCK_ROWS`
+    rows, so no other full-length array is made. Per block, exactly as the
+    engine's three steps do it:
+
+    * a (subscriber, partition)'s sum is ``np.add.reduceat`` of its values in
+      input order (the sort puts them in that order), so it is bit for bit
+      the sum of the stable argsort;
+    * a subscriber with more than ``max_partitions`` partitions keeps those
+      of lowest rank, the keyed hash of (subscriber id, partition) under
+      ``secret`` (:func:`_l0_dropped`), compared on all 64 bits as the Spark
+      engine does (the three steps compare ranks truncated to the bits left
+      in their packing, so the two differ only when two of one subscriber's
+      truncated ranks tie, with probability below ``size^2 / 2^25``);
+    * a pair's count is capped at ``max_per_partition`` and its sum scaled by
+      the same factor (its mean kept), then rounded to units of ``sum_unit``.
+
+    Unit sums are integers, so adding them per block is exact.
+    """
+    counts_out = np.zeros(n_partitions, dtype=np.int64)
+    sums_out = np.zeros(n_partitions, dtype=np.float64)
     key = rows.take()
     n = len(key)
     if n == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty, np.zeros(0)
+        return counts_out, sums_out
     key.sort()
-    order = key & ((1 << layout.row_bits) - 1)
-    gathered = values[order]
-    del order
-    key >>= layout.row_bits  # now the pair: subscriber offset << partition_bits | partition
-    first = np.empty(n, dtype=bool)
-    first[0] = True
-    np.not_equal(key[1:], key[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    del first
-    sums = np.add.reduceat(gathered, starts)
-    del gathered
-    counts = np.diff(np.append(starts, n))
-    pairs = key[starts]
-    del key, starts
-    parts = pairs & ((1 << layout.partition_bits) - 1)
-    pairs >>= layout.partition_bits
-    pairs += layout.id_lo
-    return pairs, parts, counts, sums
+    id_shift, row_bits = layout.id_shift, layout.row_bits
+    row_mask = np.int64((1 << row_bits) - 1)
+    part_mask = np.int64((1 << layout.partition_bits) - 1)
+    # Block ends: the end of the subscriber holding every SUM_BLOCK_ROWS-th row.
+    marks = key[SUM_BLOCK_ROWS::SUM_BLOCK_ROWS] >> id_shift
+    cuts = np.unique(np.searchsorted(key, (marks + 1) << id_shift))
+    bounds = np.concatenate(([0], cuts[cuts < n], [n])).astype(np.int64)
+    for r0, r1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        block = key[r0:r1]
+        pair = block >> row_bits  # subscriber offset << partition_bits | partition
+        m = len(pair)
+        new = np.empty(m, dtype=bool)
+        new[0] = True
+        np.not_equal(pair[1:], pair[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        gathered = values[block & row_mask]
+        sums = np.add.reduceat(gathered, starts)
+        del gathered
+        counts = np.diff(starts, append=m)
+        pair = pair[starts]
+        parts = pair & part_mask
+        pair >>= layout.partition_bits  # now the subscriber offset
+        if distinct:
+            sums /= counts  # one contribution per (subscriber, partition): their mean value there
+            counts = np.ones(len(counts), dtype=np.int64)
+        dropped = _l0_dropped(pair, parts, max_partitions, secret, layout.id_lo)
+        if dropped is not None:  # they add nothing: a count and a sum of zero
+            counts[dropped] = 0
+            sums[dropped] = 0.0
+        # Linf: the count capped, the sum scaled by the same factor (the three steps' arithmetic).
+        factor = np.minimum(1.0, max_per_partition / np.maximum(counts, 1))
+        sums *= factor
+        np.minimum(counts, max_per_partition, out=counts)
+        sums /= sum_unit
+        np.rint(sums, out=sums)
+        if n_partitions <= 8 * len(parts):
+            counts_out += np.bincount(parts, weights=counts, minlength=n_partitions).astype(np.int64)
+            sums_out += np.bincount(parts, weights=sums, minlength=n_partitions)
+        else:  # a domain much larger than the block: add in place, not over the whole domain
+            np.add.at(counts_out, parts, counts)
+            np.add.at(sums_out, parts, sums)
+    return counts_out, sums_out
+
+
+def _l0_dropped(offsets: np.ndarray, parts: np.ndarray, max_partitions: int, secret: int, id_lo: int
+                ) -> np.ndarray | None:
+    """Indices of the (subscriber, partition) pairs L0 bounding drops (None: none), for pairs sorted by
+    subscriber offset then partition: a subscriber with more than ``max_partitions`` keeps the
+    ``max_partitions`` of lowest 64-bit rank (:func:`~privagg.engines.ranking.keyed_hash` of their id
+    and the partition under ``secret``) and drops the rest.
+
+    Ranks are sorted packed with the subscriber's place and the pair's position, truncated to the
+    bits left (usually 40 or more in blocks of :data:`SUM_BLOCK_ROWS` rows); if two truncated ranks of
+    one subscriber tie, the heavy pairs are ordered by the full rank instead, so the kept set is always
+    that of the full 64-bit ranks (which never tie within a subscriber: the hash is a bijection of the
+    partition).
+    """
+    m = len(offsets)
+    new = np.empty(m, dtype=bool)
+    new[0] = True
+    np.not_equal(offsets[1:], offsets[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    del new
+    sizes = np.diff(starts, append=m)
+    heavy = sizes > max_partitions
+    if not heavy.any():
+        return None
+    h_sizes = sizes[heavy]
+    h_first = np.cumsum(h_sizes)
+    h_first -= h_sizes  # where each heavy subscriber's pairs start among the heavy pairs
+    position = np.arange(int(h_first[-1] + h_sizes[-1]), dtype=np.int64)
+    position -= np.repeat(h_first, h_sizes)  # each heavy pair's position in its subscriber's pairs
+    rows = np.repeat(starts[heavy], h_sizes)
+    rows += position  # the heavy pairs, grouped by subscriber
+    rank = keyed_hash(offsets[rows] + id_lo, parts[rows], secret)
+    gbits = max(int(len(h_sizes) - 1).bit_length(), 1)
+    pbits = max(int(h_sizes.max() - 1).bit_length(), 1)
+    packed = np.repeat(np.arange(len(h_sizes), dtype=np.uint64), h_sizes)
+    packed <<= np.uint64(64 - gbits)
+    rank >>= np.uint64(gbits + pbits)
+    rank <<= np.uint64(pbits)
+    packed |= rank
+    del rank
+    packed |= position.view(np.uint64)
+    packed.sort()
+    high = packed >> np.uint64(pbits)
+    if bool(np.any(high[1:] == high[:-1])):  # a tie of truncated ranks: order by the full ranks
+        full = keyed_hash(offsets[rows] + id_lo, parts[rows], secret)
+        group = np.repeat(np.arange(len(h_sizes), dtype=np.int64), h_sizes)
+        sorted_position = position[np.lexsort((full, group))]
+    else:
+        sorted_position = (packed & np.uint64((1 << pbits) - 1)).view(np.int64)
+    del high, packed
+    # The sort keeps each subscriber's pairs in place: the entry at sorted index i is the pair at
+    # (subscriber's first) + sorted_position[i], subscriber's first = i - position[i]; past the
+    # first max_partitions entries, they are dropped.
+    dropped = position >= max_partitions
+    at = np.flatnonzero(dropped)
+    at += sorted_position[dropped]
+    at -= position[dropped]
+    return rows[at]
 
 
 def pack_value_chunks(chunks: ContributionChunks, layout: RowLayout, cuts: np.ndarray, values: np.ndarray,

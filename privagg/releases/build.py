@@ -242,15 +242,23 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
     if stat in ("visits", "dwell_times", "dwell_mean"):
         users = table["user_id"].to_numpy(dtype=np.int64)
         s, e = ns(table["start"]), ns(table["end"])
+        cell = table["cell_id"].to_numpy(dtype=np.int64)
         inside = inputs.rows((s >= start_ns) & (s < end_ns))
-        users, s, e = users[inside], s[inside], np.minimum(e[inside], end_ns)
-        areas = area_map(inputs.cells, level)(table["cell_id"].to_numpy(dtype=np.int64)[inside])
+        if not inside.all():  # usually every row is: no copies then
+            users, s, e, cell = users[inside], s[inside], e[inside], cell[inside]
+        del inside
+        e = np.minimum(e, end_ns)
+        areas = area_map(inputs.cells, level)(cell)
         ok = areas >= 0
-        users, s, e, areas = users[ok], s[ok], e[ok], areas[ok]
+        if not ok.all():
+            users, s, e, areas = users[ok], s[ok], e[ok], areas[ok]
+        del ok, cell
         columns = {area_col: areas}
         if bin_ns is not None:
             columns[TIME_COLUMN] = bin_starts(s // bin_ns, bin_ns)
-        minutes = (e - s) / 60e9
+        e -= s  # the clipped stay's duration (e is a fresh array)
+        minutes = np.divide(e, 60e9)
+        del e
         if stat == "visits":
             return encode(users, columns, query.key_columns(), keys, distinct=False)
         if stat == "dwell_times":
@@ -261,7 +269,7 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
                 edge_values = edges.astype(np.int64)
             columns["dwell_min"] = edge_values[which]
             return encode(users, columns, query.key_columns(), keys, distinct=False)
-        values = minutes if bounds is None else np.clip(minutes, *dwell_range(query, bounds))
+        values = minutes if bounds is None else np.clip(minutes, *dwell_range(query, bounds), out=minutes)
         return encode(users, columns, query.key_columns(), keys, distinct=False, values=values)
 
     if stat == "od_flows":

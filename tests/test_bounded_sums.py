@@ -1,0 +1,109 @@
+"""The packed sum path (many rows per subscriber) against the engine's three generic steps, bit for bit.
+
+The release-level comparison (``test_fast_paths.py``) uses whole-minute stays, whose sums are exact in
+any order. Here values are chosen so that the order of additions shows in the last bits: each
+(subscriber, partition) pair has its own partition, and sums are read in units of ``2**-60`` (an exact
+scaling), so the totals are the pair sums themselves, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from privagg.dp.bounds import Bounds
+from privagg.engines import LocalEngine, local, packed
+from privagg.engines.base import ContributionChunks, Contributions, Engine
+from privagg.engines.ranking import keyed_hash
+from privagg.queries import KeySet
+
+UNIT = 2.0 ** -60
+
+
+def _contributions(seed: int = 0, distinct: bool = False) -> Contributions:
+    """Rows of 40 subscribers in 1-9 partitions each, every pair with 1-12 rows in shuffled input order."""
+    rng = np.random.default_rng(seed)
+    ids, parts = [], []
+    n_pairs = 0
+    for user in range(40):
+        for _ in range(int(rng.integers(1, 10))):
+            reps = int(rng.integers(1, 13))
+            ids += [1000 + 7 * user] * reps  # ids that are neither dense nor zero-based
+            parts += [n_pairs] * reps
+            n_pairs += 1
+    order = rng.permutation(len(ids))
+    values = rng.random(len(ids)) * 10.0 ** rng.integers(-3, 4, len(ids))  # mixed magnitudes: order matters
+    domain = KeySet.from_values(cell_id=list(range(n_pairs)))
+    return Contributions(np.asarray(ids, dtype=np.int64)[order], np.asarray(parts, dtype=np.int64)[order],
+                         domain, True, distinct, values)
+
+
+def _as_chunks(c: Contributions, rows: int) -> ContributionChunks:
+    def chunk(i: int) -> Contributions:
+        cut = slice(i * rows, (i + 1) * rows)
+        return Contributions(c.privacy_ids[cut], c.partitions[cut], c.domain, True, c.distinct, c.values[cut])
+
+    ids = c.privacy_ids
+    return ContributionChunks(n_chunks=-(-len(c) // rows), chunk=chunk, domain=c.domain, public=True,
+                              distinct=c.distinct, n_rows=len(c), id_range=(int(ids.min()), int(ids.max())),
+                              id_sample=ids[::3], has_values=True, chunk_rows=rows)
+
+
+@pytest.mark.parametrize("bounds", [Bounds(max_partitions=3, max_per_partition=4),
+                                    Bounds(max_partitions=50, max_per_partition=50)], ids=["binding", "loose"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+@pytest.mark.parametrize("distinct", [False, True], ids=["rows", "distinct"])
+def test_sums_equal_the_generic_steps_bit_for_bit(monkeypatch, bounds, chunked, distinct):
+    monkeypatch.setattr(packed, "SUM_BLOCK_ROWS", 16)  # many blocks per shard, cut at subscriber ends
+    monkeypatch.setattr(local, "SHARD_MIN_ROWS", 1)  # whole inputs split into shards too
+    c = _contributions(distinct=distinct)  # distinct: a subscriber's mean value in a partition counts once
+    generic = Engine.bounded_totals(LocalEngine(rng=np.random.default_rng(3), threads=1), c, bounds,
+                                    dense=True, sum_unit=UNIT)
+    data = _as_chunks(c, 29) if chunked else c
+    fast = LocalEngine(rng=np.random.default_rng(3), threads=2).bounded_totals(data, bounds, dense=True,
+                                                                               sum_unit=UNIT)
+    assert np.array_equal(generic.counts, fast.counts)
+    assert np.array_equal(generic.sums, fast.sums)
+    assert (generic.counts == 0).any() == (bounds.max_partitions == 3)  # L0 dropped pairs when binding
+
+
+def test_the_comparison_sees_the_order_of_additions():
+    """Companion: summing each pair's values in another order (sequentially, by bincount) changes some
+    totals in these units, so a fast path that did not add in input order would fail the test above."""
+    c = _contributions()
+    generic = Engine.bounded_totals(LocalEngine(rng=np.random.default_rng(3), threads=1), c,
+                                    Bounds(max_partitions=50, max_per_partition=50), dense=True, sum_unit=UNIT)
+    sequential = np.rint(np.bincount(c.partitions, weights=c.values) / UNIT)
+    assert not np.array_equal(generic.sums, sequential)
+    assert np.array_equal(generic.counts, np.bincount(c.partitions))
+
+
+def _brute_force_dropped(ids, parts, l0, rank_of):
+    """Pairs dropped by L0: those past a subscriber's ``l0`` lowest ranks, ties in partition order (a loop)."""
+    rank = rank_of(ids, parts)
+    dropped = []
+    for user in np.unique(ids):
+        rows = np.flatnonzero(ids == user)
+        dropped += rows[np.argsort(rank[rows], kind="stable")][l0:].tolist()
+    return sorted(dropped)
+
+
+def test_l0_keeps_the_lowest_full_ranks_even_when_truncated_ranks_tie(monkeypatch):
+    """``_l0_dropped`` sorts ranks truncated to the bits left beside subscriber and position; if two of one
+    subscriber tie there, it orders by the full ranks. A hash with nothing in the kept top bits makes every
+    truncated rank tie: the result must still follow the full ranks. Companion: the truncated order alone
+    (partition order on ties, i.e. the first four partitions) is not that result, so a path without the
+    fallback would fail."""
+    ids = np.repeat(np.arange(30, dtype=np.int64) + 5, 9)
+    parts = np.tile(np.arange(9, dtype=np.int64), 30)
+    secret = 12345
+    full = lambda i, p: keyed_hash(i, p, secret)  # noqa: E731
+    assert sorted(packed._l0_dropped(ids, parts, 4, secret, 0).tolist()) == _brute_force_dropped(ids, parts, 4, full)
+
+    def low_bits_only(i, p, s):  # 9 bits: all lost to the 5 subscriber and 4 position bits of the packing
+        return keyed_hash(i, p, s) >> np.uint64(64 - 9)
+
+    monkeypatch.setattr(packed, "keyed_hash", low_bits_only)
+    expected = _brute_force_dropped(ids, parts, 4, lambda i, p: low_bits_only(i, p, secret))
+    assert sorted(packed._l0_dropped(ids, parts, 4, secret, 0).tolist()) == expected
+    assert expected != sorted(np.flatnonzero(parts >= 4).tolist())
