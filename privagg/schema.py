@@ -281,21 +281,40 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
 
 
 def _unique_compact_ints(series: pd.Series) -> bool:
-    """True when ``series`` holds integers in a compact range, each at most once (one bincount pass;
-    False means "not known": the caller falls back to a hash check that also finds the duplicates)."""
+    """True when ``series`` holds integers in a compact range, each at most once (False means "not
+    known": the caller falls back to a hash check that also finds the duplicates).
+
+    One byte per id of the range is marked (a scatter, which numpy runs without the GIL), in contiguous
+    blocks of rows on every thread, and the marks are counted: as many as rows means no id repeats.
+    """
+    from privagg.parallel import default_threads, thread_map
+
     values = series.to_numpy()
-    if values.dtype.kind not in "iu" or len(values) == 0:
+    n = len(values)
+    if values.dtype.kind not in "iu" or n == 0:
         return False
-    lo, hi = int(values.min()), int(values.max())
-    if hi - lo >= 4 * len(values) + (1 << 16):
+    parts = max(1, min(default_threads(), n // (1 << 20)))
+    cuts = np.linspace(0, n, parts + 1).astype(np.int64)
+    blocks = [slice(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
+    ends = thread_map(lambda b: (int(values[b].min()), int(values[b].max())), blocks, parts)
+    lo, hi = min(e[0] for e in ends), max(e[1] for e in ends)
+    if hi - lo >= 4 * n + (1 << 16):
         return False
-    if 0 <= lo and hi < 8 * len(values) + (1 << 16):
-        seen = np.zeros(hi + 1, dtype=bool)  # indexed by the id itself: no shifted copy of the ids
-        seen[values] = True  # a scatter of bytes: cheaper than counting
-        return int(np.count_nonzero(seen)) == len(values)
-    seen = np.zeros(hi - lo + 1, dtype=bool)
-    seen[values - lo] = True
-    return int(np.count_nonzero(seen)) == len(values)
+    # Indexed by the id itself when that keeps the marks small: no shifted copy of the ids at all.
+    base = 0 if 0 <= lo and hi < 8 * n + (1 << 16) else lo
+    seen = np.zeros(hi - base + 1, dtype=bool)
+    step = 1 << 20
+
+    def mark(b: slice) -> None:
+        # Every write stores True, so threads marking the same byte cannot disagree.
+        if not base:
+            seen[values[b]] = True
+            return
+        for start in range(b.start, b.stop, step):  # shifted a block at a time: no full-length copy
+            seen[values[start:min(start + step, b.stop)] - base] = True
+
+    thread_map(mark, blocks, parts)
+    return int(np.count_nonzero(seen)) == n
 
 
 def _first_line(exc: BaseException) -> str:

@@ -273,7 +273,8 @@ class LocalEngine(Engine):
         Per block: the rows' bins; their values in units, ``rint(v / unit)`` clamped to
         ``[rint(lower / unit), rint(upper / unit)]`` (NaN: the lower end), which equals the generic
         path's ``rint(clip(v, lower, upper) / unit)`` bit for bit because ``x -> rint(x / unit)`` is
-        non-decreasing; and one bincount per bin of ``units - u_lo + M``, with ``M`` a power of two
+        non-decreasing (a block holding NaN, which ``clip`` keeps, is done again with ``fmax``/``fmin``);
+        and one bincount per bin of ``units - u_lo + M``, with ``M`` a power of two
         above any block's ``sum(units - u_lo)``, so that its quotient by ``M`` is the bin's count and its
         remainder the sum (all exact integers below 2**53). Bins are then added into their partitions
         (consent and the key domain are in ``bin_partition``), in int64.
@@ -292,6 +293,15 @@ class LocalEngine(Engine):
         parts = max(1, min(self.threads, n_blocks))
         cuts = [min(n, (n_blocks * i // parts) * block) for i in range(parts + 1)]
 
+        def in_units(lo: int, hi: int, u: np.ndarray, *, nan_safe: bool) -> None:
+            np.divide(values[lo:hi], unit, out=u, dtype=np.float64)
+            np.rint(u, out=u)
+            if nan_safe:
+                np.fmax(u, u_lo, out=u)  # fmax and fmin: NaN becomes the lower end
+                np.fmin(u, u_hi, out=u)
+            else:
+                np.clip(u, u_lo, u_hi, out=u)  # twice as fast as fmax and fmin; keeps NaN
+
         def run(i: int) -> tuple[np.ndarray, np.ndarray]:
             bins = np.empty(min(block, n), dtype=rows.bin_dtype)
             units = np.empty(min(block, n), dtype=np.float64)
@@ -301,18 +311,21 @@ class LocalEngine(Engine):
                 hi = min(lo + block, cuts[i + 1])
                 b = rows.bins(lo, hi, bins[: hi - lo])
                 u = units[: hi - lo]
-                np.divide(values[lo:hi], unit, out=u, dtype=np.float64)
-                np.rint(u, out=u)
-                np.fmax(u, u_lo, out=u)  # fmax and fmin: NaN becomes the lower end
-                np.fmin(u, u_hi, out=u)
+                in_units(lo, hi, u, nan_safe=False)
                 if packed:
                     u += shift
                     total = np.bincount(b, weights=u, minlength=n_bins)
+                    if np.isnan(total).any():  # NaN values (clip keeps them): the block again, NaN as lower
+                        in_units(lo, hi, u, nan_safe=True)
+                        u += shift
+                        total = np.bincount(b, weights=u, minlength=n_bins)
                     c = np.floor(total / base)
                     counts += c.astype(np.int64)
                     sums += (total - c * base).astype(np.int64)
                     sums += c.astype(np.int64) * int(u_lo)
                 else:
+                    if np.isnan(u).any():
+                        in_units(lo, hi, u, nan_safe=True)
                     counts += np.bincount(b, minlength=n_bins)
                     sums += np.bincount(b, weights=u, minlength=n_bins).astype(np.int64)
             return counts, sums
