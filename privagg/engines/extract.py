@@ -2,7 +2,9 @@
 
 They implement the statistic definitions of :mod:`privagg.queries` once, for
 exact and private releases alike. Inputs must already be restricted to
-consenting subscribers (the release layer does that before calling them).
+consenting subscribers (the release layer does that before calling them),
+except for :class:`BinnedRows`, which carry consent as a bit of each row's
+bin, so that a users table is never copied to drop those who opted out.
 All steps are vectorised numpy on int64 arrays.
 """
 
