@@ -2,19 +2,23 @@
 
 They implement the statistic definitions of :mod:`privagg.queries` once, for
 exact and private releases alike. Inputs must already be restricted to
-consenting subscribers (the release layer does that before calling them).
+consenting subscribers (the release layer does that before calling them),
+except for :class:`BinnedRows`, which carry consent as a bit of each row's
+bin, so that a users table is never copied to drop those who opted out.
 All steps are vectorised numpy on int64 arrays.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from privagg.engines.base import Contributions
+from privagg.engines.base import ContributionChunks, Contributions
 from privagg.keysets import BinIndex, KeySet, as_int64
+from privagg.parallel import default_threads, thread_map
 
 AreaMap = Callable[[np.ndarray], np.ndarray]
 
@@ -177,3 +181,144 @@ def distinct_rows(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     frame = pd.DataFrame({str(i): a for i, a in enumerate(arrays)})
     frame = frame.drop_duplicates()
     return tuple(frame[str(i)].to_numpy() for i in range(len(arrays)))
+
+
+def id_range(ids: np.ndarray, threads: int | None = None) -> tuple[int, int]:
+    """``(min, max)`` of privacy ids (``(0, 0)`` for none), reduced in blocks on every thread."""
+    n = len(ids)
+    if n == 0:
+        return 0, 0
+    parts = max(1, min(default_threads() if threads is None else threads, n // (1 << 20)))
+    cuts = np.linspace(0, n, parts + 1).astype(np.int64)
+    ends = thread_map(lambda i: (int(ids[cuts[i]:cuts[i + 1]].min()), int(ids[cuts[i]:cuts[i + 1]].max())),
+                      range(parts), parts)
+    return min(e[0] for e in ends), max(e[1] for e in ends)
+
+
+#: Most bins a :class:`BinnedRows` may have (beyond, rows take per-row partition codes).
+MAX_BINS = 1 << 15
+
+
+@dataclass
+class BinnedRows:
+    """Rows with one contribution each (one row per subscriber), keyed through a few bins.
+
+    A row's bin packs its segment columns' category codes and its consent bit into one small integer,
+    computed block by block into a scratch array: ``bins(lo, hi, out)`` writes the bins of rows
+    ``lo:hi`` into ``out`` (of dtype ``bin_dtype``) and returns it. ``bin_partition[b]`` is the
+    partition code of bin ``b`` in the domain, or -1 when its rows contribute nothing (their subscriber
+    did not consent, or their key is outside the domain). So keys are looked up once per category
+    combination, never per row, and no filtered copy of the table exists.
+
+    Attributes
+    ----------
+    n_rows, n_bins, bin_dtype, bin_partition, bins
+        As above.
+    values
+        Each row's raw value (a numeric numpy array of ``n_rows``), or None for counts.
+    clamp
+        ``(lower, upper)``: a row's value is ``values`` clamped to it, NaN counting as ``lower``.
+    """
+
+    n_rows: int
+    n_bins: int
+    bin_dtype: np.dtype
+    bin_partition: np.ndarray
+    bins: Callable[[int, int, np.ndarray], np.ndarray]
+    values: np.ndarray | None = None
+    clamp: tuple[float, float] | None = None
+
+
+@dataclass
+class BinnedChunks(ContributionChunks):
+    """:class:`ContributionChunks` of one row per subscriber that may also be described as
+    :class:`BinnedRows` (``binned``; None when the columns do not allow it). Both give the same
+    contributions; an engine may use either."""
+
+    binned: BinnedRows | None = None
+
+
+def _bin_factor(series: pd.Series) -> tuple[np.ndarray, int, int] | None:
+    """(per-row codes, radix, shift) of a segment column that bins without a per-row lookup, else None.
+
+    Categorical: the category codes, -1 (missing) shifted to slot 0; numpy bool: 0 and 1."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return np.asarray(series.array.codes), len(dtype.categories) + 1, 1
+    if isinstance(dtype, np.dtype) and dtype.kind == "b":
+        return series.to_numpy().view(np.int8), 2, 0
+    return None
+
+
+def binned_rows(frame: pd.DataFrame, columns: Sequence[str], mask: np.ndarray | None, domain: KeySet, *,
+                values: pd.Series | None = None, clamp: tuple[float, float] | None = None,
+                max_bins: int = MAX_BINS) -> BinnedRows | None:
+    """``frame``'s rows as :class:`BinnedRows` keyed by ``columns`` into ``domain``, with consent ``mask``
+    (True: the row's subscriber consented; None: all did); None when a column is neither categorical nor
+    boolean, the values are not a plain numeric numpy column, or there would be more than ``max_bins`` bins.
+
+    The domain codes of the bins come from :meth:`KeySet.encode` on one row per bin holding the same
+    categories, so a row's partition is exactly the one its own values would be encoded to.
+    """
+    if not columns or list(domain.columns) != list(columns):
+        return None  # the domain has other key columns (area, time) than the segment columns
+    factors = []
+    for c in columns:
+        f = _bin_factor(frame[c])
+        if f is None:
+            return None
+        factors.append(f)
+    if values is not None:
+        if not isinstance(values.dtype, np.dtype) or values.dtype.kind not in "iuf" or clamp is None:
+            return None
+        raw = values.to_numpy()
+    else:
+        raw = None
+    n_keys = int(np.prod([r for _, r, _ in factors], dtype=np.int64))
+    n_bins = n_keys * (1 if mask is None else 2)
+    if n_bins > max_bins:
+        return None
+    dtype = next(np.dtype(t) for t in (np.int8, np.int16, np.int32) if n_bins - 1 <= np.iinfo(t).max)
+    codes = [f[0] for f in factors]
+    radices = [f[1] for f in factors]
+    offset = 0
+    for _, r, shift in factors:  # Horner's scheme over the shifts, as over the codes below
+        offset = offset * r + shift
+
+    def bins(lo: int, hi: int, out: np.ndarray) -> np.ndarray:
+        # Mixed radix, the consent bit most significant and the last column least:
+        # ((consent * r0 + c0) * r1 + c1) ... + offset; every partial value lies within the dtype's
+        # range, and each step is one cheap ufunc over the block (no shifts: numpy's int8 shifts are slow).
+        if mask is None:
+            np.copyto(out, codes[0][lo:hi], casting="same_kind")
+            rest = zip(codes[1:], radices[1:])
+        else:
+            np.copyto(out, mask[lo:hi], casting="same_kind")
+            rest = zip(codes, radices)
+        for c, r in rest:
+            out *= r
+            out += c[lo:hi]
+        if offset:
+            out += offset
+        return out
+
+    # One row per bin, holding the bin's categories, encoded like data rows.
+    b = np.arange(n_bins, dtype=np.int64)
+    consent = np.ones(n_bins, dtype=bool) if mask is None else b >= n_keys
+    rest = b % n_keys
+    slots = []
+    for r in reversed(radices):
+        slots.append(rest % r)
+        rest = rest // r
+    slots.reverse()
+    keyed: dict[str, Any] = {}
+    valid = consent.copy()
+    for c, slot, (_, _, shift) in zip(columns, slots, factors):
+        dtype_c = frame[c].dtype
+        code = slot - shift
+        if isinstance(dtype_c, pd.CategoricalDtype):
+            keyed[c] = pd.Categorical.from_codes(code, dtype=dtype_c)
+        else:
+            keyed[c] = code.astype(bool)
+    partition = np.where(valid, domain.encode(keyed), -1).astype(np.int64)
+    return BinnedRows(len(frame), n_bins, dtype, partition, bins, raw, clamp)

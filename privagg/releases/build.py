@@ -19,7 +19,8 @@ import pandas as pd
 
 from privagg.dp.bounds import Bounds
 from privagg.engines.base import ContributionChunks, Contributions
-from privagg.engines.extract import area_map, bin_starts, distinct_rows, encode, ns, presence_rows
+from privagg.engines.extract import (BinnedChunks, area_map, bin_starts, binned_rows, distinct_rows, encode, id_range,
+                                     ns, presence_rows)
 from privagg.errors import PrivaggInputError
 from privagg.queries import LEVELS, TAG_COLUMNS_HINT, TIME_COLUMN, KeySet, Query, parse_time_bin
 from privagg.schema import TAG_PREFIX
@@ -27,14 +28,29 @@ from privagg.schema import TAG_PREFIX
 
 @dataclass
 class Inputs:
-    """Consent-filtered tables a release reads, and its window."""
+    """The tables a release reads, their consent, and its window.
+
+    Consent comes as a mask, not as filtered copies: ``user_mask`` marks the rows of ``users`` whose
+    subscriber consented (None: all of them), and ``consent`` tells, for user ids of ``table``'s rows,
+    which consented.
+    """
 
     table: pd.DataFrame | None  # stays, events or trips (None for per-user statistics)
-    users: pd.DataFrame  # opted-in subscribers only
+    users: pd.DataFrame  # the users table's columns read; its consenting rows are those of user_mask
     cells: pd.DataFrame | None
     start: pd.Timestamp
     end: pd.Timestamp
     consent: Callable[[np.ndarray], np.ndarray]  # True for user ids of consenting subscribers
+    user_mask: np.ndarray | None = None  # rows of users that consented (None: every row)
+
+    def consenting_ids(self) -> np.ndarray:
+        """User ids of the consenting subscribers, in the users table's order."""
+        ids = self.users["user_id"].to_numpy()
+        return ids if self.user_mask is None else ids[self.user_mask]
+
+    def consenting_rows(self) -> np.ndarray | None:
+        """Positions in ``users`` of the consenting subscribers (None: every row)."""
+        return None if self.user_mask is None else np.flatnonzero(self.user_mask)
 
     @functools.cached_property
     def row_mask(self) -> np.ndarray | None:
@@ -51,7 +67,8 @@ class Inputs:
     def slice(self, lo: int, hi: int) -> Inputs:
         """The same inputs restricted to rows ``lo:hi`` of ``table``."""
         assert self.table is not None
-        return Inputs(self.table.iloc[lo:hi], self.users, self.cells, self.start, self.end, self.consent)
+        return Inputs(self.table.iloc[lo:hi], self.users, self.cells, self.start, self.end, self.consent,
+                      self.user_mask)
 
 
 def dwell_range(query: Query, bounds: Bounds) -> tuple[float, float]:
@@ -168,7 +185,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
         return _contributions(query, inputs, keys, bounds)
     assert table is not None and keys is not None
     limit_heap_growth()
-    consenting = inputs.users["user_id"].to_numpy()
+    consenting = inputs.consenting_ids()
     user_ids = table["user_id"].to_numpy()
     first = _contributions(query, inputs.slice(0, 0), keys, bounds)  # the domain and kind, from no rows
     rows = CHUNK_ROWS
@@ -185,23 +202,38 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
 
 
 def _user_chunks(query: Query, inputs: Inputs, keys: KeySet, bounds: Bounds | None) -> ContributionChunks:
-    """A per-subscriber statistic's contributions in chunks of ``CHUNK_ROWS`` subscribers (one row each)."""
+    """A per-subscriber statistic's contributions in chunks of ``CHUNK_ROWS`` users rows (one row each,
+    those of subscribers who did not consent dropped).
+
+    When the segment columns are categorical or boolean and the values are clamped, the chunks also
+    describe the rows as :class:`~privagg.engines.extract.BinnedRows`: an engine can then aggregate the
+    users table's own columns in one pass, without any per-row partition code, filtered copy or
+    clamped copy (the chunks give the same contributions to engines that do not).
+    """
     people = inputs.users
+    mask = inputs.user_mask
     rows = CHUNK_ROWS
     limit_heap_growth()
 
     def part(lo: int, hi: int) -> Inputs:
-        return Inputs(None, people.iloc[lo:hi], inputs.cells, inputs.start, inputs.end, inputs.consent)
+        return Inputs(None, people.iloc[lo:hi], inputs.cells, inputs.start, inputs.end, inputs.consent,
+                      None if mask is None else mask[lo:hi])
 
-    first = _contributions(query, part(0, 0), keys, bounds)
+    first = _contributions(query, part(0, 0), keys, bounds)  # the domain and kind; checks the value column
     ids = people["user_id"].to_numpy()
-    return ContributionChunks(
+    binned = None
+    if bounds is not None and query.level is None and query.statistic == "segment_mean":
+        binned = binned_rows(people, segment_columns(query, people), mask, first.domain,
+                             values=people[query.column], clamp=clamp_range(query, bounds))
+    return BinnedChunks(
         n_chunks=-(-len(people) // rows),
         chunk=lambda i: _contributions(query, part(i * rows, (i + 1) * rows), keys, bounds),
         domain=first.domain, public=first.public, distinct=first.distinct, n_rows=len(people),
-        id_range=(int(ids.min()), int(ids.max())) if len(ids) else (0, 0),
+        id_range=id_range(ids),
         id_sample=np.asarray(ids[:: max(1, len(ids) // 100_000)], dtype=np.int64),
-        has_values=first.values is not None, chunk_rows=rows, unique_ids=True,
+        has_values=first.values is not None, unique_ids=True, binned=binned,
+        # Without opt-outs, chunk i's j-th contribution is users row i * rows + j.
+        chunk_rows=rows if mask is None else None,
     )
 
 
@@ -288,10 +320,13 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
 
     # Per-user statistics: one row per consenting subscriber.
     people = inputs.users
+    rows = inputs.consenting_rows()
     users = people["user_id"].to_numpy(dtype=np.int64)
-    columns = {c: user_column(people, c) for c in segment_columns(query, people)}
+    users = users if rows is None else users[rows]
+    columns = {c: user_column(people, c, rows) for c in segment_columns(query, people)}
     if level is not None:
-        columns[area_col] = area_map(inputs.cells, level)(people["home_cell"].to_numpy(dtype=np.int64))
+        home = people["home_cell"].to_numpy(dtype=np.int64)
+        columns[area_col] = area_map(inputs.cells, level)(home if rows is None else home[rows])
     values = None
     if stat == "segment_mean":
         column = query.column
@@ -300,9 +335,12 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
                 f"column={column!r} is not a numeric user column. Fix: use e.g. column='arpu'."
             )
         values = people[column].to_numpy(dtype=float)
+        if rows is not None:
+            values = values[rows]  # a fresh array: clamped in place below
         if bounds is not None:
             lower, upper = clamp_range(query, bounds)
-            values = np.array(values, dtype=np.float64, copy=True)  # clamped in place: one copy, not three
+            if rows is None:
+                values = np.array(values, dtype=np.float64, copy=True)  # clamped in place: one copy, not three
             np.nan_to_num(values, copy=False, nan=lower)
             np.clip(values, lower, upper, out=values)
     contrib = encode(users, columns, key_columns(query, people), keys, distinct=True, values=values)

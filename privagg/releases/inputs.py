@@ -1,7 +1,10 @@
 """Resolving a release's inputs: World or tables, consent, window.
 
 Consent is applied here, before anything else: only subscribers whose
-``opt_in`` is True in the users table reach a statistic. Given raw tables,
+``opt_in`` is True in the users table reach a statistic. It is carried as a
+mask over the users' rows (:attr:`Inputs.user_mask`) and as a lookup of the
+consenting ids (:attr:`Inputs.consent`), never as a filtered copy of the
+users table. Given raw tables,
 a release *requires* ``users=`` so that consent cannot be forgotten; rows of
 subscribers absent from ``users`` are treated as not consenting. Nothing
 here is derived from the rows: the window comes from the query, the public
@@ -210,13 +213,15 @@ def _user_columns_read(query: Query) -> set[str]:
     return {"user_id", "opt_in", "home_cell", *query.by, *((query.column,) if query.column else ())}
 
 
-def _lazy_consent(consenting_users: pd.DataFrame) -> Callable[[np.ndarray], np.ndarray]:
-    """:func:`consent_lookup` of the consenting ids, built on first use (per-user statistics never need it)."""
+def _lazy_consent(users: pd.DataFrame, opted_in: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`consent_lookup` of the consenting ids (rows ``opted_in`` of ``users``; None: every row), built on
+    first use (per-user statistics never need it)."""
     built: list[Callable[[np.ndarray], np.ndarray]] = []
 
     def lookup(user_ids: np.ndarray) -> np.ndarray:
         if not built:
-            built.append(consent_lookup(consenting_users["user_id"].to_numpy()))
+            ids = users["user_id"].to_numpy()
+            built.append(consent_lookup(ids if opted_in is None else ids[opted_in]))
         return built[0](user_ids)
 
     return lookup
@@ -305,17 +310,19 @@ def resolve(
             )
         validate_table(cells, "cells")
 
-    opted_in = users["opt_in"].to_numpy(dtype=bool)
-    # Only the columns the statistic reads are copied, and nothing when everyone opted in (the usual
-    # case after an upstream consent filter).
+    opted_in: np.ndarray | None = users["opt_in"].to_numpy(dtype=bool)
+    # Consent as a mask over the users' rows, never a filtered copy of the table: per-user statistics
+    # apply it in the pass that maps rows to keys, the others through the consenting ids.
+    if opted_in.all():  # the usual case after an upstream consent filter
+        opted_in = None
     read = [c for c in users.columns if c in _user_columns_read(query) or str(c).startswith(TAG_PREFIX)]
-    if opted_in.all():
-        consenting_users = (users[read] if len(read) < users.shape[1] else users).reset_index(drop=True)
-    else:
-        consenting_users = users.loc[opted_in, read].reset_index(drop=True)
+    if len(read) < users.shape[1]:
+        users = users[read]  # only the columns the statistic reads (no copy of their data)
+    if not isinstance(users.index, pd.RangeIndex) or users.index.start != 0 or users.index.step != 1:
+        users = users.reset_index(drop=True)
     start, end = window(query, keys, world_start, world_end)
     # A row mask rather than a filtered copy: the statistic applies it with its window, in one pass.
-    return Inputs(table, consenting_users, cells, start, end, _lazy_consent(consenting_users))
+    return Inputs(table, users, cells, start, end, _lazy_consent(users, opted_in), opted_in)
 
 
 def window(query: Query, keys: KeySet | None, world_start: Any, world_end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
