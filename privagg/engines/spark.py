@@ -27,11 +27,12 @@ totals, the bound choice's histograms):
    lazy plan that could draw noise (and spend budget) again at every action.
 
 Exact agreement with the local engine: both rank (subscriber, partition)
-pairs by the same keyed hash; the local engine truncates ranks to 24-47 bits
-and breaks a tie by partition order, this engine uses all 64 bits and the
-same tie-break, so the two keep different subsets only when two of one
-subscriber's ranks tie in the local engine's bits (probability below
-``size^2 / 2^25`` per subscriber at the worst, typically ``2^-40``).
+pairs by the same keyed hash. This engine compares all 64 bits, as the local
+engine's packed sums do; the local engine's count and generic paths truncate
+ranks to 24-47 bits and break a tie by partition order, so the two keep
+different subsets only when two of one subscriber's ranks tie in those bits
+(probability below ``size^2 / 2^25`` per subscriber at the worst, typically
+``2^-40``).
 """
 
 from __future__ import annotations
