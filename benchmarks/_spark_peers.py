@@ -91,6 +91,14 @@ def pipelinedp(spark, directory: Path, l0: int, epsilon: float) -> np.ndarray:
     return grid.reshape(N_CELLS, 24)
 
 
+def versions(peer: str) -> dict[str, str]:
+    """The peer's library and the pyspark it runs on, as installed in its environment."""
+    from importlib.metadata import version
+
+    return {"tmlt.analytics" if peer == "tumult" else "pipeline-dp":
+            version("tmlt.analytics" if peer == "tumult" else "pipeline-dp"), "pyspark": version("pyspark")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("peer", choices=("tumult", "pipelinedp"))
@@ -113,7 +121,7 @@ def main() -> int:
         return times[-1]
 
     if args.serve:
-        print(json.dumps({"ready": True}), flush=True)
+        print(json.dumps({"ready": True, "versions": versions(args.peer)}), flush=True)
         for line in sys.stdin:
             if line.strip() != "run":
                 break

@@ -722,14 +722,20 @@ def main(argv: list[str] | None = None) -> int:
     lines = summarise(results)
     lines.append(f"code: {results.get('git_commit', '?')}; load average {results['machine']['load_average_at_start'][0]:.1f} "
                  f"at start, {results['load_average_at_end'][0]:.1f} at end (2 cores; other jobs share the machine)")
+    save_results("footfall", results, lines)
+    return 0
+
+
+def save_results(kind: str, results: dict, lines: list[str]) -> Path:
+    """Print the summary ``lines`` and write ``results`` (with them) to ``results/<kind>-<UTC time>.json``."""
     results["summary"] = lines
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"footfall-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    out = RESULTS / f"{kind}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     print()
     print("\n".join(lines))
     print(f"\nresults: {out}")
-    return 0
+    return out
 
 
 if __name__ == "__main__":

@@ -169,6 +169,8 @@ def bench_size(spark, directory: Path, cases: list[str], rounds: int) -> dict:
     for case, ts in times.items():
         warm = ts[1:] if len(ts) > 1 else ts
         out["cases"][case] = {"seconds": statistics.median(warm), "all": ts, "median_relative_error": errors.get(case)}
+    for name, peer in peers.items():
+        out["cases"][name]["versions"] = peer.versions
     return out
 
 
@@ -178,6 +180,7 @@ class Peer:
 
     def __init__(self, name: str, process: subprocess.Popen) -> None:
         self.name, self.process = name, process
+        self.versions: dict[str, str] = {}
 
     @classmethod
     def start(cls, name: str, directory: Path) -> Peer | dict:
@@ -191,8 +194,11 @@ class Peer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
         process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         peer = cls(name, process)
-        if "ready" not in peer._reply():
+        ready = peer._reply()
+        if "ready" not in ready:
             raise RuntimeError(f"{name} did not start its Spark session")
+        peer.versions = ready.get("versions", {})
+        print(f"    {name}: " + ", ".join(f"{k} {v}" for k, v in peer.versions.items()), flush=True)
         return peer
 
     def _reply(self) -> dict:
@@ -260,7 +266,9 @@ def summarise(results: dict) -> list[str]:
         for name, r in c.items():
             if "seconds" in r:
                 err = r.get("median_relative_error")
-                lines.append(f"  {name:<14} {r['seconds']:7.2f} s" + (f"   median rel. error {err:.3f}" if err is not None else ""))
+                versions = ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items())
+                lines.append(f"  {name:<14} {r['seconds']:7.2f} s" + (f"   median rel. error {err:.3f}" if err is not None else "")
+                             + (f"   ({versions})" if versions else ""))
             else:
                 lines.append(f"  {name:<14} {r.get('skipped') or r.get('failed')}")
         if spark:

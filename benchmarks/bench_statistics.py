@@ -469,13 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = summarise(results)
     lines.append(f"load average {results['machine']['load_average_at_start'][0]:.1f} at start, "
                  f"{results['load_average_at_end'][0]:.1f} at end (other jobs share the machine)")
-    results["summary"] = lines
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"statistics-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    out.write_text(json.dumps(results, indent=2, default=str))
-    print()
-    print("\n".join(lines))
-    print(f"\nresults: {out}")
+    ff.save_results("statistics", results, lines)
     return 0
 
 

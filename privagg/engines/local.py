@@ -36,6 +36,15 @@ SHARD_MIN_ROWS = 1 << 20  # whole inputs from this many rows are bounded in shar
 BINNED_BLOCK = 1 << 16  # rows per block of one-row-per-subscriber aggregation: its scratch stays in L2
 
 
+def _partition_totals(counts: np.ndarray, sums: np.ndarray | None, dense: bool) -> PartitionTotals:
+    """Dense per-partition totals as :class:`PartitionTotals`: all of them, or (``dense=False``) the
+    partitions someone contributed to, with their codes."""
+    if dense:
+        return PartitionTotals(counts, sums, None)
+    codes = np.flatnonzero(counts)
+    return PartitionTotals(counts[codes], None if sums is None else sums[codes], codes)
+
+
 def _pack_bits(n_partitions: int) -> int:
     """Bits holding a partition code: keys are ``id << bits | partition``."""
     return max(int(max(n_partitions, 1) - 1).bit_length(), 1)
@@ -162,10 +171,7 @@ class LocalEngine(Engine):
             return bounded_counts(rows, layout, bounds.max_partitions, bounds.max_per_partition, distinct, n_partitions)
 
         counts = np.sum(thread_map(shard_counts, buffers, self.threads), axis=0)
-        if dense:
-            return PartitionTotals(counts, None, None)
-        codes = np.flatnonzero(counts)
-        return PartitionTotals(counts[codes], None, codes)
+        return _partition_totals(counts, None, dense)
 
     def _bounded_sums(self, contributions: Contributions | ContributionChunks, bounds: Bounds, *, dense: bool,
                       sum_unit: float) -> PartitionTotals | None:
@@ -228,10 +234,7 @@ class LocalEngine(Engine):
         del values, buffers
         counts = np.sum([t[0] for t in parts_totals], axis=0)
         sums = np.sum([t[1] for t in parts_totals], axis=0)
-        if dense:
-            return PartitionTotals(counts, sums, None)
-        codes = np.flatnonzero(counts)
-        return PartitionTotals(counts[codes], sums[codes], codes)
+        return _partition_totals(counts, sums, dense)
 
     def _one_row_per_id(self, parts: Any, n_partitions: int, *, dense: bool, sum_unit: float) -> PartitionTotals:
         """Totals when every subscriber has one row (``parts``: Contributions, or chunks built on every thread).
@@ -256,10 +259,7 @@ class LocalEngine(Engine):
         outs = thread_map(totals, range(parts.n_chunks if chunked else len(parts)), self.threads)
         counts = np.sum([o[0] for o in outs], axis=0)
         sums = np.sum([o[1] for o in outs], axis=0)
-        if dense:
-            return PartitionTotals(counts, sums, None)
-        codes = np.flatnonzero(counts)
-        return PartitionTotals(counts[codes], sums[codes], codes)
+        return _partition_totals(counts, sums, dense)
 
     def _binned_totals(self, rows: BinnedRows, n_partitions: int, *, dense: bool, sum_unit: float) -> PartitionTotals:
         """:meth:`_one_row_per_id` over :class:`~privagg.engines.extract.BinnedRows`: one pass over the
@@ -335,10 +335,7 @@ class LocalEngine(Engine):
         np.add.at(counts, rows.bin_partition[keep], bin_counts[keep])
         np.add.at(sums_int, rows.bin_partition[keep], bin_sums[keep])
         sums = sums_int.astype(np.float64)
-        if dense:
-            return PartitionTotals(counts, sums, None)
-        codes = np.flatnonzero(counts)
-        return PartitionTotals(counts[codes], sums[codes], codes)
+        return _partition_totals(counts, sums, dense)
 
     def bounding_secret(self) -> int:
         """A fresh 64-bit key for the bounding hash (from ``secrets`` unless a test generator was given)."""

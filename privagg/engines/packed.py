@@ -78,12 +78,18 @@ class PackedLayout:
 
     def shard_cuts(self, id_sample: np.ndarray, shards: int) -> np.ndarray:
         """Packed-key boundaries splitting subscribers into ``shards`` groups of about equal rows."""
-        if shards <= 1 or len(id_sample) == 0:
-            return np.zeros(0, dtype=np.int64)
-        sample = np.sort(np.asarray(id_sample, dtype=np.int64))
-        ids = np.unique(sample[(np.arange(1, shards) * len(sample)) // shards])
-        offsets = np.clip(ids - self.id_lo, 0, (1 << self.id_bits) - 1)  # the sample may hold ids of non-consenting rows
-        return np.unique(offsets) << self.id_shift
+        return shard_cuts(id_sample, shards, self.id_lo, self.id_bits, self.id_shift)
+
+
+def shard_cuts(id_sample: np.ndarray, shards: int, id_lo: int, id_bits: int, id_shift: int) -> np.ndarray:
+    """Packed-key boundaries splitting subscribers into ``shards`` groups of about equal rows, for keys
+    ``(id - id_lo) << id_shift | ...`` with ``id_bits`` bits of id offset."""
+    if shards <= 1 or len(id_sample) == 0:
+        return np.zeros(0, dtype=np.int64)
+    sample = np.sort(np.asarray(id_sample, dtype=np.int64))
+    ids = np.unique(sample[(np.arange(1, shards) * len(sample)) // shards])
+    offsets = np.clip(ids - id_lo, 0, (1 << id_bits) - 1)  # the sample may hold ids of non-consenting rows
+    return np.unique(offsets) << id_shift
 
 
 class ShardBuffer:
@@ -260,12 +266,7 @@ class RowLayout:
 
     def shard_cuts(self, id_sample: np.ndarray, shards: int) -> np.ndarray:
         """Packed-key boundaries splitting subscribers into ``shards`` groups of about equal rows."""
-        if shards <= 1 or len(id_sample) == 0:
-            return np.zeros(0, dtype=np.int64)
-        sample = np.sort(np.asarray(id_sample, dtype=np.int64))
-        ids = np.unique(sample[(np.arange(1, shards) * len(sample)) // shards])
-        offsets = np.clip(ids - self.id_lo, 0, (1 << self.id_bits) - 1)
-        return np.unique(offsets) << self.id_shift
+        return shard_cuts(id_sample, shards, self.id_lo, self.id_bits, self.id_shift)
 
 
 SUM_BLOCK_ROWS = 1 << 16  # sorted rows per block of whole subscribers: every per-block temporary stays in cache
