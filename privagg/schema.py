@@ -284,11 +284,10 @@ def _unique_compact_ints(series: pd.Series) -> bool:
     """True when ``series`` holds integers in a compact range, each at most once (False means "not
     known": the caller falls back to a hash check that also finds the duplicates).
 
-    Each row adds the bit of its id (offset by the smallest id when needed) to a bitmap of 64-bit
-    words, with ``np.add.at``: in contiguous blocks of rows, one bitmap per thread, the bitmaps then
-    added. A sum of distinct bits has as many set bits as terms; any repeated bit carries and loses
-    at least one. So the ids are unique exactly when the bitmap has as many set bits as there are rows.
-    The bitmap takes one bit per id of the range, a 64th of the ids themselves.
+    Each row sets the byte of its id (offset by the smallest id) in a table of one byte per id of the
+    range, in contiguous blocks of rows on every thread: the threads share the table, and a byte
+    written by two of them still reads 1. The ids are unique exactly when as many bytes are set as
+    there are rows. The table is at most half the size of the ids (a range under four ids per row).
     """
     from privagg.parallel import default_threads, thread_map
 
@@ -303,30 +302,18 @@ def _unique_compact_ints(series: pd.Series) -> bool:
     lo, hi = min(e[0] for e in ends), max(e[1] for e in ends)
     if hi - lo >= 4 * n + (1 << 16):
         return False
-    base = 0 if 0 <= lo and hi < 8 * n + (1 << 16) else lo  # by the id itself: no shift per row
-    words = ((hi - base) >> 6) + 1
-    step = 1 << 16  # rows per block: its word and bit arrays stay in cache
+    seen = np.zeros(hi - lo + 1, dtype=np.uint8)
+    step = 1 << 16  # rows per block: the offsets stay in cache
 
-    def mark(b: tuple[int, int]) -> np.ndarray:
-        bitmap = np.zeros(words, dtype=np.uint64)
-        word = np.empty(min(step, b[1] - b[0]), dtype=np.int64)
-        bit = np.empty_like(word)
+    def mark(b: tuple[int, int]) -> None:
+        offset = np.empty(min(step, b[1] - b[0]), dtype=np.int64)
         for start in range(b[0], b[1], step):
             m = min(step, b[1] - start)
-            ids, w, t = values[start:start + m], word[:m], bit[:m]
-            if base:
-                np.subtract(ids, base, out=w, casting="unsafe")
-                ids = w
-            np.bitwise_and(ids, 63, out=t, casting="unsafe")
-            np.right_shift(ids, 6, out=w, casting="unsafe")
-            np.left_shift(1, t, out=t)
-            np.add.at(bitmap, w, t.view(np.uint64))  # wraps modulo 2**64: carries only lose bits
-        return bitmap
+            np.subtract(values[start:start + m], lo, out=offset[:m], casting="unsafe")
+            seen[offset[:m]] = 1  # fancy assignment releases the GIL
 
-    total = np.sum(thread_map(mark, blocks, parts), axis=0, dtype=np.uint64)
-    if hasattr(np, "bitwise_count"):  # numpy >= 2
-        return int(np.bitwise_count(total).sum(dtype=np.int64)) == n
-    return int(np.unpackbits(total.view(np.uint8)).sum(dtype=np.int64)) == n
+    thread_map(mark, blocks, parts)
+    return int(np.count_nonzero(seen)) == n
 
 
 def _first_line(exc: BaseException) -> str:

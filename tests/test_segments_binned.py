@@ -74,10 +74,10 @@ def test_segment_stats_on_a_categorical_users_table(monkeypatch):
     assert rel.privacy.parameters["sum_unit"] == resolution(0, 100)
 
 
-@pytest.mark.parametrize("offset", [0, 10**12], ids=["by-id", "shifted"])
+@pytest.mark.parametrize("offset", [0, 10**12, -(10**12)], ids=["from-zero", "large", "negative"])
 def test_duplicate_ids_found_on_every_thread(offset):
-    """The uniqueness check marks ids in blocks on two threads; a duplicate in either block is found, with
-    the schema's error message, whether ids are marked by value or shifted by the smallest id."""
+    """The uniqueness check marks ids in blocks on two threads; a duplicate in either block, or one id
+    repeated across the two, is found with the schema's error message, wherever the id range lies."""
     n = (1 << 21) + 5  # two blocks of rows
     ids = np.random.default_rng(3).permutation(n).astype(np.int64) + offset
     assert _unique_compact_ints(pd.Series(ids))
