@@ -107,3 +107,73 @@ def test_l0_keeps_the_lowest_full_ranks_even_when_truncated_ranks_tie(monkeypatc
     expected = _brute_force_dropped(ids, parts, 4, lambda i, p: low_bits_only(i, p, secret))
     assert sorted(packed._l0_dropped(ids, parts, 4, secret, 0).tolist()) == expected
     assert expected != sorted(np.flatnonzero(parts >= 4).tolist())
+
+
+def test_generic_l0_keeps_the_lowest_full_ranks_even_when_truncated_ranks_tie(monkeypatch):
+    """The engine's generic L0 step (``_l0_rows``) packs ranks truncated beside block and position, as
+    ``_l0_dropped`` does, and falls back to the full ranks on a tie. Same construction as above: a hash
+    whose high bits are all zero makes every truncated rank tie, yet the kept rows follow the full ranks.
+    Companion: partition order (what the truncated order alone gives on ties) is another result."""
+    ids = np.repeat(np.arange(30, dtype=np.int64) + 5, 9)
+    parts = np.tile(np.arange(9, dtype=np.int64), 30)
+    starts = np.arange(30, dtype=np.int64) * 9
+    sizes = np.full(30, 9, dtype=np.int64)
+    secret = 12345
+    engine = LocalEngine(threads=1)
+
+    def kept(rank_of):
+        dropped = set(_brute_force_dropped(ids, parts, 4, rank_of))
+        return [r for r in range(len(ids)) if r not in dropped]
+
+    assert sorted(engine._l0_rows(ids, parts, starts, sizes, 4, secret).tolist()) == kept(
+        lambda i, p: keyed_hash(i, p, secret))
+
+    def low_bits_only(i, p, s):  # 9 bits: all lost to the truncation
+        return keyed_hash(i, p, s) >> np.uint64(64 - 9)
+
+    monkeypatch.setattr(local, "keyed_hash", low_bits_only)
+    expected = kept(lambda i, p: low_bits_only(i, p, secret))
+    assert sorted(engine._l0_rows(ids, parts, starts, sizes, 4, secret).tolist()) == expected
+    assert expected != sorted(np.flatnonzero(parts < 4).tolist())
+
+
+@pytest.mark.parametrize("hash_bits", ["full", "coarse"])
+def test_packed_counts_keep_the_lowest_full_ranks_when_truncated_ranks_tie(monkeypatch, hash_bits):
+    """The packed count path keeps a subscriber's first L0 pairs in the order of ranks truncated into the
+    packing, and ranks again on all 64 bits the subscribers whose L0-th and next pair tie there. A hash
+    with only 2 high bits (and 24 low ones, below any truncation) makes such ties common, yet the counts are those of the lowest
+    full ranks, as a loop over subscribers finds them. Companion: the truncated order alone (ties in
+    partition order) gives other counts, so a path without the re-ranking would fail."""
+    rng = np.random.default_rng(8)
+    ids = np.repeat(np.arange(200, dtype=np.int64) + 1000, 12)
+    parts = np.concatenate([rng.choice(40, 12, replace=False) for _ in range(200)]).astype(np.int64)
+    l0, secret = 5, int(np.random.default_rng(3).integers(0, 2**63, dtype=np.int64))
+    if hash_bits == "coarse":
+        def coarse(i, p, s):
+            h = keyed_hash(i, p, s)
+            return (h & np.uint64(0xC000000000000000)) | (h & np.uint64(0xFFFFFF))  # below any truncation
+        monkeypatch.setattr(packed, "keyed_hash", coarse)
+    rank_of = packed.keyed_hash
+
+    def loop_counts(order_key):
+        counts = np.zeros(40, dtype=np.int64)
+        for user in np.unique(ids):
+            mine = parts[ids == user]
+            for p in sorted(mine.tolist(), key=lambda p: order_key(user, p))[:l0]:
+                counts[p] += 1
+        return counts
+
+    def full(user, p):
+        return int(rank_of(np.array([user]), np.array([p]), secret)[0])
+
+    layout = packed.PackedLayout.fit(int(ids.min()), int(ids.max()), 40)
+
+    def truncated(user, p):
+        return (full(user, p) >> (64 - layout.rank_bits), p)
+
+    got = LocalEngine(rng=np.random.default_rng(3), threads=1).bounded_totals(
+        Contributions(ids, parts, KeySet.from_values(p=list(range(40))), True, True),
+        Bounds(max_partitions=l0, max_per_partition=1), dense=True).counts
+    assert np.array_equal(got, loop_counts(full))
+    if hash_bits == "coarse":
+        assert not np.array_equal(loop_counts(truncated), loop_counts(full))

@@ -90,10 +90,47 @@ def test_fast_paths_equal_the_generic_steps(world, monkeypatch, bounds_name, chu
         inputs = resolve(world, query, users=None, cells=None, keys=query.keys)
         generic, _ = _totals(LocalEngine(rng=np.random.default_rng(3), threads=1), query, inputs, bounds, fast=False)
         fast, contrib = _totals(LocalEngine(rng=np.random.default_rng(3), threads=2), query, inputs, bounds, fast=True)
-        if chunked and query.keys is not None and query.statistic != "segment_counts":
+        if chunked and query.statistic in CHUNKED:
             assert isinstance(contrib, ContributionChunks), query
         _same(generic, fast)
         assert generic.counts.sum() > 0, query
+
+
+CHUNKED = ("footfall", "visits", "dwell_times", "od_flows", "dwell_mean")  # statistics of a table read in chunks
+
+
+@pytest.mark.parametrize("query", [
+    Query("od_flows", level="zone", time_bin="6h"),
+    Query("od_flows", level="cell", time_bin=None),
+    Query("footfall", level="zone", time_bin="1h"),
+    Query("dwell_mean", level="zone", time_bin="6h"),
+], ids=lambda q: f"{q.statistic}-{q.level}-{q.time_bin}")
+def test_chunks_without_public_keys_code_the_whole_tables_observed_domain(world, monkeypatch, query):
+    """Without public keys, chunks built on their own and translated into the observed domain carry the
+    domain, codes, ids and values of the whole table's contributions, in order; so bounding under one
+    secret keeps the same contributions as on the whole table (and as on Spark, which codes the same way)."""
+    inputs = resolve(world, query, users=None, cells=None, keys=None)
+    eff = effective_bounds(query, BOUNDS["binding"])
+    whole = build.contributions(query, inputs, None, eff)
+    assert not isinstance(whole, ContributionChunks)
+    monkeypatch.setattr(build, "CHUNK_ROWS", 53)
+    chunks = build.contributions(query, inputs, None, eff)
+    assert isinstance(chunks, ContributionChunks) and chunks.n_chunks > 2 and not chunks.public
+    assert chunks.domain == whole.domain and chunks.domain.dtypes() == whole.domain.dtypes()
+    # Chunks see only some of the domain's values, so the translation into it is not the identity.
+    own = [len(build._contributions(query, inputs.slice(53 * i, 53 * (i + 1)), None, eff).domain)
+           for i in range(chunks.n_chunks)]
+    assert min(own) < len(whole.domain)
+    joined = chunks.materialize()
+    assert np.array_equal(joined.partitions, whole.partitions)
+    assert np.array_equal(joined.privacy_ids, whole.privacy_ids)
+    if whole.values is not None:
+        assert np.array_equal(joined.values, whole.values)
+    unit = resolution(eff.lower, eff.upper) if query.statistic == "dwell_mean" else None
+    for threads in (1, 2):
+        a = LocalEngine(rng=np.random.default_rng(9), threads=threads).bounded_totals(whole, eff, dense=False, sum_unit=unit)
+        b = LocalEngine(rng=np.random.default_rng(9), threads=threads).bounded_totals(chunks, eff, dense=False, sum_unit=unit)
+        _same(a, b)
 
 
 def test_binding_bounds_drop_contributions(world):

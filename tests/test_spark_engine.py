@@ -106,9 +106,7 @@ CASES = [
 
 @pytest.mark.parametrize("name,spec,bounds", CASES, ids=[c[0] for c in CASES])
 def test_local_and_spark_engines_keep_the_same_contributions(engine, city, tables, name, spec, bounds):
-    """Under one bounding secret both engines give identical bounded totals for every statistic
-    (barring a tie of two of one subscriber's ranks in the local engine's truncated rank bits:
-    probability below 1e-6 on this city)."""
+    """Under one bounding secret both engines give identical bounded totals for every statistic."""
     query = Query(**spec)
     if name == "od-private":
         query = Query(**spec, start=city.meta["start"], end=city.meta["end"])

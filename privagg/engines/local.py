@@ -168,7 +168,8 @@ class LocalEngine(Engine):
             del key
 
         def shard_counts(rows: ShardBuffer) -> np.ndarray:
-            return bounded_counts(rows, layout, bounds.max_partitions, bounds.max_per_partition, distinct, n_partitions)
+            return bounded_counts(rows, layout, bounds.max_partitions, bounds.max_per_partition, distinct, n_partitions,
+                                  secret)
 
         counts = np.sum(thread_map(shard_counts, buffers, self.threads), axis=0)
         return _partition_totals(counts, None, dense)
@@ -498,9 +499,10 @@ class LocalEngine(Engine):
         fresh secret, so a subscriber's kept subset depends only on their own
         partitions; the ``l0`` lowest ranks of each block are kept. Block,
         rank and position are packed into one int64 and sorted once (no
-        argsort). Ranks are truncated to the bits left over (>= 24); two ranks
-        of one subscriber tie with probability below ``size^2 / 2^25``, and a
-        tie is broken by partition order.
+        argsort), ranks truncated to the bits left over; if two truncated
+        ranks of one subscriber tie, the rows are ordered by the full 64-bit
+        ranks instead, so the kept set is always that of the full ranks, as
+        in the packed paths and the Spark engine.
         """
         m = len(ids)
         n_groups = len(sizes)
@@ -510,6 +512,7 @@ class LocalEngine(Engine):
         gbits = max(int(n_groups).bit_length(), 1)
         pbits = max(int(sizes.max()).bit_length(), 1)
         rbits = 63 - gbits - pbits
+        tie = False
         if rbits >= 24:
             packed = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
             packed <<= rbits + pbits
@@ -519,9 +522,14 @@ class LocalEngine(Engine):
             del rank
             packed |= position
             packed.sort()
-            packed &= (1 << pbits) - 1  # the sorted rows' positions in their block
-            sorted_position = packed
-        else:  # pragma: no cover - astronomically many subscribers or partitions
+            high = packed >> pbits
+            tie = bool(np.any(high[1:] == high[:-1]))
+            del high
+            if not tie:
+                packed &= (1 << pbits) - 1  # the sorted rows' positions in their block
+                sorted_position = packed
+        if rbits < 24 or tie:  # order by the full ranks (recomputed: the truncation shifted them in place)
+            rank = keyed_hash(ids, parts, secret)
             group = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
             sorted_position = position[np.lexsort((rank, group))]
             del rank, group

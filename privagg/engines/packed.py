@@ -7,12 +7,19 @@ int64::
 
 where ``rank`` is the keyed hash of (subscriber, partition) under the
 release's bounding secret (:func:`~privagg.engines.ranking.keyed_hash`),
-truncated to the bits left over. A single sort then puts each subscriber's
-rows together, in rank order, with the rows of one partition adjacent: the
-subscriber's first ``L0`` distinct partitions are a uniformly random subset
-of theirs, and the length of a partition's run is their count there. A
-rank depends only on (subscriber id, partition, secret), never on other
-rows, which is what the sensitivity argument needs.
+truncated to the bits left over (none, when ids and partitions take them
+all). A single sort then puts each subscriber's rows together, in rank
+order, with the rows of one partition adjacent: the length of a partition's
+run is the subscriber's count there, and a subscriber over the L0 bound
+keeps their first ``L0`` distinct partitions, a uniformly random subset of
+theirs. A rank depends only on (subscriber id, partition, secret), never on
+other rows, which is what the sensitivity argument needs.
+
+The kept set is always that of the full 64-bit ranks, as on the Spark
+engine: only when the ``L0``-th and the next partition of a subscriber tie
+in the truncated rank could the order of the sort differ from theirs, and
+those subscribers (rare with 24 or more rank bits; every heavy one without
+rank bits) are ranked again on all 64 bits (:func:`_l0_dropped`).
 
 Large inputs arrive as :class:`~privagg.engines.base.ContributionChunks`.
 Worker threads build and pack chunks and route every packed row to the
@@ -33,7 +40,7 @@ from privagg.engines.base import ContributionChunks
 from privagg.engines.ranking import keyed_hash
 from privagg.parallel import thread_map
 
-MIN_RANK_BITS = 24  # below this, ties between a subscriber's ranks would stop being negligible
+MAX_RANK_BITS = 40  # more would only lower the chance of a tie that is resolved exactly anyway
 
 
 @dataclass(frozen=True)
@@ -47,14 +54,13 @@ class PackedLayout:
 
     @classmethod
     def fit(cls, id_lo: int, id_hi: int, n_partitions: int) -> PackedLayout | None:
-        """A layout for ids in ``[id_lo, id_hi]`` and ``n_partitions`` codes; None if the rank would get
-        fewer than :data:`MIN_RANK_BITS` bits (the caller then bounds some other way)."""
+        """A layout for ids in ``[id_lo, id_hi]`` and ``n_partitions`` codes, with the rank in the bits left
+        (up to :data:`MAX_RANK_BITS`); None if ids and partitions alone need more than 63 bits."""
         id_bits = max(int(id_hi - id_lo).bit_length(), 1)
         partition_bits = max(int(max(n_partitions, 1) - 1).bit_length(), 1)
-        rank_bits = min(63 - id_bits - partition_bits, 40)
-        if rank_bits < MIN_RANK_BITS:
+        if id_bits + partition_bits > 63:
             return None
-        return cls(int(id_lo), id_bits, partition_bits, rank_bits)
+        return cls(int(id_lo), id_bits, partition_bits, min(63 - id_bits - partition_bits, MAX_RANK_BITS))
 
     @property
     def id_shift(self) -> int:
@@ -63,18 +69,18 @@ class PackedLayout:
     def pack(self, privacy_ids: np.ndarray, partitions: np.ndarray, secret: int) -> np.ndarray:
         """Packed int64 rows (a new array) for rows with these ids and partition codes."""
         parts = np.asarray(partitions, dtype=np.int64)
-        # The rank hashes the id itself, not its offset, so it never depends on other subscribers.
-        rank = keyed_hash(np.asarray(privacy_ids), parts, secret)
-        rank >>= np.uint64(64 - self.rank_bits)
-        rank <<= np.uint64(self.partition_bits)
-        key = rank.view(np.int64)
-        key |= parts
         offset = np.asarray(privacy_ids, dtype=np.int64) - self.id_lo
         if len(offset) and (int(offset.min()) < 0 or int(offset.max()) >> self.id_bits):
             raise ValueError("a privacy id lies outside the id range the packed layout was made for")
         offset <<= self.id_shift
-        key |= offset
-        return key
+        offset |= parts
+        if self.rank_bits:
+            # The rank hashes the id itself, not its offset, so it never depends on other subscribers.
+            rank = keyed_hash(np.asarray(privacy_ids), parts, secret)
+            rank >>= np.uint64(64 - self.rank_bits)
+            rank <<= np.uint64(self.partition_bits)
+            offset |= rank.view(np.int64)
+        return offset
 
     def shard_cuts(self, id_sample: np.ndarray, shards: int) -> np.ndarray:
         """Packed-key boundaries splitting subscribers into ``shards`` groups of about equal rows."""
@@ -138,8 +144,9 @@ class ShardBuffer:
 
 
 def bounded_counts(rows: ShardBuffer, layout: PackedLayout, max_partitions: int, max_per_partition: int,
-                   distinct: bool, n_partitions: int) -> np.ndarray:
-    """Count per partition code (dense int64) of the (subscriber, partition) pairs kept by L0/Linf bounding.
+                   distinct: bool, n_partitions: int, secret: int) -> np.ndarray:
+    """Count per partition code (dense int64) of the (subscriber, partition) pairs kept by L0/Linf bounding
+    (rows packed under ``secret``).
 
     The packed rows are taken from ``rows`` and sorted in place; their
     memory goes as soon as the pairs are found.
@@ -174,18 +181,32 @@ def bounded_counts(rows: ShardBuffer, layout: PackedLayout, max_partitions: int,
     starts = np.flatnonzero(new)
     del new
     sizes = np.diff(np.append(starts, m))
+    heavy = np.flatnonzero(sizes > max_partitions)
+    h_starts, h_sizes = starts[heavy], sizes[heavy]
+    # Subscribers whose L0-th and next pair tie in the truncated rank: the sort's order there may not
+    # be the full ranks' order, so they are ranked again on all 64 bits.
+    tied = ((pairs[h_starts + max_partitions - 1] ^ pairs[h_starts + max_partitions]) >> layout.partition_bits) == 0
+    offsets = pairs >> layout.id_shift if tied.any() else None
     pairs &= (1 << layout.partition_bits) - 1
     total = np.bincount(pairs, weights=counts, minlength=n_partitions)
-    heavy = sizes > max_partitions
-    if heavy.any():
+    if len(heavy):
         # A subscriber keeps their first L0 pairs in rank order: take the rest back out.
-        first_dropped = starts[heavy] + max_partitions
-        n_dropped = sizes[heavy] - max_partitions
-        dropped = np.repeat(first_dropped - (np.cumsum(n_dropped) - n_dropped), n_dropped)
-        dropped += np.arange(len(dropped), dtype=np.int64)
+        dropped = _rows_of(h_starts[~tied] + max_partitions, h_sizes[~tied] - max_partitions)
+        if offsets is not None:
+            rows = _rows_of(h_starts[tied], h_sizes[tied])
+            exact = _l0_dropped(offsets[rows], pairs[rows], max_partitions, secret, layout.id_lo)
+            assert exact is not None  # every tied subscriber is over the bound
+            dropped = np.concatenate([dropped, rows[exact]])
         total -= np.bincount(pairs[dropped], weights=None if counts is None else counts[dropped],
                              minlength=n_partitions)
     return total.astype(np.int64) if counts is None else np.rint(total).astype(np.int64)
+
+
+def _rows_of(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The rows of blocks ``starts[i] : starts[i] + sizes[i]``, in order."""
+    rows = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
+    rows += np.arange(len(rows), dtype=np.int64)
+    return rows
 
 
 def route(key: np.ndarray, cuts: np.ndarray, buffers: list[ShardBuffer]) -> None:
@@ -287,10 +308,8 @@ def bounded_sums(rows: ShardBuffer, layout: RowLayout, values: np.ndarray, *, ma
       the sum of the stable argsort;
     * a subscriber with more than ``max_partitions`` partitions keeps those
       of lowest rank, the keyed hash of (subscriber id, partition) under
-      ``secret`` (:func:`_l0_dropped`), compared on all 64 bits as the Spark
-      engine does (the three steps compare ranks truncated to the bits left
-      in their packing, so the two differ only when two of one subscriber's
-      truncated ranks tie, with probability below ``size^2 / 2^25``);
+      ``secret`` (:func:`_l0_dropped`), compared on all 64 bits, as the
+      three steps and the Spark engine do;
     * a pair's count is capped at ``max_per_partition`` and its sum scaled by
       the same factor (its mean kept), then rounded to units of ``sum_unit``.
 

@@ -27,12 +27,10 @@ totals, the bound choice's histograms):
    lazy plan that could draw noise (and spend budget) again at every action.
 
 Exact agreement with the local engine: both rank (subscriber, partition)
-pairs by the same keyed hash. This engine compares all 64 bits, as the local
-engine's packed sums do; the local engine's count and generic paths truncate
-ranks to 24-47 bits and break a tie by partition order, so the two keep
-different subsets only when two of one subscriber's ranks tie in those bits
-(probability below ``size^2 / 2^25`` per subscriber at the worst, typically
-``2^-40``).
+pairs by the same keyed hash and compare all 64 bits (the local engine sorts
+truncated ranks where that is cheaper, and orders by the full ranks when two
+truncated ranks of one subscriber tie), so under one secret they keep the
+same contributions.
 """
 
 from __future__ import annotations

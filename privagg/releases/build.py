@@ -20,8 +20,9 @@ import pandas as pd
 from privagg.dp.bounds import Bounds
 from privagg.engines.base import ContributionChunks, Contributions
 from privagg.engines.extract import (BinnedChunks, area_map, bin_starts, binned_rows, distinct_rows, encode, id_range,
-                                     ns, presence_rows)
+                                     ns, presence_rows, sorted_unique)
 from privagg.errors import PrivaggInputError
+from privagg.parallel import default_threads, thread_map
 from privagg.queries import LEVELS, TAG_COLUMNS_HINT, TIME_COLUMN, KeySet, Query, parse_time_bin
 from privagg.schema import TAG_PREFIX
 
@@ -178,27 +179,79 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
     if query.statistic == "segment_mean" and keys is not None and len(inputs.users) > 2 * CHUNK_ROWS:
         return _user_chunks(query, inputs, keys, bounds)
     chunked = (
-        keys is not None and table is not None and len(table) > 2 * CHUNK_ROWS
+        table is not None and len(table) > 2 * CHUNK_ROWS
         and query.statistic in ("footfall", "visits", "dwell_times", "od_flows", "dwell_mean")
     )
     if not chunked:
         return _contributions(query, inputs, keys, bounds)
-    assert table is not None and keys is not None
+    assert table is not None
     limit_heap_growth()
+    rows = CHUNK_ROWS
+    n_chunks = -(-len(table) // rows)
+    if keys is None:
+        observed = _observed_chunks(query, inputs, bounds, n_chunks)
+        if observed is None:  # no contributions at all
+            return _contributions(query, inputs, keys, bounds)
+        domain, parts = observed
+        chunk: Callable[[int], Contributions] = parts.__getitem__
+        public, distinct = False, parts[0].distinct
+        has_values = parts[0].values is not None
+    else:
+        first = _contributions(query, inputs.slice(0, 0), keys, bounds)  # the domain and kind, from no rows
+        domain, public, distinct, has_values = first.domain, first.public, first.distinct, first.values is not None
+
+        def chunk(i: int) -> Contributions:
+            return _contributions(query, inputs.slice(i * rows, (i + 1) * rows), keys, bounds)
     consenting = inputs.consenting_ids()
     user_ids = table["user_id"].to_numpy()
-    first = _contributions(query, inputs.slice(0, 0), keys, bounds)  # the domain and kind, from no rows
-    rows = CHUNK_ROWS
     return ContributionChunks(
-        n_chunks=-(-len(table) // rows),
-        chunk=lambda i: _contributions(query, inputs.slice(i * rows, (i + 1) * rows), keys, bounds),
-        domain=first.domain, public=first.public, distinct=first.distinct, n_rows=len(table),
+        n_chunks=n_chunks, chunk=chunk, domain=domain, public=public, distinct=distinct, n_rows=len(table),
         id_range=(int(consenting.min()), int(consenting.max())) if len(consenting) else (0, 0),
         id_sample=np.asarray(user_ids[:: max(1, len(user_ids) // 100_000)], dtype=np.int64),
-        has_values=first.values is not None,
+        has_values=has_values,
         # One contribution per input row at most (a stay, a trip): contributions keep their row's place.
         chunk_rows=rows if query.statistic in ONE_PER_ROW else None,
     )
+
+
+def _observed_chunks(query: Query, inputs: Inputs, bounds: Bounds | None,
+                     n_chunks: int) -> tuple[KeySet, list[Contributions]] | None:
+    """Without public keys: every chunk's contributions, coded in the observed domain of the whole table;
+    None when no row contributes.
+
+    The observed domain is what :func:`~privagg.engines.extract.encode` builds from all rows at once
+    (per key column, the sorted distinct values): each chunk is built on its own, on every thread, against
+    the values it holds, and its codes are then translated into the union of all chunks' values. So the
+    codes, and the ranks that bounding draws from them, are those of the whole-table path (and of the
+    Spark engine, which gathers the domain the same way). The chunks are kept, 16 bytes per contribution,
+    because the domain, and with it the packed layout, is only known once every chunk is built.
+    """
+    rows = CHUNK_ROWS
+    parts = thread_map(lambda i: _contributions(query, inputs.slice(i * rows, (i + 1) * rows), None, bounds),
+                       range(n_chunks), default_threads())
+    own = [[f.iloc[:, 0].to_numpy() for f in p.domain.factors] if len(p) else None for p in parts]
+    seen = [v for v in own if v is not None]
+    if not seen:
+        return None
+    names = list(parts[own.index(seen[0])].domain.columns)
+    factors = [sorted_unique(np.concatenate([v[k] for v in seen])) for k in range(len(names))]
+    domain = KeySet([pd.DataFrame({n: v}) for n, v in zip(names, factors)])
+
+    def translate(i: int) -> Contributions:
+        # Mixed radix, the first column slowest (KeySet.encode): split the chunk's code into its
+        # columns' indices, map each into the whole domain's values, and combine them again.
+        p, local = parts[i], own[i]
+        code = np.zeros(len(p), dtype=np.int64)
+        if local is not None:
+            rest, scale = p.partitions, 1
+            for k in reversed(range(len(names))):
+                index = np.searchsorted(factors[k], local[k]).astype(np.int64)  # its values are in the union
+                code += index[rest % len(local[k])] * scale
+                rest = rest // len(local[k])
+                scale *= len(factors[k])
+        return Contributions(p.privacy_ids, code, domain, False, p.distinct, p.values)
+
+    return domain, thread_map(translate, range(len(parts)), default_threads())
 
 
 def _user_chunks(query: Query, inputs: Inputs, keys: KeySet, bounds: Bounds | None) -> ContributionChunks:
