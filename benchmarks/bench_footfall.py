@@ -46,6 +46,7 @@ import argparse
 import gc
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -641,6 +642,24 @@ def summarise(results: dict) -> list[str]:
     return lines
 
 
+def cpu_model() -> str:
+    """The CPU's model name and the vector extensions that decide numpy's sort speed (Linux; else the platform)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    simd = [f for f in ("avx512f", "avx2", "avx") if f in flags][:1]
+    return f"{name} ({simd[0] if simd else 'no AVX'})"
+
+
+def machine() -> dict:
+    """What the benchmark ran on: cores, CPU, Python, platform, load average at the start."""
+    return {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
+            "platform": platform.platform(), "load_average_at_start": os.getloadavg()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, nargs="+", default=[20_000_000], help="event counts to benchmark (default: 20000000)")
@@ -670,7 +689,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
-    import platform
     import shutil
 
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -682,8 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {
         "command": "python benchmarks/bench_footfall.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_average_at_start": os.getloadavg()},
+        "machine": machine(),
         "parameters": {"L0": L0, "Linf": 1, "epsilon": EPSILON, "time_bin": "1h", "level": "cell",
                        "min_visitors": MIN_VISITORS, "seed": args.seed},
         "floors": FLOORS,
@@ -721,7 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     results["load_average_at_end"] = os.getloadavg()
     lines = summarise(results)
     lines.append(f"code: {results.get('git_commit', '?')}; load average {results['machine']['load_average_at_start'][0]:.1f} "
-                 f"at start, {results['load_average_at_end'][0]:.1f} at end (2 cores; other jobs share the machine)")
+                 f"at start, {results['load_average_at_end'][0]:.1f} at end ({results['machine']['cpus']} cores, "
+                 f"{results['machine']['cpu']}; other jobs share the machine)")
     save_results("footfall", results, lines)
     return 0
 

@@ -380,7 +380,8 @@ def _verdict(ok: bool) -> str:
 def summarise(results: dict) -> list[str]:
     lines = [f"Polars {results['versions'].get('polars', '?')} (non-private group-by), numpy "
              f"{results['versions'].get('numpy', '?')}, OpenDP {results['versions'].get('opendp', '?')}; "
-             f"medians of {results['repeats']} interleaved runs; {results['machine']['cpus']} cores"]
+             f"medians of {results['repeats']} interleaved runs; {results['machine']['cpus']} cores, "
+             f"{results['machine'].get('cpu', '?')}"]
     for r in results["cases"]:
         p, q = r.get("privagg"), r.get("polars")
         head = f"{r['statistic']:<13} {r['rows']:>11,} rows"
@@ -427,7 +428,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_in_child(args.child[0], args.child[1], args.data)))
         return 0
 
-    import platform
     import shutil
 
     chosen = [s.strip() for s in args.statistics.split(",") if s.strip()]
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/bench_statistics.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions, "floors": FLOORS,
         "repeats": args.repeats,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average_at_start": os.getloadavg()},
+        "machine": ff.machine(),
         "cases": [],
     }
     try:

@@ -170,10 +170,11 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
                   bounds: Bounds | None) -> Contributions | ContributionChunks:
     """Raw contributions of the consenting subscribers for ``query``; values clamped when ``bounds`` is given.
 
-    Count statistics of a large table over a public key domain come as
-    :class:`ContributionChunks` of ``CHUNK_ROWS`` input rows each, built on
-    demand, so the engine can build and reduce them in parallel and the
-    full-length temporaries never exist.
+    Statistics of a large table come as :class:`ContributionChunks` of
+    ``CHUNK_ROWS`` input rows each. Over a public key domain they are built
+    on demand, so the engine can build and reduce them in parallel and the
+    full-length temporaries never exist; without one, they are built at once
+    on every thread and coded in the observed domain (:func:`_observed_chunks`).
     """
     table = inputs.table
     if query.statistic == "segment_mean" and keys is not None and len(inputs.users) > 2 * CHUNK_ROWS:
