@@ -171,7 +171,10 @@ class LocalEngine(Engine):
             return bounded_counts(rows, layout, bounds.max_partitions, bounds.max_per_partition, distinct, n_partitions,
                                   secret)
 
-        counts = np.sum(thread_map(shard_counts, buffers, self.threads), axis=0)
+        shard_totals = thread_map(shard_counts, buffers, self.threads)
+        counts = shard_totals.pop()
+        for other in shard_totals:  # in place: no stack of every shard's dense totals
+            counts += other
         return _partition_totals(counts, None, dense)
 
     def _bounded_sums(self, contributions: Contributions | ContributionChunks, bounds: Bounds, *, dense: bool,

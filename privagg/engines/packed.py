@@ -197,9 +197,12 @@ def bounded_counts(rows: ShardBuffer, layout: PackedLayout, max_partitions: int,
             exact = _l0_dropped(offsets[rows], pairs[rows], max_partitions, secret, layout.id_lo)
             assert exact is not None  # every tied subscriber is over the bound
             dropped = np.concatenate([dropped, rows[exact]])
-        total -= np.bincount(pairs[dropped], weights=None if counts is None else counts[dropped],
-                             minlength=n_partitions)
-    return total.astype(np.int64) if counts is None else np.rint(total).astype(np.int64)
+        if len(dropped) < n_partitions // 8:  # a large domain: subtract in place, not over all of it
+            np.subtract.at(total, pairs[dropped], 1 if counts is None else counts[dropped])
+        else:
+            total -= np.bincount(pairs[dropped], weights=None if counts is None else counts[dropped],
+                                 minlength=n_partitions)
+    return total.astype(np.int64, copy=False) if counts is None else np.rint(total).astype(np.int64)
 
 
 def _rows_of(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
