@@ -740,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"code: {results.get('git_commit', '?')}; load average {results['machine']['load_average_at_start'][0]:.1f} "
                  f"at start, {results['load_average_at_end'][0]:.1f} at end ({results['machine']['cpus']} cores, "
                  f"{results['machine']['cpu']}; other jobs share the machine)")
+    lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()))
     save_results("footfall", results, lines)
     return 0
 

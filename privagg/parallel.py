@@ -11,6 +11,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, TypeVar
 
+import numpy as np
+
 from privagg.errors import PrivaggInputError
 
 T = TypeVar("T")
@@ -47,3 +49,15 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], threads: int | None = N
         return [fn(x) for x in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, items))
+
+
+def min_max(values: np.ndarray, threads: int | None = None) -> tuple[int, int]:
+    """``(min, max)`` of an integer array (``(0, 0)`` when empty), reduced in blocks on every thread."""
+    n = len(values)
+    if n == 0:
+        return 0, 0
+    parts = max(1, min(default_threads() if threads is None else threads, n // (1 << 20)))
+    cuts = np.linspace(0, n, parts + 1).astype(np.int64)
+    ends = thread_map(lambda i: (int(values[cuts[i]:cuts[i + 1]].min()), int(values[cuts[i]:cuts[i + 1]].max())),
+                      range(parts), parts)
+    return min(e[0] for e in ends), max(e[1] for e in ends)

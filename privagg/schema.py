@@ -289,7 +289,7 @@ def _unique_compact_ints(series: pd.Series) -> bool:
     written by two of them still reads 1. The ids are unique exactly when as many bytes are set as
     there are rows. The table is at most half the size of the ids (a range under four ids per row).
     """
-    from privagg.parallel import default_threads, thread_map
+    from privagg.parallel import default_threads, min_max, thread_map
 
     values = series.to_numpy()
     n = len(values)
@@ -298,8 +298,7 @@ def _unique_compact_ints(series: pd.Series) -> bool:
     parts = max(1, min(default_threads(), n // (1 << 20)))
     cuts = np.linspace(0, n, parts + 1).astype(np.int64)
     blocks = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
-    ends = thread_map(lambda b: (int(values[b[0]:b[1]].min()), int(values[b[0]:b[1]].max())), blocks, parts)
-    lo, hi = min(e[0] for e in ends), max(e[1] for e in ends)
+    lo, hi = min_max(values, parts)
     if hi - lo >= 4 * n + (1 << 16):
         return False
     seen = np.zeros(hi - lo + 1, dtype=np.uint8)

@@ -18,7 +18,6 @@ import pandas as pd
 
 from privagg.engines.base import ContributionChunks, Contributions
 from privagg.keysets import BinIndex, KeySet, as_int64
-from privagg.parallel import default_threads, thread_map
 
 AreaMap = Callable[[np.ndarray], np.ndarray]
 
@@ -181,18 +180,6 @@ def distinct_rows(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     frame = pd.DataFrame({str(i): a for i, a in enumerate(arrays)})
     frame = frame.drop_duplicates()
     return tuple(frame[str(i)].to_numpy() for i in range(len(arrays)))
-
-
-def id_range(ids: np.ndarray, threads: int | None = None) -> tuple[int, int]:
-    """``(min, max)`` of privacy ids (``(0, 0)`` for none), reduced in blocks on every thread."""
-    n = len(ids)
-    if n == 0:
-        return 0, 0
-    parts = max(1, min(default_threads() if threads is None else threads, n // (1 << 20)))
-    cuts = np.linspace(0, n, parts + 1).astype(np.int64)
-    ends = thread_map(lambda i: (int(ids[cuts[i]:cuts[i + 1]].min()), int(ids[cuts[i]:cuts[i + 1]].max())),
-                      range(parts), parts)
-    return min(e[0] for e in ends), max(e[1] for e in ends)
 
 
 #: Most bins a :class:`BinnedRows` may have (beyond, rows take per-row partition codes).

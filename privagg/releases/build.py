@@ -19,10 +19,10 @@ import pandas as pd
 
 from privagg.dp.bounds import Bounds
 from privagg.engines.base import ContributionChunks, Contributions
-from privagg.engines.extract import (BinnedChunks, area_map, bin_starts, binned_rows, distinct_rows, encode, id_range,
-                                     ns, presence_rows, sorted_unique)
+from privagg.engines.extract import (BinnedChunks, area_map, bin_starts, binned_rows, distinct_rows, encode, ns,
+                                     presence_rows, sorted_unique)
 from privagg.errors import PrivaggInputError
-from privagg.parallel import default_threads, thread_map
+from privagg.parallel import default_threads, min_max, thread_map
 from privagg.queries import LEVELS, TAG_COLUMNS_HINT, TIME_COLUMN, KeySet, Query, parse_time_bin
 from privagg.schema import TAG_PREFIX
 
@@ -234,7 +234,7 @@ def _observed_chunks(query: Query, inputs: Inputs, bounds: Bounds | None,
     seen = [v for v in own if v is not None]
     if not seen:
         return None
-    names = list(parts[own.index(seen[0])].domain.columns)
+    names = list(parts[0].domain.columns)  # every chunk's, empty ones included: the query's key columns
     factors = [sorted_unique(np.concatenate([v[k] for v in seen])) for k in range(len(names))]
     domain = KeySet([pd.DataFrame({n: v}) for n, v in zip(names, factors)])
 
@@ -283,7 +283,7 @@ def _user_chunks(query: Query, inputs: Inputs, keys: KeySet, bounds: Bounds | No
         n_chunks=-(-len(people) // rows),
         chunk=lambda i: _contributions(query, part(i * rows, (i + 1) * rows), keys, bounds),
         domain=first.domain, public=first.public, distinct=first.distinct, n_rows=len(people),
-        id_range=id_range(ids),
+        id_range=min_max(ids),
         id_sample=np.asarray(ids[:: max(1, len(ids) // 100_000)], dtype=np.int64),
         has_values=first.values is not None, unique_ids=True, binned=binned,
         # Without opt-outs, chunk i's j-th contribution is users row i * rows + j.
