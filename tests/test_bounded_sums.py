@@ -13,7 +13,7 @@ import pytest
 
 from privagg.dp.bounds import Bounds
 from privagg.engines import LocalEngine, local, packed
-from privagg.engines.base import ContributionChunks, Contributions, Engine
+from privagg.engines.base import ContributionChunks, Contributions, Engine, ValueGrid
 from privagg.engines.ranking import keyed_hash
 from privagg.queries import KeySet
 
@@ -177,3 +177,45 @@ def test_packed_counts_keep_the_lowest_full_ranks_when_truncated_ranks_tie(monke
     assert np.array_equal(got, loop_counts(full))
     if hash_bits == "coarse":
         assert not np.array_equal(loop_counts(truncated), loop_counts(full))
+
+
+@pytest.mark.parametrize("lower, upper", [(0.0, 480.0), (-5.0, 100.0)], ids=["minutes", "negative"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+@pytest.mark.parametrize("distinct", [False, True], ids=["rows", "distinct"])
+def test_grid_values_carried_in_the_keys_equal_the_generic_steps_bit_for_bit(monkeypatch, lower, upper, chunked,
+                                                                             distinct):
+    """Values on a ValueGrid travel inside the packed keys (ValueLayout, no value array): the totals are
+    still those of the three generic steps, bit for bit."""
+    monkeypatch.setattr(packed, "SUM_BLOCK_ROWS", 16)
+    monkeypatch.setattr(local, "SHARD_MIN_ROWS", 1)
+    calls = []
+    real = local.bounded_sums
+    monkeypatch.setattr(local, "bounded_sums", lambda rows, layout, *a, **k: calls.append(layout) or real(rows, layout, *a, **k))
+    grid = ValueGrid.spanning(lower, upper)
+    c = _contributions(distinct=distinct)
+    c.values = grid.quantise(lower + (upper - lower) * np.random.default_rng(5).random(len(c)) * 1.1)
+    c.value_grid = grid
+    bounds = Bounds(max_partitions=3, max_per_partition=4)
+    generic = Engine.bounded_totals(LocalEngine(rng=np.random.default_rng(3), threads=1), c, bounds, dense=True,
+                                    sum_unit=UNIT)  # one bounding secret for both
+    data = _as_chunks(c, 29) if chunked else c
+    if chunked:
+        data.value_grid = grid
+    fast = LocalEngine(rng=np.random.default_rng(3), threads=2).bounded_totals(data, bounds, dense=True, sum_unit=UNIT)
+    assert calls and all(isinstance(layout, packed.ValueLayout) for layout in calls)
+    assert np.array_equal(generic.counts, fast.counts)
+    assert np.array_equal(generic.sums, fast.sums)
+
+
+def test_a_value_grid_makes_sums_independent_of_the_order_of_additions():
+    """Why the grid: sums of grid values are exact, so any order gives the same bits; the same values off
+    the grid (the companion) do not."""
+    rng = np.random.default_rng(7)
+    grid = ValueGrid.spanning(0.0, 480.0)
+    raw = 480.0 * rng.random(5000) * 10.0 ** rng.integers(-3, 1, 5000)
+    on_grid = grid.quantise(raw.copy())
+    assert np.all((on_grid >= 0) & (on_grid <= 480)) and np.array_equal(on_grid * 2.0 ** 15, np.rint(on_grid * 2.0 ** 15))
+    assert np.max(np.abs(on_grid - raw)) <= 2.0 ** -16
+    order = rng.permutation(5000)
+    assert float(np.cumsum(on_grid)[-1]) == float(np.cumsum(on_grid[order])[-1])
+    assert float(np.cumsum(raw)[-1]) != float(np.cumsum(raw[order])[-1])

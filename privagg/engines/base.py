@@ -23,6 +23,7 @@ Data flows through these value objects:
 
 from __future__ import annotations
 
+import math
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -33,6 +34,71 @@ import numpy as np
 if TYPE_CHECKING:
     from privagg.dp.bounds import Bounds
     from privagg.queries import KeySet
+
+
+VALUE_GRID_BITS = 24  # grid steps up to the largest |value|: 2**-24 of it, far below any sum unit
+
+
+@dataclass(frozen=True)
+class ValueGrid:
+    """The fixed-point grid that clamped values of row-level sums are rounded to.
+
+    Values are ``k * 2**-fraction_bits`` for integers ``k_lo <= k <= k_lo + steps``,
+    inside the clamping range. A value then carries at most
+    :data:`VALUE_GRID_BITS` significant bits, so every partial sum of up to
+    2**29 of them is exact in float64: a (subscriber, partition)'s sum is the
+    same bit for bit in whatever order an engine adds its rows, and an engine
+    may carry values as integer steps (packed into its sort keys) instead of
+    floats.
+
+    Examples
+    --------
+    >>> grid = ValueGrid.spanning(0.0, 480.0)
+    >>> grid.fraction_bits, grid.steps
+    (15, 15728640)
+    >>> grid.quantise(np.array([-3.0, 0.123456789, 600.0])).tolist()
+    [0.0, 0.123443603515625, 480.0]
+    """
+
+    k_lo: int
+    fraction_bits: int
+    steps: int
+
+    @classmethod
+    def spanning(cls, lower: float, upper: float) -> ValueGrid:
+        """The grid for values clamped to ``[lower, upper]``: the finest power-of-two step with at most
+        ``2**VALUE_GRID_BITS`` steps up to ``max(|lower|, |upper|)``, its ends rounded inwards."""
+        largest = max(abs(lower), abs(upper), 2.0 ** -1000)
+        fraction_bits = VALUE_GRID_BITS - math.ceil(math.log2(largest))
+        scale = 2.0 ** fraction_bits
+        k_lo, k_hi = math.ceil(lower * scale), math.floor(upper * scale)
+        return cls(k_lo, fraction_bits, max(k_hi - k_lo, 0))
+
+    @property
+    def lower(self) -> float:
+        """The smallest value on the grid (>= the clamping range's lower end)."""
+        return math.ldexp(self.k_lo, -self.fraction_bits)
+
+    @property
+    def bits(self) -> int:
+        """Bits a value's step ``k - k_lo`` takes."""
+        return max(self.steps.bit_length(), 1)
+
+    def quantise(self, values: np.ndarray) -> np.ndarray:
+        """``values`` clamped into the grid's range and rounded to its nearest step, in place (float64)."""
+        values *= 2.0 ** self.fraction_bits  # exact: a power-of-two scale
+        np.rint(values, out=values)
+        np.maximum(values, self.k_lo, out=values)
+        np.minimum(values, self.k_lo + self.steps, out=values)
+        values *= 2.0 ** -self.fraction_bits
+        return values
+
+    def steps_of(self, values: np.ndarray) -> np.ndarray:
+        """int64 step ``k - k_lo`` of each value (values on the grid)."""
+        k = (values * 2.0 ** self.fraction_bits).astype(np.int64)
+        if self.k_lo:
+            k -= self.k_lo
+        return k
 
 
 @dataclass
@@ -59,6 +125,8 @@ class Contributions:
     unique_ids
         True when every privacy id occurs at most once (one row per subscriber, as in
         per-subscriber statistics); engines may then skip grouping rows by subscriber.
+    value_grid
+        The :class:`ValueGrid` every value lies on, when the statistic rounds its values to one.
     """
 
     privacy_ids: np.ndarray
@@ -68,6 +136,7 @@ class Contributions:
     distinct: bool = True
     values: np.ndarray | None = None
     unique_ids: bool = False
+    value_grid: ValueGrid | None = None
 
     def __len__(self) -> int:
         return len(self.partitions)
@@ -108,6 +177,8 @@ class ContributionChunks:
         is then row ``i * chunk_rows + j`` of the whole input, in input order.
     unique_ids
         As in :class:`Contributions`, over all chunks together.
+    value_grid
+        As in :class:`Contributions`, every chunk's.
     """
 
     n_chunks: int
@@ -121,6 +192,7 @@ class ContributionChunks:
     has_values: bool = False
     chunk_rows: int | None = None
     unique_ids: bool = False
+    value_grid: ValueGrid | None = None
 
     @property
     def n_partitions(self) -> int:
@@ -132,7 +204,8 @@ class ContributionChunks:
         ids = np.concatenate([p.privacy_ids for p in parts])
         codes = np.concatenate([p.partitions for p in parts])
         values = np.concatenate([p.values for p in parts]) if self.has_values else None
-        return Contributions(ids, codes, self.domain, self.public, self.distinct, values)
+        return Contributions(ids, codes, self.domain, self.public, self.distinct, values,
+                             value_grid=self.value_grid)
 
 
 @dataclass

@@ -25,8 +25,8 @@ import numpy as np
 from privagg.dp.bounds import Bounds
 from privagg.engines.base import ContributionChunks, Contributions, Engine, PartitionTotals, UserPartitions
 from privagg.engines.extract import BinnedRows
-from privagg.engines.packed import (PackedLayout, RowLayout, ShardBuffer, bounded_counts, bounded_sums,
-                                    pack_chunks, pack_value_chunks, route)
+from privagg.engines.packed import (PackedLayout, RowLayout, ShardBuffer, ValueLayout, bounded_counts, bounded_sums,
+                                    pack_chunks, route)
 from privagg.engines.ranking import keyed_hash
 from privagg.parallel import default_threads, thread_map
 
@@ -150,7 +150,8 @@ class LocalEngine(Engine):
         if isinstance(contributions, ContributionChunks):
             shards = min(self.threads, contributions.n_chunks)
             cuts = layout.shard_cuts(contributions.id_sample, shards)
-            buffers = pack_chunks(contributions, layout, secret, cuts, self.threads)
+            buffers = pack_chunks(contributions, lambda i, c: layout.pack(c.privacy_ids, c.partitions, secret), cuts,
+                                  self.threads)
         else:
             ids = contributions.privacy_ids
             key = layout.pack(ids, contributions.partitions, secret)
@@ -183,9 +184,11 @@ class LocalEngine(Engine):
         same totals bit for bit; None when the input does not fit the packed layouts (then the three steps run).
 
         One row per subscriber (per-subscriber statistics): nothing to group or bound, every row is its
-        subscriber's pair. Otherwise rows are packed with their place in the input
-        (:class:`~privagg.engines.packed.RowLayout`), routed to shards of subscribers, and each shard is
-        sorted, summed, bounded (one secret for every shard) and aggregated on its own thread.
+        subscriber's pair. Otherwise rows are packed with their value, when values lie on a grid
+        (:class:`~privagg.engines.packed.ValueLayout`), else with their place in the input
+        (:class:`~privagg.engines.packed.RowLayout`, the values gathered after the sort); they are routed to
+        shards of subscribers, and each shard is sorted, summed, bounded (one secret for every shard) and
+        aggregated on its own thread.
         """
         n_partitions, distinct = contributions.n_partitions, contributions.distinct
         if n_partitions > max(4 * _n_rows(contributions), 1 << 24):
@@ -194,32 +197,51 @@ class LocalEngine(Engine):
             return self._one_row_per_id([contributions], n_partitions, dense=dense, sum_unit=sum_unit)
         if isinstance(contributions, ContributionChunks) and contributions.unique_ids:
             return self._one_row_per_id(contributions, n_partitions, dense=dense, sum_unit=sum_unit)
+        grid = contributions.value_grid
+        values = None  # per-row values, gathered after the sort (RowLayout only)
+        layout: RowLayout | ValueLayout | None
         if isinstance(contributions, ContributionChunks):
-            if contributions.chunk_rows is None:
-                return None
-            n_slots = contributions.n_chunks * contributions.chunk_rows
-            layout = RowLayout.fit(*contributions.id_range, n_partitions, n_slots)
-            if layout is None:
-                return None
-            shards = min(self.threads, contributions.n_chunks)
-            cuts = layout.shard_cuts(contributions.id_sample, shards)
-            values = np.empty(n_slots, dtype=np.float64)
+            layout = None if grid is None else ValueLayout.fit(*contributions.id_range, n_partitions, grid)
+            if layout is not None:
+                value_layout = layout
+
+                def pack(i: int, c: Contributions) -> np.ndarray:
+                    return value_layout.pack(c.privacy_ids, c.partitions, c.values)
+            else:
+                if contributions.chunk_rows is None:
+                    return None
+                stride = contributions.chunk_rows
+                layout = row_layout = RowLayout.fit(*contributions.id_range, n_partitions, contributions.n_chunks * stride)
+                if layout is None:
+                    return None
+                values = row_values = np.empty(contributions.n_chunks * stride, dtype=np.float64)
+
+                def pack(i: int, c: Contributions) -> np.ndarray:
+                    if len(c) > stride:
+                        raise ValueError("a chunk holds more contributions than input rows")
+                    row_values[i * stride:i * stride + len(c)] = c.values  # values at their rows
+                    return row_layout.pack(c.privacy_ids, c.partitions, i * stride)
+            cuts = layout.shard_cuts(contributions.id_sample, min(self.threads, contributions.n_chunks))
             try:
-                buffers = pack_value_chunks(contributions, layout, cuts, values, self.threads)
+                buffers = pack_chunks(contributions, pack, cuts, self.threads)
             except ValueError:
                 return None
         else:
             ids = np.asarray(contributions.privacy_ids)
             n = len(ids)
             id_range = (int(ids.min()), int(ids.max())) if n else (0, 0)
-            layout = RowLayout.fit(*id_range, n_partitions, n)
-            if layout is None:
-                return None
+            layout = None if grid is None else ValueLayout.fit(*id_range, n_partitions, grid)
+            if layout is not None:
+                key = layout.pack(ids, contributions.partitions, contributions.values)
+            else:
+                layout = RowLayout.fit(*id_range, n_partitions, n)
+                if layout is None:
+                    return None
+                values = np.asarray(contributions.values, dtype=np.float64)
+                key = layout.pack(ids, contributions.partitions, 0)
             shards = self.threads if n >= SHARD_MIN_ROWS else 1
             cuts = layout.shard_cuts(ids[:: max(1, n // 100_000)], shards)
-            values = np.asarray(contributions.values, dtype=np.float64)
             buffers = [ShardBuffer(n) for _ in range(len(cuts) + 1)] if len(cuts) else []
-            key = layout.pack(ids, contributions.partitions, 0)
             if self.consume:
                 contributions.privacy_ids = contributions.partitions = np.zeros(0, dtype=np.int64)
             if buffers:

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from privagg.engines.base import ContributionChunks
+from privagg.engines.base import ContributionChunks, Contributions, ValueGrid
 from privagg.engines.ranking import keyed_hash
 from privagg.parallel import thread_map
 
@@ -229,15 +230,14 @@ def route(key: np.ndarray, cuts: np.ndarray, buffers: list[ShardBuffer]) -> None
         buffer.append(key, which == s)
 
 
-def pack_chunks(chunks: ContributionChunks, layout: PackedLayout, secret: int, cuts: np.ndarray,
+def pack_chunks(chunks: ContributionChunks, pack: Callable[[int, Contributions], np.ndarray], cuts: np.ndarray,
                 threads: int) -> list[ShardBuffer]:
-    """Build, pack and route every chunk on ``threads`` threads; the filled buffer of each shard."""
+    """Build every chunk on ``threads`` threads, pack it (``pack(i, chunk)``) and route its rows; the filled
+    buffer of each shard."""
     buffers = [ShardBuffer(chunks.n_rows) for _ in range(len(cuts) + 1)]
 
     def build(i: int) -> None:
-        c = chunks.chunk(i)
-        key = layout.pack(c.privacy_ids, c.partitions, secret)
-        del c
+        key = pack(i, chunks.chunk(i))
         route(key, cuts, buffers)
 
     thread_map(build, range(chunks.n_chunks), threads)
@@ -273,14 +273,16 @@ class RowLayout:
         return cls(int(id_lo), id_bits, partition_bits, row_bits)
 
     @property
+    def low_bits(self) -> int:
+        return self.row_bits
+
+    @property
     def id_shift(self) -> int:
         return self.partition_bits + self.row_bits
 
     def pack(self, privacy_ids: np.ndarray, partitions: np.ndarray, first_row: int) -> np.ndarray:
         """Packed rows (a new array) for contributions ``first_row, first_row + 1, ...`` of the input."""
-        key = np.asarray(privacy_ids, dtype=np.int64) - self.id_lo
-        if len(key) and (int(key.min()) < 0 or int(key.max()) >> self.id_bits):
-            raise ValueError("a privacy id lies outside the id range the packed layout was made for")
+        key = _id_offsets(privacy_ids, self.id_lo, self.id_bits)
         key <<= self.id_shift
         parts = np.asarray(partitions, dtype=np.int64) << self.row_bits
         key |= parts
@@ -288,15 +290,86 @@ class RowLayout:
         key |= np.arange(first_row, first_row + len(key), dtype=np.int64)
         return key
 
+    def pair_sums(self, block: np.ndarray, starts: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Sum of the values of each run of ``block`` starting at ``starts``, in input order."""
+        return np.add.reduceat(values[block & np.int64((1 << self.row_bits) - 1)], starts)
+
     def shard_cuts(self, id_sample: np.ndarray, shards: int) -> np.ndarray:
         """Packed-key boundaries splitting subscribers into ``shards`` groups of about equal rows."""
         return shard_cuts(id_sample, shards, self.id_lo, self.id_bits, self.id_shift)
 
 
+@dataclass(frozen=True)
+class ValueLayout:
+    """Bit layout of packed rows carrying their value: ``(id - id_lo) << id_shift | partition << grid.bits | step``,
+    ``step`` the value's place on its :class:`~privagg.engines.base.ValueGrid`.
+
+    One sort puts each (subscriber, partition)'s rows together with their
+    values: the pair's sum is the integer sum of its steps, exact, which is
+    bit for bit the float sum of its values in any order (the grid makes
+    every partial sum exact), as the engine's three steps and the Spark
+    engine compute it. No value array is built or gathered.
+    """
+
+    id_lo: int
+    id_bits: int
+    partition_bits: int
+    grid: ValueGrid
+
+    @classmethod
+    def fit(cls, id_lo: int, id_hi: int, n_partitions: int, grid: ValueGrid) -> ValueLayout | None:
+        """A layout for ids in ``[id_lo, id_hi]``, ``n_partitions`` codes and values on ``grid``; None if it
+        needs more than 63 bits."""
+        id_bits = max(int(id_hi - id_lo).bit_length(), 1)
+        partition_bits = max(int(max(n_partitions, 1) - 1).bit_length(), 1)
+        if id_bits + partition_bits + grid.bits > 63:
+            return None
+        return cls(int(id_lo), id_bits, partition_bits, grid)
+
+    @property
+    def low_bits(self) -> int:
+        return self.grid.bits
+
+    @property
+    def id_shift(self) -> int:
+        return self.partition_bits + self.grid.bits
+
+    def pack(self, privacy_ids: np.ndarray, partitions: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Packed rows (a new array) for contributions with these ids, partition codes and grid values."""
+        key = _id_offsets(privacy_ids, self.id_lo, self.id_bits)
+        key <<= self.id_shift
+        parts = np.asarray(partitions, dtype=np.int64) << self.grid.bits
+        key |= parts
+        del parts
+        key |= self.grid.steps_of(values)
+        return key
+
+    def pair_sums(self, block: np.ndarray, starts: np.ndarray, counts: np.ndarray, values: None) -> np.ndarray:
+        """Float sum of the values of each run of ``block`` starting at ``starts`` (``counts`` rows each)."""
+        steps = block & np.int64((1 << self.grid.bits) - 1)
+        sums = np.add.reduceat(steps, starts).astype(np.float64)
+        sums *= 2.0 ** -self.grid.fraction_bits  # exact: a power-of-two scale
+        if self.grid.k_lo:
+            sums += counts * self.grid.lower
+        return sums
+
+    def shard_cuts(self, id_sample: np.ndarray, shards: int) -> np.ndarray:
+        """Packed-key boundaries splitting subscribers into ``shards`` groups of about equal rows."""
+        return shard_cuts(id_sample, shards, self.id_lo, self.id_bits, self.id_shift)
+
+
+def _id_offsets(privacy_ids: np.ndarray, id_lo: int, id_bits: int) -> np.ndarray:
+    """int64 ``id - id_lo`` (a new array), checked to fit in ``id_bits`` bits."""
+    key = np.asarray(privacy_ids, dtype=np.int64) - id_lo
+    if len(key) and (int(key.min()) < 0 or int(key.max()) >> id_bits):
+        raise ValueError("a privacy id lies outside the id range the packed layout was made for")
+    return key
+
+
 SUM_BLOCK_ROWS = 1 << 16  # sorted rows per block of whole subscribers: every per-block temporary stays in cache
 
 
-def bounded_sums(rows: ShardBuffer, layout: RowLayout, values: np.ndarray, *, max_partitions: int,
+def bounded_sums(rows: ShardBuffer, layout: RowLayout | ValueLayout, values: np.ndarray | None, *, max_partitions: int,
                  max_per_partition: int, distinct: bool, secret: int, sum_unit: float, n_partitions: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Dense per-partition ``(counts, sums)`` of one shard's rows after L0/Linf bounding, sums in units.
@@ -306,9 +379,10 @@ def bounded_sums(rows: ShardBuffer, layout: RowLayout, values: np.ndarray, *, ma
     rows, so no other full-length array is made. Per block, exactly as the
     engine's three steps do it:
 
-    * a (subscriber, partition)'s sum is ``np.add.reduceat`` of its values in
-      input order (the sort puts them in that order), so it is bit for bit
-      the sum of the stable argsort;
+    * a (subscriber, partition)'s sum is ``np.add.reduceat`` of its values
+      (``values`` at the rows a :class:`RowLayout` packs, in input order: bit for
+      bit the sum of the stable argsort; or the steps a :class:`ValueLayout`
+      packs, an exact sum);
     * a subscriber with more than ``max_partitions`` partitions keeps those
       of lowest rank, the keyed hash of (subscriber id, partition) under
       ``secret`` (:func:`_l0_dropped`), compared on all 64 bits, as the
@@ -325,8 +399,7 @@ def bounded_sums(rows: ShardBuffer, layout: RowLayout, values: np.ndarray, *, ma
     if n == 0:
         return counts_out, sums_out
     key.sort()
-    id_shift, row_bits = layout.id_shift, layout.row_bits
-    row_mask = np.int64((1 << row_bits) - 1)
+    id_shift, low_bits = layout.id_shift, layout.low_bits
     part_mask = np.int64((1 << layout.partition_bits) - 1)
     # Block ends: the end of the subscriber holding every SUM_BLOCK_ROWS-th row.
     marks = key[SUM_BLOCK_ROWS::SUM_BLOCK_ROWS] >> id_shift
@@ -334,16 +407,14 @@ def bounded_sums(rows: ShardBuffer, layout: RowLayout, values: np.ndarray, *, ma
     bounds = np.concatenate(([0], cuts[cuts < n], [n])).astype(np.int64)
     for r0, r1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         block = key[r0:r1]
-        pair = block >> row_bits  # subscriber offset << partition_bits | partition
+        pair = block >> low_bits  # subscriber offset << partition_bits | partition
         m = len(pair)
         new = np.empty(m, dtype=bool)
         new[0] = True
         np.not_equal(pair[1:], pair[:-1], out=new[1:])
         starts = np.flatnonzero(new)
-        gathered = values[block & row_mask]
-        sums = np.add.reduceat(gathered, starts)
-        del gathered
         counts = np.diff(starts, append=m)
+        sums = layout.pair_sums(block, starts, counts, values)
         pair = pair[starts]
         parts = pair & part_mask
         pair >>= layout.partition_bits  # now the subscriber offset
@@ -427,23 +498,3 @@ def _l0_dropped(offsets: np.ndarray, parts: np.ndarray, max_partitions: int, sec
     at -= position[dropped]
     return rows[at]
 
-
-def pack_value_chunks(chunks: ContributionChunks, layout: RowLayout, cuts: np.ndarray, values: np.ndarray,
-                      threads: int) -> list[ShardBuffer]:
-    """Build every chunk on ``threads`` threads: pack and route its rows, and write its values at their rows."""
-    stride = chunks.chunk_rows
-    assert stride is not None
-    buffers = [ShardBuffer(chunks.n_rows) for _ in range(len(cuts) + 1)]
-
-    def build(i: int) -> None:
-        c = chunks.chunk(i)
-        if len(c) > stride:
-            raise ValueError("a chunk holds more contributions than input rows")
-        lo = i * stride
-        values[lo:lo + len(c)] = c.values
-        key = layout.pack(c.privacy_ids, c.partitions, lo)
-        del c
-        route(key, cuts, buffers)
-
-    thread_map(build, range(chunks.n_chunks), threads)
-    return buffers

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from privagg.dp.bounds import Bounds
-from privagg.engines.base import ContributionChunks, Contributions
+from privagg.engines.base import ContributionChunks, Contributions, ValueGrid
 from privagg.engines.extract import (BinnedChunks, area_map, bin_starts, binned_rows, distinct_rows, encode, ns,
                                      presence_rows, sorted_unique)
 from privagg.errors import PrivaggInputError
@@ -196,10 +196,11 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
         domain, parts = observed
         chunk: Callable[[int], Contributions] = parts.__getitem__
         public, distinct = False, parts[0].distinct
-        has_values = parts[0].values is not None
+        has_values, value_grid = parts[0].values is not None, parts[0].value_grid
     else:
         first = _contributions(query, inputs.slice(0, 0), keys, bounds)  # the domain and kind, from no rows
         domain, public, distinct, has_values = first.domain, first.public, first.distinct, first.values is not None
+        value_grid = first.value_grid
 
         def chunk(i: int) -> Contributions:
             return _contributions(query, inputs.slice(i * rows, (i + 1) * rows), keys, bounds)
@@ -209,7 +210,7 @@ def contributions(query: Query, inputs: Inputs, keys: KeySet | None,
         n_chunks=n_chunks, chunk=chunk, domain=domain, public=public, distinct=distinct, n_rows=len(table),
         id_range=(int(consenting.min()), int(consenting.max())) if len(consenting) else (0, 0),
         id_sample=np.asarray(user_ids[:: max(1, len(user_ids) // 100_000)], dtype=np.int64),
-        has_values=has_values,
+        has_values=has_values, value_grid=value_grid,
         # One contribution per input row at most (a stay, a trip): contributions keep their row's place.
         chunk_rows=rows if query.statistic in ONE_PER_ROW else None,
     )
@@ -250,7 +251,7 @@ def _observed_chunks(query: Query, inputs: Inputs, bounds: Bounds | None,
                 code += index[rest % len(local[k])] * scale
                 rest = rest // len(local[k])
                 scale *= len(factors[k])
-        return Contributions(p.privacy_ids, code, domain, False, p.distinct, p.values)
+        return Contributions(p.privacy_ids, code, domain, False, p.distinct, p.values, value_grid=p.value_grid)
 
     return domain, thread_map(translate, range(len(parts)), default_threads())
 
@@ -355,8 +356,13 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
                 edge_values = edges.astype(np.int64)
             columns["dwell_min"] = edge_values[which]
             return encode(users, columns, query.key_columns(), keys, distinct=False)
-        values = minutes if bounds is None else np.clip(minutes, *dwell_range(query, bounds), out=minutes)
-        return encode(users, columns, query.key_columns(), keys, distinct=False, values=values)
+        if bounds is None:
+            return encode(users, columns, query.key_columns(), keys, distinct=False, values=minutes)
+        # Clamped and on a fixed-point grid: a pair's sum is then exact in any order (every engine agrees).
+        grid = ValueGrid.spanning(*dwell_range(query, bounds))
+        contrib = encode(users, columns, query.key_columns(), keys, distinct=False, values=grid.quantise(minutes))
+        contrib.value_grid = grid
+        return contrib
 
     if stat == "od_flows":
         users = table["user_id"].to_numpy(dtype=np.int64)

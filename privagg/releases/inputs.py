@@ -175,7 +175,7 @@ def is_table(obj: Any) -> bool:
 
 
 def consent_lookup(consenting: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """A function telling, for an array of user ids, which are in ``consenting``.
+    """A function telling, for an array of user ids, which are in ``consenting`` (distinct ids).
 
     Built once per release (a lookup table indexed by id when ids are compact,
     else a hash index) and applied to each chunk of rows.
@@ -184,6 +184,10 @@ def consent_lookup(consenting: np.ndarray) -> Callable[[np.ndarray], np.ndarray]
     if len(consenting) == 0:
         return lambda user_ids: np.zeros(len(user_ids), dtype=bool)
     lo, hi = int(consenting.min()), int(consenting.max())
+    if hi - lo + 1 == len(consenting):
+        # Distinct ids (the users table's, checked by its schema) filling their range: every id of it consents,
+        # a range test says which (sequential ids after an upstream consent filter).
+        return lambda user_ids: (np.asarray(user_ids) >= lo) & (np.asarray(user_ids) <= hi)
     if hi - lo >= max(4 * len(consenting), 1 << 20):
         index = pd.Index(consenting)
         return lambda user_ids: index.get_indexer(np.asarray(user_ids, dtype=np.int64)) >= 0
