@@ -10,6 +10,7 @@ Time bins follow the definitions of :mod:`privagg.queries`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -49,7 +50,7 @@ class KeySet:
     8
     """
 
-    __slots__ = ("_factors",)
+    __slots__ = ("_factors", "_tables")
 
     def __init__(self, factors: Sequence[pd.DataFrame]) -> None:
         cleaned: list[pd.DataFrame] = []
@@ -71,6 +72,9 @@ class KeySet:
         if not cleaned:
             raise PrivaggInputError("KeySet needs at least one key column. Fix: use KeySet.from_values(column=[...]).")
         self._factors = tuple(cleaned)
+        # Per single-column factor (and time-bin width): its prepared lookup table, built on first use,
+        # so that encoding a large input chunk by chunk builds it once.
+        self._tables: dict[tuple[int, int], tuple[_IntTable | None, bool]] = {}
 
     # -- constructors ------------------------------------------------------
     @classmethod
@@ -211,10 +215,10 @@ class KeySet:
         columns through a hash index.
         """
         code: np.ndarray | None = None
-        for factor in self._factors:
+        for k, factor in enumerate(self._factors):
             fcols = [str(c) for c in factor.columns]
             if len(fcols) == 1:
-                idx = _lookup(factor.iloc[:, 0], columns[fcols[0]])
+                idx = _lookup(factor.iloc[:, 0], columns[fcols[0]], self._tables, k)
             else:
                 index = pd.MultiIndex.from_frame(factor)
                 data = pd.MultiIndex.from_arrays([np.asarray(columns[c]) for c in fcols], names=fcols)
@@ -291,12 +295,58 @@ def _categorical(data: Any) -> tuple[np.ndarray, pd.Index] | None:
     return None
 
 
-def _lookup(factor_values: pd.Series, data: Any) -> np.ndarray:
+@dataclass(frozen=True)
+class _IntTable:
+    """A dense lookup table of distinct integer keys: ``lut[(v - lo) // step]`` is the index of key ``v``."""
+
+    lo: int
+    span: int
+    step: int
+    lut: np.ndarray | None  # None: keys too sparse for a table (a hash index then)
+    keys: np.ndarray
+
+    @classmethod
+    def of(cls, keys: np.ndarray) -> _IntTable:
+        lo = int(keys.min())
+        span = int(keys.max()) - lo
+        step = max(int(np.gcd.reduce(np.diff(np.sort(keys)))) if len(keys) > 1 else 1, 1)
+        lut = None
+        if span // step < _MAX_LUT:
+            lut = np.full(span // step + 1, -1, dtype=np.int64)
+            lut[(keys - lo) // step] = np.arange(len(keys), dtype=np.int64)
+        return cls(lo, span, step, lut, keys)
+
+    def index(self, vals: np.ndarray) -> np.ndarray:
+        """Index of each value among the keys, -1 when absent."""
+        lo, span, step, lut = self.lo, self.span, self.step, self.lut
+        if lut is None:
+            return np.asarray(pd.Index(self.keys).get_indexer(vals), dtype=np.int64)
+        if step == 1 and len(vals) and int(vals.min()) >= lo and int(vals.max()) <= lo + span:
+            # Every value in range (the usual case): one gather, no full-length masks.
+            return lut[vals - lo] if lo else lut[vals]
+        off = vals - lo
+        if step > 1:
+            q, r = np.divmod(off, step)
+            ok = (r == 0) & (off >= 0) & (off <= span)
+        else:
+            q = off
+            ok = (off >= 0) & (off <= span)
+        if ok.all():
+            return lut[q]
+        out = np.full(len(vals), -1, dtype=np.int64)
+        out[ok] = lut[q[ok]]
+        return out
+
+
+def _lookup(factor_values: pd.Series, data: Any, tables: dict[tuple[int, int], tuple[_IntTable | None, bool]] | None = None,
+            factor: int = 0) -> np.ndarray:
     """Index of each data value in ``factor_values`` (distinct), -1 when absent.
 
     Categorical data (pandas, or Arrow dictionaries read through pandas) is
     looked up by its categories only, then by code: one gather, never a
-    conversion of every row to strings.
+    conversion of every row to strings. Integer keys go through an
+    :class:`_IntTable`, kept in ``tables`` (under ``factor`` and the data's
+    time-bin width) when given, so it is built once per KeySet.
     """
     categorical = _categorical(data)
     if categorical is not None:
@@ -305,38 +355,24 @@ def _lookup(factor_values: pd.Series, data: Any) -> np.ndarray:
         # Code -1 (missing) indexes the appended -1, so no row outside the categories is ever matched.
         table = np.append(per_category, -1).astype(np.int64)
         return table[codes]
-    keys = as_int64(factor_values)
+    width = data.width_ns if isinstance(data, BinIndex) else 0
+    prepared = None if tables is None else tables.get((factor, width))
+    if prepared is None:
+        keys = as_int64(factor_values)
+        # Bin starts on the data's grid are looked up by bin number, without converting the data.
+        per_bin = bool(width) and keys is not None and len(keys) > 0 and not np.any(keys % width)
+        if per_bin:
+            keys = keys // width
+        prepared = (_IntTable.of(keys) if keys is not None and len(keys) else None, per_bin)
+        if tables is not None:
+            tables[(factor, width)] = prepared  # idempotent: threads may build it at once
+    table, per_bin = prepared
     if isinstance(data, BinIndex):
-        if keys is not None and len(keys) and not np.any(keys % data.width_ns):
-            keys, vals = keys // data.width_ns, data.index
-        else:
-            vals = as_int64(data.to_datetime())
+        vals = data.index if per_bin else as_int64(data.to_datetime())
     else:
         vals = as_int64(data)
-    if keys is not None and vals is not None and len(keys):
-        lo = int(keys.min())
-        span = int(keys.max()) - lo
-        step = int(np.gcd.reduce(np.diff(np.sort(keys)))) if len(keys) > 1 else 1
-        step = max(step, 1)
-        if span // step < _MAX_LUT:
-            lut = np.full(span // step + 1, -1, dtype=np.int64)
-            lut[(keys - lo) // step] = np.arange(len(keys), dtype=np.int64)
-            if step == 1 and len(vals) and int(vals.min()) >= lo and int(vals.max()) <= lo + span:
-                # Every value in range (the usual case): one gather, no full-length masks.
-                return lut[vals - lo] if lo else lut[vals]
-            off = vals - lo
-            if step > 1:
-                q, r = np.divmod(off, step)
-                ok = (r == 0) & (off >= 0) & (off <= span)
-            else:
-                q = off
-                ok = (off >= 0) & (off <= span)
-            if ok.all():
-                return lut[q]
-            out = np.full(len(vals), -1, dtype=np.int64)
-            out[ok] = lut[q[ok]]
-            return out
-        return np.asarray(pd.Index(keys).get_indexer(vals), dtype=np.int64)
+    if table is not None and vals is not None:
+        return table.index(vals)
     data_index = data if isinstance(data, pd.Index) else pd.Index(np.asarray(data))
     return np.asarray(pd.Index(factor_values).get_indexer(data_index), dtype=np.int64)
 
