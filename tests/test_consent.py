@@ -17,6 +17,7 @@ import pytest
 from privagg.cli import main
 from privagg.dp.budget import Budget
 from privagg.dp.mechanisms import NoiseMechanism
+from privagg.releases.inputs import consent_lookup
 from privagg.world import TABLES, World
 from tests.test_cli_release import DAY, tiny_world
 
@@ -128,3 +129,15 @@ def test_the_users_table_needs_only_the_columns_the_statistic_reads(capsys, tmp_
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "by='age_band' is not a user column" in err
+
+
+@pytest.mark.parametrize("consenting", [
+    np.arange(1000, 1500),                                  # every id of a range: a range test
+    np.setdiff1d(np.arange(1000, 1500), [1001, 1200]),      # a range with holes: a lookup table
+    np.array([5, 1 << 40, (1 << 40) + 3]),                  # sparse ids: a hash index
+], ids=["full-range", "holes", "sparse"])
+def test_consent_lookup_matches_membership_on_every_path(consenting):
+    asked = np.concatenate([np.arange(990, 1510), [5, 6, 1 << 40, (1 << 40) + 3, -7]]).astype(np.int64)
+    mask = consent_lookup(consenting)(asked)
+    assert mask.dtype == bool
+    assert np.array_equal(mask, np.isin(asked, consenting))
