@@ -179,15 +179,30 @@ def test_packed_counts_keep_the_lowest_full_ranks_when_truncated_ranks_tie(monke
         assert not np.array_equal(loop_counts(truncated), loop_counts(full))
 
 
+def _coarse_hash(i, p, s):
+    """The keyed hash with only its 2 top bits and 24 low ones: truncated ranks tie often, full ones not."""
+    h = keyed_hash(i, p, s)
+    return (h & np.uint64(0xC000000000000000)) | (h & np.uint64(0xFFFFFF))
+
+
 @pytest.mark.parametrize("lower, upper", [(0.0, 480.0), (-5.0, 100.0)], ids=["minutes", "negative"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
 @pytest.mark.parametrize("distinct", [False, True], ids=["rows", "distinct"])
+@pytest.mark.parametrize("hash_bits", ["full", "coarse"])
 def test_grid_values_carried_in_the_keys_equal_the_generic_steps_bit_for_bit(monkeypatch, lower, upper, chunked,
-                                                                             distinct):
-    """Values on a ValueGrid travel inside the packed keys (ValueLayout, no value array): the totals are
-    still those of the three generic steps, bit for bit."""
+                                                                             distinct, hash_bits):
+    """Values on a ValueGrid travel inside the packed keys with the pairs' truncated ranks (ValueLayout, no
+    value array): the totals are still those of the three generic steps, bit for bit. With a coarse hash
+    the truncated ranks tie at the L0 bound for some subscribers, who are ranked again on all 64 bits
+    (checked: the re-ranking runs)."""
     monkeypatch.setattr(packed, "SUM_BLOCK_ROWS", 16)
     monkeypatch.setattr(local, "SHARD_MIN_ROWS", 1)
+    reranked = []
+    if hash_bits == "coarse":
+        monkeypatch.setattr(packed, "keyed_hash", _coarse_hash)
+        monkeypatch.setattr(local, "keyed_hash", _coarse_hash)
+        exact = packed._l0_dropped
+        monkeypatch.setattr(packed, "_l0_dropped", lambda offsets, *a: reranked.append(len(offsets)) or exact(offsets, *a))
     calls = []
     real = local.bounded_sums
     monkeypatch.setattr(local, "bounded_sums", lambda rows, layout, *a, **k: calls.append(layout) or real(rows, layout, *a, **k))
@@ -202,9 +217,10 @@ def test_grid_values_carried_in_the_keys_equal_the_generic_steps_bit_for_bit(mon
     if chunked:
         data.value_grid = grid
     fast = LocalEngine(rng=np.random.default_rng(3), threads=2).bounded_totals(data, bounds, dense=True, sum_unit=UNIT)
-    assert calls and all(isinstance(layout, packed.ValueLayout) for layout in calls)
+    assert calls and all(isinstance(layout, packed.ValueLayout) and layout.rank_bits > 0 for layout in calls)
     assert np.array_equal(generic.counts, fast.counts)
     assert np.array_equal(generic.sums, fast.sums)
+    assert (hash_bits == "coarse") == bool(reranked)
 
 
 def test_a_value_grid_makes_sums_independent_of_the_order_of_additions():

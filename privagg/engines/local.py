@@ -206,7 +206,7 @@ class LocalEngine(Engine):
                 value_layout = layout
 
                 def pack(i: int, c: Contributions) -> np.ndarray:
-                    return value_layout.pack(c.privacy_ids, c.partitions, c.values)
+                    return value_layout.pack(c.privacy_ids, c.partitions, c.values, secret)
             else:
                 if contributions.chunk_rows is None:
                     return None
@@ -222,6 +222,7 @@ class LocalEngine(Engine):
                     row_values[i * stride:i * stride + len(c)] = c.values  # values at their rows
                     return row_layout.pack(c.privacy_ids, c.partitions, i * stride)
             cuts = layout.shard_cuts(contributions.id_sample, min(self.threads, contributions.n_chunks))
+            secret = self.bounding_secret()
             try:
                 buffers = pack_chunks(contributions, pack, cuts, self.threads)
             except ValueError:
@@ -231,13 +232,15 @@ class LocalEngine(Engine):
             n = len(ids)
             id_range = (int(ids.min()), int(ids.max())) if n else (0, 0)
             layout = None if grid is None else ValueLayout.fit(*id_range, n_partitions, grid)
-            if layout is not None:
-                key = layout.pack(ids, contributions.partitions, contributions.values)
-            else:
+            if layout is None:
                 layout = RowLayout.fit(*id_range, n_partitions, n)
                 if layout is None:
                     return None
                 values = np.asarray(contributions.values, dtype=np.float64)
+            secret = self.bounding_secret()
+            if isinstance(layout, ValueLayout):
+                key = layout.pack(ids, contributions.partitions, contributions.values, secret)
+            else:
                 key = layout.pack(ids, contributions.partitions, 0)
             shards = self.threads if n >= SHARD_MIN_ROWS else 1
             cuts = layout.shard_cuts(ids[:: max(1, n // 100_000)], shards)
@@ -249,7 +252,6 @@ class LocalEngine(Engine):
             else:
                 buffers = [ShardBuffer.holding(key)]
             del key, ids
-        secret = self.bounding_secret()
 
         def shard_totals(rows: ShardBuffer) -> tuple[np.ndarray, np.ndarray]:
             return bounded_sums(rows, layout, values, max_partitions=bounds.max_partitions,

@@ -276,6 +276,8 @@ class RowLayout:
     def low_bits(self) -> int:
         return self.row_bits
 
+    rank_bits = 0  # ranks are computed after the sort, on the pairs of subscribers over the bound
+
     @property
     def id_shift(self) -> int:
         return self.partition_bits + self.row_bits
@@ -301,30 +303,36 @@ class RowLayout:
 
 @dataclass(frozen=True)
 class ValueLayout:
-    """Bit layout of packed rows carrying their value: ``(id - id_lo) << id_shift | partition << grid.bits | step``,
-    ``step`` the value's place on its :class:`~privagg.engines.base.ValueGrid`.
+    """Bit layout of packed rows carrying their value:
+    ``(id - id_lo) << id_shift | rank << (partition_bits + grid.bits) | partition << grid.bits | step``,
+    ``step`` the value's place on its :class:`~privagg.engines.base.ValueGrid` and ``rank`` the pair's
+    keyed hash truncated to the bits left (none, if need be), as in :class:`PackedLayout`.
 
     One sort puts each (subscriber, partition)'s rows together with their
-    values: the pair's sum is the integer sum of its steps, exact, which is
-    bit for bit the float sum of its values in any order (the grid makes
-    every partial sum exact), as the engine's three steps and the Spark
-    engine compute it. No value array is built or gathered.
+    values, and a subscriber's pairs in rank order: the pair's sum is the
+    integer sum of its steps, exact, which is bit for bit the float sum of
+    its values in any order (the grid makes every partial sum exact), as
+    the engine's three steps and the Spark engine compute it; and L0 keeps a
+    subscriber's first pairs, unless the truncated ranks tie at the bound.
+    No value array is built or gathered.
     """
 
     id_lo: int
     id_bits: int
     partition_bits: int
     grid: ValueGrid
+    rank_bits: int
 
     @classmethod
     def fit(cls, id_lo: int, id_hi: int, n_partitions: int, grid: ValueGrid) -> ValueLayout | None:
-        """A layout for ids in ``[id_lo, id_hi]``, ``n_partitions`` codes and values on ``grid``; None if it
-        needs more than 63 bits."""
+        """A layout for ids in ``[id_lo, id_hi]``, ``n_partitions`` codes and values on ``grid``, with the rank
+        in the bits left (up to :data:`MAX_RANK_BITS`); None if the rest needs more than 63 bits."""
         id_bits = max(int(id_hi - id_lo).bit_length(), 1)
         partition_bits = max(int(max(n_partitions, 1) - 1).bit_length(), 1)
-        if id_bits + partition_bits + grid.bits > 63:
+        spare = 63 - id_bits - partition_bits - grid.bits
+        if spare < 0:
             return None
-        return cls(int(id_lo), id_bits, partition_bits, grid)
+        return cls(int(id_lo), id_bits, partition_bits, grid, min(spare, MAX_RANK_BITS))
 
     @property
     def low_bits(self) -> int:
@@ -332,14 +340,22 @@ class ValueLayout:
 
     @property
     def id_shift(self) -> int:
-        return self.partition_bits + self.grid.bits
+        return self.rank_bits + self.partition_bits + self.grid.bits
 
-    def pack(self, privacy_ids: np.ndarray, partitions: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Packed rows (a new array) for contributions with these ids, partition codes and grid values."""
+    def pack(self, privacy_ids: np.ndarray, partitions: np.ndarray, values: np.ndarray, secret: int) -> np.ndarray:
+        """Packed rows (a new array) for contributions with these ids, partition codes and grid values, ranked
+        under ``secret``."""
         key = _id_offsets(privacy_ids, self.id_lo, self.id_bits)
         key <<= self.id_shift
-        parts = np.asarray(partitions, dtype=np.int64) << self.grid.bits
-        key |= parts
+        parts = np.asarray(partitions, dtype=np.int64)
+        if self.rank_bits:
+            # The rank hashes the id itself, not its offset, so it never depends on other subscribers.
+            rank = keyed_hash(np.asarray(privacy_ids), parts, secret)
+            rank >>= np.uint64(64 - self.rank_bits)
+            rank <<= np.uint64(self.partition_bits + self.grid.bits)
+            key |= rank.view(np.int64)
+            del rank
+        key |= parts << self.grid.bits
         del parts
         key |= self.grid.steps_of(values)
         return key
@@ -417,11 +433,11 @@ def bounded_sums(rows: ShardBuffer, layout: RowLayout | ValueLayout, values: np.
         sums = layout.pair_sums(block, starts, counts, values)
         pair = pair[starts]
         parts = pair & part_mask
-        pair >>= layout.partition_bits  # now the subscriber offset
+        pair >>= layout.partition_bits  # now the subscriber offset << rank_bits | rank
         if distinct:
             sums /= counts  # one contribution per (subscriber, partition): their mean value there
             counts = np.ones(len(counts), dtype=np.int64)
-        dropped = _l0_dropped(pair, parts, max_partitions, secret, layout.id_lo)
+        dropped = _dropped_in_rank_order(pair, layout.rank_bits, parts, max_partitions, secret, layout.id_lo)
         if dropped is not None:  # they add nothing: a count and a sum of zero
             counts[dropped] = 0
             sums[dropped] = 0.0
@@ -438,6 +454,38 @@ def bounded_sums(rows: ShardBuffer, layout: RowLayout | ValueLayout, values: np.
             np.add.at(counts_out, parts, counts)
             np.add.at(sums_out, parts, sums)
     return counts_out, sums_out
+
+
+def _dropped_in_rank_order(ranked: np.ndarray, rank_bits: int, parts: np.ndarray, max_partitions: int, secret: int,
+                           id_lo: int) -> np.ndarray | None:
+    """Indices of the pairs L0 bounding drops (None: none), for pairs ``ranked``: ``subscriber offset <<
+    rank_bits | truncated rank``, sorted, with their partition codes ``parts``.
+
+    A subscriber over the bound keeps their first ``max_partitions`` pairs,
+    those of lowest truncated rank; when the last kept and the first dropped
+    pair tie in it (always, without rank bits), the subscriber's pairs are
+    ranked again on all 64 bits (:func:`_l0_dropped`).
+    """
+    m = len(ranked)
+    offsets = ranked >> rank_bits if rank_bits else ranked
+    new = np.empty(m, dtype=bool)
+    new[0] = True
+    np.not_equal(offsets[1:], offsets[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    del new
+    sizes = np.diff(starts, append=m)
+    heavy = np.flatnonzero(sizes > max_partitions)
+    if not len(heavy):
+        return None
+    h_starts, h_sizes = starts[heavy], sizes[heavy]
+    tied = ranked[h_starts + max_partitions - 1] == ranked[h_starts + max_partitions]
+    dropped = _rows_of(h_starts[~tied] + max_partitions, h_sizes[~tied] - max_partitions)
+    if tied.any():
+        rows = _rows_of(h_starts[tied], h_sizes[tied])
+        exact = _l0_dropped(offsets[rows], parts[rows], max_partitions, secret, id_lo)
+        assert exact is not None  # every tied subscriber is over the bound
+        dropped = np.concatenate([dropped, rows[exact]])
+    return dropped
 
 
 def _l0_dropped(offsets: np.ndarray, parts: np.ndarray, max_partitions: int, secret: int, id_lo: int
