@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from privagg.queries import KeySet
 
 
-VALUE_GRID_BITS = 24  # grid steps up to the largest |value|: 2**-24 of it, far below any sum unit
+VALUE_GRID_BITS = 20  # grid steps up to the largest |value|: 2**-20 of it, far below any sum unit (2**-10 of it)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ValueGrid:
     Values are ``k * 2**-fraction_bits`` for integers ``k_lo <= k <= k_lo + steps``,
     inside the clamping range. A value then carries at most
     :data:`VALUE_GRID_BITS` significant bits, so every partial sum of up to
-    2**29 of them is exact in float64: a (subscriber, partition)'s sum is the
+    2**33 of them is exact in float64: a (subscriber, partition)'s sum is the
     same bit for bit in whatever order an engine adds its rows, and an engine
     may carry values as integer steps (packed into its sort keys) instead of
     floats.
@@ -55,9 +55,9 @@ class ValueGrid:
     --------
     >>> grid = ValueGrid.spanning(0.0, 480.0)
     >>> grid.fraction_bits, grid.steps
-    (15, 15728640)
+    (11, 983040)
     >>> grid.quantise(np.array([-3.0, 0.123456789, 600.0])).tolist()
-    [0.0, 0.123443603515625, 480.0]
+    [0.0, 0.12353515625, 480.0]
     """
 
     k_lo: int
