@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import functools
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -43,6 +43,20 @@ class Inputs:
     end: pd.Timestamp
     consent: Callable[[np.ndarray], np.ndarray]  # True for user ids of consenting subscribers
     user_mask: np.ndarray | None = None  # rows of users that consented (None: every row)
+    # A slice of a large table reads the whole table's columns once, as numpy, shared by every slice:
+    whole: pd.DataFrame | None = None  # the table ``table`` is rows ``span`` of (None: not a slice)
+    span: tuple[int, int] = (0, 0)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def column(self, name: str, *, times: bool = False) -> np.ndarray:
+        """Column ``name`` of ``table`` as numpy (``times``: datetimes as int64 ns), without pandas' per-call
+        cost on every slice."""
+        assert self.table is not None
+        source = self.table if self.whole is None else self.whole
+        arr = self.arrays.get(name)
+        if arr is None:  # threads may both build it: the same array either way
+            arr = self.arrays.setdefault(name, ns(source[name]) if times else source[name].to_numpy())
+        return arr if self.whole is None else arr[self.span[0]:self.span[1]]
 
     def consenting_ids(self) -> np.ndarray:
         """User ids of the consenting subscribers, in the users table's order."""
@@ -58,7 +72,7 @@ class Inputs:
         """Rows of ``table`` whose subscriber consented (None: all of them)."""
         if self.table is None:
             return None
-        mask = self.consent(self.table["user_id"].to_numpy())
+        mask = self.consent(self.column("user_id"))
         return None if mask.all() else mask
 
     def rows(self, mask: np.ndarray) -> np.ndarray:
@@ -68,8 +82,9 @@ class Inputs:
     def slice(self, lo: int, hi: int) -> Inputs:
         """The same inputs restricted to rows ``lo:hi`` of ``table``."""
         assert self.table is not None
+        whole, base = (self.table, 0) if self.whole is None else (self.whole, self.span[0])
         return Inputs(self.table.iloc[lo:hi], self.users, self.cells, self.start, self.end, self.consent,
-                      self.user_mask)
+                      self.user_mask, whole, (base + lo, base + min(hi, len(self.table))), self.arrays)
 
 
 def dwell_range(query: Query, bounds: Bounds) -> tuple[float, float]:
@@ -327,9 +342,9 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
         return encode(users, columns, key_columns(query, inputs.users), keys, distinct=True)
 
     if stat in ("visits", "dwell_times", "dwell_mean"):
-        users = table["user_id"].to_numpy(dtype=np.int64)
-        s, e = ns(table["start"]), ns(table["end"])
-        cell = table["cell_id"].to_numpy(dtype=np.int64)
+        users = np.asarray(inputs.column("user_id"), dtype=np.int64)
+        s, e = inputs.column("start", times=True), inputs.column("end", times=True)
+        cell = np.asarray(inputs.column("cell_id"), dtype=np.int64)
         inside = inputs.rows((s >= start_ns) & (s < end_ns))
         if not inside.all():  # usually every row is: no copies then
             users, s, e, cell = users[inside], s[inside], e[inside], cell[inside]
@@ -365,12 +380,12 @@ def _contributions(query: Query, inputs: Inputs, keys: KeySet | None, bounds: Bo
         return contrib
 
     if stat == "od_flows":
-        users = table["user_id"].to_numpy(dtype=np.int64)
-        dep = ns(table["depart"])
+        users = np.asarray(inputs.column("user_id"), dtype=np.int64)
+        dep = inputs.column("depart", times=True)
         inside = inputs.rows((dep >= start_ns) & (dep < end_ns))
         mapper = area_map(inputs.cells, level)
-        origin = mapper(table["origin_cell"].to_numpy(dtype=np.int64)[inside])
-        dest = mapper(table["destination_cell"].to_numpy(dtype=np.int64)[inside])
+        origin = mapper(np.asarray(inputs.column("origin_cell"), dtype=np.int64)[inside])
+        dest = mapper(np.asarray(inputs.column("destination_cell"), dtype=np.int64)[inside])
         users, dep = users[inside], dep[inside]
         ok = (origin >= 0) & (dest >= 0)
         columns = {f"origin_{level}": origin[ok], f"destination_{level}": dest[ok]}
