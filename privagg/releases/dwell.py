@@ -102,7 +102,10 @@ def dwell_mean(
     """Mean stay duration (minutes) per area: noisy clamped sum / noisy count of stays.
 
     Half the loss goes to each. Durations are clamped to
-    ``[bounds.lower, bounds.upper]`` (default ``[0, 480]``); a subscriber
+    ``[bounds.lower, bounds.upper]`` (default ``[0, 480]``) and rounded to a
+    fixed binary grid (:class:`~privagg.engines.base.ValueGrid`: steps of
+    ``2**-11`` minute up to 480, far below the sums' public unit), so every
+    engine sums them exactly, in any order; a subscriber
     contributes at most ``max_per_partition`` stays per area (more are
     down-weighted, keeping their mean) in at most ``max_partitions`` areas.
     The value is ``clip(sum / max(count, 1), lower, upper)``; the interval is
