@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from privagg.dp.bounds import Bounds
-from privagg.engines.base import ContributionChunks, Contributions, Engine, PartitionTotals, UserPartitions
+from privagg.engines.base import ContributionChunks, Contributions, Engine, PartitionTotals, UserPartitions, ValueGrid
 from privagg.engines.extract import BinnedRows
 from privagg.engines.packed import (PackedLayout, RowLayout, ShardBuffer, ValueLayout, bounded_counts, bounded_sums,
                                     pack_chunks, route)
@@ -198,29 +198,25 @@ class LocalEngine(Engine):
         if isinstance(contributions, ContributionChunks) and contributions.unique_ids:
             return self._one_row_per_id(contributions, n_partitions, dense=dense, sum_unit=sum_unit)
         grid = contributions.value_grid
-        values = None  # per-row values, gathered after the sort (RowLayout only)
-        layout: RowLayout | ValueLayout | None
+        values: np.ndarray | None = None  # per-row values, gathered after the sort (RowLayout only)
         if isinstance(contributions, ContributionChunks):
-            layout = None if grid is None else ValueLayout.fit(*contributions.id_range, n_partitions, grid)
-            if layout is not None:
-                value_layout = layout
+            stride = contributions.chunk_rows
+            layout = _sum_layout(grid, contributions.id_range, n_partitions,
+                                 None if stride is None else contributions.n_chunks * stride)
+            if layout is None:
+                return None
+            if isinstance(layout, RowLayout):
+                values = np.empty(contributions.n_chunks * stride, dtype=np.float64)
 
-                def pack(i: int, c: Contributions) -> np.ndarray:
-                    return value_layout.pack(c.privacy_ids, c.partitions, c.values, secret)
-            else:
-                if contributions.chunk_rows is None:
-                    return None
-                stride = contributions.chunk_rows
-                layout = row_layout = RowLayout.fit(*contributions.id_range, n_partitions, contributions.n_chunks * stride)
-                if layout is None:
-                    return None
-                values = row_values = np.empty(contributions.n_chunks * stride, dtype=np.float64)
-
-                def pack(i: int, c: Contributions) -> np.ndarray:
+            def pack(i: int, c: Contributions) -> np.ndarray:
+                first_row = 0
+                if values is not None:  # the values at their rows, read back after the sort
+                    first_row = i * stride
                     if len(c) > stride:
                         raise ValueError("a chunk holds more contributions than input rows")
-                    row_values[i * stride:i * stride + len(c)] = c.values  # values at their rows
-                    return row_layout.pack(c.privacy_ids, c.partitions, i * stride)
+                    values[first_row:first_row + len(c)] = c.values
+                return layout.pack_contributions(c, first_row, secret)
+
             cuts = layout.shard_cuts(contributions.id_sample, min(self.threads, contributions.n_chunks))
             secret = self.bounding_secret()
             try:
@@ -231,17 +227,13 @@ class LocalEngine(Engine):
             ids = np.asarray(contributions.privacy_ids)
             n = len(ids)
             id_range = (int(ids.min()), int(ids.max())) if n else (0, 0)
-            layout = None if grid is None else ValueLayout.fit(*id_range, n_partitions, grid)
+            layout = _sum_layout(grid, id_range, n_partitions, n)
             if layout is None:
-                layout = RowLayout.fit(*id_range, n_partitions, n)
-                if layout is None:
-                    return None
+                return None
+            if isinstance(layout, RowLayout):
                 values = np.asarray(contributions.values, dtype=np.float64)
             secret = self.bounding_secret()
-            if isinstance(layout, ValueLayout):
-                key = layout.pack(ids, contributions.partitions, contributions.values, secret)
-            else:
-                key = layout.pack(ids, contributions.partitions, 0)
+            key = layout.pack_contributions(contributions, 0, secret)
             shards = self.threads if n >= SHARD_MIN_ROWS else 1
             cuts = layout.shard_cuts(ids[:: max(1, n // 100_000)], shards)
             buffers = [ShardBuffer(n) for _ in range(len(cuts) + 1)] if len(cuts) else []
@@ -259,7 +251,7 @@ class LocalEngine(Engine):
                                 sum_unit=sum_unit, n_partitions=n_partitions)
 
         parts_totals = thread_map(shard_totals, buffers, self.threads)
-        del values, buffers
+        del buffers
         counts = np.sum([t[0] for t in parts_totals], axis=0)
         sums = np.sum([t[1] for t in parts_totals], axis=0)
         return _partition_totals(counts, sums, dense)
@@ -593,6 +585,16 @@ class LocalEngine(Engine):
         if pairs.sums is not None:
             sums = np.add.reduceat(pairs.sums[order], starts) if len(parts) else np.zeros(0)
         return PartitionTotals(counts, sums, codes)
+
+
+def _sum_layout(grid: ValueGrid | None, id_range: tuple[int, int], n_partitions: int,
+                n_rows: int | None) -> ValueLayout | RowLayout | None:
+    """The packing of rows with values: the values inside the keys when they lie on a grid, else the rows'
+    places in the input (``n_rows`` of them; None: unknown, no packing); None when neither fits 63 bits."""
+    layout = None if grid is None else ValueLayout.fit(*id_range, n_partitions, grid)
+    if layout is None and n_rows is not None:
+        return RowLayout.fit(*id_range, n_partitions, n_rows)
+    return layout
 
 
 def _has_values(contributions: Contributions | ContributionChunks) -> bool:

@@ -70,9 +70,7 @@ class PackedLayout:
     def pack(self, privacy_ids: np.ndarray, partitions: np.ndarray, secret: int) -> np.ndarray:
         """Packed int64 rows (a new array) for rows with these ids and partition codes."""
         parts = np.asarray(partitions, dtype=np.int64)
-        offset = np.asarray(privacy_ids, dtype=np.int64) - self.id_lo
-        if len(offset) and (int(offset.min()) < 0 or int(offset.max()) >> self.id_bits):
-            raise ValueError("a privacy id lies outside the id range the packed layout was made for")
+        offset = _id_offsets(privacy_ids, self.id_lo, self.id_bits)
         offset <<= self.id_shift
         offset |= parts
         if self.rank_bits:
@@ -292,6 +290,10 @@ class RowLayout:
         key |= np.arange(first_row, first_row + len(key), dtype=np.int64)
         return key
 
+    def pack_contributions(self, c: Contributions, first_row: int, secret: int) -> np.ndarray:
+        """:meth:`pack` of contributions that are rows ``first_row, ...`` of the input (ranks come later)."""
+        return self.pack(c.privacy_ids, c.partitions, first_row)
+
     def pair_sums(self, block: np.ndarray, starts: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Sum of the values of each run of ``block`` starting at ``starts``, in input order."""
         return np.add.reduceat(values[block & np.int64((1 << self.row_bits) - 1)], starts)
@@ -359,6 +361,11 @@ class ValueLayout:
         del parts
         key |= self.grid.steps_of(values)
         return key
+
+    def pack_contributions(self, c: Contributions, first_row: int, secret: int) -> np.ndarray:
+        """:meth:`pack` of a chunk's contributions (``first_row`` is not needed: the values travel in the keys)."""
+        assert c.values is not None
+        return self.pack(c.privacy_ids, c.partitions, c.values, secret)
 
     def pair_sums(self, block: np.ndarray, starts: np.ndarray, counts: np.ndarray, values: None) -> np.ndarray:
         """Float sum of the values of each run of ``block`` starting at ``starts`` (``counts`` rows each)."""
