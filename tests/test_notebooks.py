@@ -26,12 +26,16 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 def _execute(path: str, workdir: str) -> dict:
     """Run one notebook at the small size; return its errors, figure count and rendered prose."""
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     os.environ["PRIVAGG_NOTEBOOK_SMALL"] = "1"
     os.environ["MPLBACKEND"] = "Agg"
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=900, kernel_name="python3", allow_errors=True,
+    # Unix sockets in the notebook's own directory: two kernels starting at once over TCP can pick the
+    # same free port, and one of them dies before it answers.
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(workdir, "kernel"))
+    client = NotebookClient(notebook, km=km, timeout=900, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": workdir}})
     client.execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
