@@ -26,7 +26,7 @@ from privagg.dp.bounds import Bounds
 from privagg.engines.base import ContributionChunks, Contributions, Engine, PartitionTotals, UserPartitions, ValueGrid
 from privagg.engines.extract import BinnedRows
 from privagg.engines.packed import (PackedLayout, RowLayout, ShardBuffer, ValueLayout, bounded_counts, bounded_sums,
-                                    pack_chunks, route)
+                                    pack_chunks, route, run_starts)
 from privagg.engines.ranking import keyed_hash
 from privagg.parallel import default_threads, thread_map
 
@@ -89,14 +89,6 @@ def is_ones(counts: np.ndarray) -> bool:
 def take(counts: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``counts[rows]``, staying zero-stride for :func:`ones`."""
     return ones(len(rows)) if is_ones(counts) else counts[rows]
-
-
-def _group_starts(sorted_ids: np.ndarray) -> np.ndarray:
-    """Start index of each run of equal values in a sorted array."""
-    if len(sorted_ids) == 0:
-        return np.zeros(0, dtype=np.int64)
-    change = np.flatnonzero(sorted_ids[1:] != sorted_ids[:-1]) + 1
-    return np.concatenate(([0], change)).astype(np.int64)
 
 
 class LocalEngine(Engine):
@@ -395,7 +387,7 @@ class LocalEngine(Engine):
             return UserPartitions(uniq, parts_out, counts)
         order = np.argsort(key, kind="stable")
         skey = key[order]
-        starts = _group_starts(skey)
+        starts = run_starts(skey)
         uniq = skey[starts]
         counts = np.diff(np.append(starts, len(skey))).astype(np.int64)
         values = np.asarray(contributions.values, dtype=np.float64)[order]
@@ -426,7 +418,7 @@ class LocalEngine(Engine):
         ids, parts, sums = pairs.privacy_ids, pairs.partitions, pairs.sums
         original = np.asarray(pairs.counts, dtype=np.int64)
         counts = np.minimum(original, linf)
-        starts = _group_starts(ids)
+        starts = run_starts(ids)
         totals = np.add.reduceat(counts, starts) if len(ids) else np.zeros(0, dtype=np.int64)
         over = totals > c
         if over.any():
@@ -437,7 +429,7 @@ class LocalEngine(Engine):
             k = np.arange(len(record_pair), dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
             record_ids = ids[record_pair]
             record_code = parts[record_pair].astype(np.int64) * (int(reps.max()) + 1) + k
-            r_starts = _group_starts(record_ids)
+            r_starts = run_starts(record_ids)
             r_sizes = np.diff(np.append(r_starts, len(record_ids)))
             secret = self.bounding_secret()
             kept = self._l0_rows_chunked(record_ids, record_code, r_starts, r_sizes, c, secret)
@@ -460,7 +452,7 @@ class LocalEngine(Engine):
         fresh one by default), then Linf. Shards of one release pass the release's one secret."""
         l0, linf = bounds.max_partitions, bounds.max_per_partition
         ids, parts, counts, sums = pairs.privacy_ids, pairs.partitions, pairs.counts, pairs.sums
-        starts = _group_starts(ids)
+        starts = run_starts(ids)
         sizes = np.diff(np.append(starts, len(ids)))
         heavy = sizes > l0
         if heavy.any():
@@ -578,7 +570,7 @@ class LocalEngine(Engine):
             return PartitionTotals(dense_totals.counts[codes], sums, codes)
         order = np.argsort(parts, kind="stable")
         sparts = parts[order]
-        starts = _group_starts(sparts)
+        starts = run_starts(sparts)
         codes = sparts[starts]
         counts = np.add.reduceat(pairs.counts[order], starts).astype(np.int64) if len(parts) else np.zeros(0, np.int64)
         sums = None

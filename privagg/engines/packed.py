@@ -204,6 +204,17 @@ def bounded_counts(rows: ShardBuffer, layout: PackedLayout, max_partitions: int,
     return total.astype(np.int64, copy=False) if counts is None else np.rint(total).astype(np.int64)
 
 
+def run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Start index (int64) of each run of equal values in a sorted array."""
+    m = len(sorted_keys)
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+    new = np.empty(m, dtype=bool)  # a mask, not a list of changes plus one: no temporaries beyond it
+    new[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
+    return np.flatnonzero(new).astype(np.int64, copy=False)
+
+
 def _rows_of(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """The rows of blocks ``starts[i] : starts[i] + sizes[i]``, in order."""
     rows = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
@@ -430,13 +441,9 @@ def bounded_sums(rows: ShardBuffer, layout: RowLayout | ValueLayout, values: np.
     bounds = np.concatenate(([0], cuts[cuts < n], [n])).astype(np.int64)
     for r0, r1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         block = key[r0:r1]
-        pair = block >> low_bits  # subscriber offset << partition_bits | partition
-        m = len(pair)
-        new = np.empty(m, dtype=bool)
-        new[0] = True
-        np.not_equal(pair[1:], pair[:-1], out=new[1:])
-        starts = np.flatnonzero(new)
-        counts = np.diff(starts, append=m)
+        pair = block >> low_bits  # subscriber offset << rank_bits + partition_bits | rank | partition
+        starts = run_starts(pair)
+        counts = np.diff(starts, append=len(pair))
         sums = layout.pair_sums(block, starts, counts, values)
         pair = pair[starts]
         parts = pair & part_mask
@@ -473,14 +480,9 @@ def _dropped_in_rank_order(ranked: np.ndarray, rank_bits: int, parts: np.ndarray
     pair tie in it (always, without rank bits), the subscriber's pairs are
     ranked again on all 64 bits (:func:`_l0_dropped`).
     """
-    m = len(ranked)
     offsets = ranked >> rank_bits if rank_bits else ranked
-    new = np.empty(m, dtype=bool)
-    new[0] = True
-    np.not_equal(offsets[1:], offsets[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    del new
-    sizes = np.diff(starts, append=m)
+    starts = run_starts(offsets)
+    sizes = np.diff(starts, append=len(offsets))
     heavy = np.flatnonzero(sizes > max_partitions)
     if not len(heavy):
         return None
@@ -508,13 +510,8 @@ def _l0_dropped(offsets: np.ndarray, parts: np.ndarray, max_partitions: int, sec
     that of the full 64-bit ranks (which never tie within a subscriber: the hash is a bijection of the
     partition).
     """
-    m = len(offsets)
-    new = np.empty(m, dtype=bool)
-    new[0] = True
-    np.not_equal(offsets[1:], offsets[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    del new
-    sizes = np.diff(starts, append=m)
+    starts = run_starts(offsets)
+    sizes = np.diff(starts, append=len(offsets))
     heavy = sizes > max_partitions
     if not heavy.any():
         return None

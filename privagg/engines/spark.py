@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from privagg.engines.base import Contributions, Engine, PartitionTotals, UserPartitions
+from privagg.engines.packed import run_starts
 from privagg.engines.ranking import keyed_hash
 from privagg.errors import PrivaggInputError
 
@@ -227,12 +228,6 @@ def _pairs(ids: np.ndarray, codes: np.ndarray, values: np.ndarray | None, distin
     return ids[starts], codes[starts], counts, sums
 
 
-def _group_starts(ids: np.ndarray) -> np.ndarray:
-    if len(ids) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1)).astype(np.int64)
-
-
 def _lowest_ranks(ids: np.ndarray, codes: np.ndarray, keep: int, secret: int) -> np.ndarray:
     """Rows (grouped by id, codes ascending within an id) whose keyed-hash rank is among their id's
     ``keep`` lowest; a tie is broken by code order, as on the local engine."""
@@ -240,14 +235,14 @@ def _lowest_ranks(ids: np.ndarray, codes: np.ndarray, keep: int, secret: int) ->
         return np.zeros(0, dtype=np.int64)
     rank = keyed_hash(ids, codes, secret)
     order = np.lexsort((codes, rank, ids))
-    starts = _group_starts(ids[order])
+    starts = run_starts(ids[order])
     sizes = np.diff(np.append(starts, len(ids)))
     position = np.arange(len(ids)) - np.repeat(starts, sizes)
     return np.sort(order[position < keep])
 
 
 def _bound_box(ids, codes, counts, sums, l0: int, linf: int, secret: int):
-    starts = _group_starts(ids)
+    starts = run_starts(ids)
     sizes = np.diff(np.append(starts, len(ids)))
     heavy = np.repeat(sizes > l0, sizes)
     if heavy.any():
@@ -265,7 +260,7 @@ def _bound_box(ids, codes, counts, sums, l0: int, linf: int, secret: int):
 def _heavy_pairs(ids, counts, c: int, linf: int) -> np.ndarray:
     """Pairs of subscribers whose records, capped at ``linf`` per key, exceed the total bound ``c``."""
     capped = np.minimum(counts, linf)
-    starts = _group_starts(ids)
+    starts = run_starts(ids)
     if len(starts) == 0:
         return np.zeros(0, dtype=np.int64)
     totals = np.add.reduceat(capped, starts)
