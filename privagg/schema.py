@@ -181,6 +181,15 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
         On the first problem found: missing or extra columns, wrong dtypes,
         nulls in keys, duplicate ids, end before start, unknown cells.
     """
+    validated_id_range(df, table, cells=cells)
+    return df
+
+
+def validated_id_range(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None = None) -> tuple[int, int] | None:
+    """:func:`validate_table`, returning what the uniqueness check learnt: ``(min, max)`` of the table's id
+    column (``user_id`` of users, ``cell_id`` of cells), or None when the table has none or its ids are not
+    integers. A release reads the range from here rather than passing over the ids again.
+    """
     if table not in SCHEMAS:
         raise PrivaggInputError(
             f"table={table!r} is not a privagg table. Fix: use one of {', '.join(SCHEMAS)}."
@@ -242,7 +251,10 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
                 f"{hint}.",
             )
 
-    if schema.unique is not None and not _unique_compact_ints(df[schema.unique]):
+    id_range = None if schema.unique is None else _int_range(df[schema.unique].to_numpy())
+    if schema.unique is not None and not (
+        id_range is not None and _unique_compact_ints(df[schema.unique].to_numpy(), *id_range)
+    ):
         dup = df[schema.unique].duplicated()
         n_dup = int(dup.sum())
         if n_dup:
@@ -277,28 +289,33 @@ def validate_table(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | None =
                     f"refers to cells absent from 'cells', e.g. {_example(values[unknown])}",
                     "add those cells to the cells table or drop the rows that use them.",
                 )
-    return df
+    return id_range
 
 
-def _unique_compact_ints(series: pd.Series) -> bool:
-    """True when ``series`` holds integers in a compact range, each at most once (False means "not
-    known": the caller falls back to a hash check that also finds the duplicates).
+def _int_range(values: np.ndarray) -> tuple[int, int] | None:
+    """``(min, max)`` of an integer array, reduced on every thread (None: not integers, or empty)."""
+    from privagg.parallel import min_max
+
+    if values.dtype.kind not in "iu" or len(values) == 0:
+        return None
+    return min_max(values)
+
+
+def _unique_compact_ints(values: np.ndarray, lo: int, hi: int) -> bool:
+    """True when the integers ``values``, all in ``[lo, hi]``, form a compact range with each at most once
+    (False means "not known": the caller falls back to a hash check that also finds the duplicates).
 
     Each row sets the byte of its id (offset by the smallest id) in a table of one byte per id of the
     range, in contiguous blocks of rows on every thread: the threads share the table, and a byte
     written by two of them still reads 1. The ids are unique exactly when as many bytes are set as
     there are rows. The table is at most half the size of the ids (a range under four ids per row).
     """
-    from privagg.parallel import default_threads, min_max, thread_map
+    from privagg.parallel import default_threads, thread_map
 
-    values = series.to_numpy()
     n = len(values)
-    if values.dtype.kind not in "iu" or n == 0:
-        return False
     parts = max(1, min(default_threads(), n // (1 << 20)))
     cuts = np.linspace(0, n, parts + 1).astype(np.int64)
     blocks = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
-    lo, hi = min_max(values, parts)
     if hi - lo >= 4 * n + (1 << 16):
         return False
     seen = np.zeros(hi - lo + 1, dtype=np.uint8)

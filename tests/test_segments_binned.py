@@ -16,7 +16,7 @@ from privagg.queries import Query
 from privagg.releases import build
 from privagg.releases.core import effective_bounds, resolution
 from privagg.releases.inputs import resolve
-from privagg.schema import _unique_compact_ints, validate_table
+from privagg.schema import _unique_compact_ints, validate_table, validated_id_range
 
 AGES = ["18-24", "25-34", "35-44"]
 
@@ -80,11 +80,24 @@ def test_duplicate_ids_found_on_every_thread(offset):
     repeated across the two, is found with the schema's error message, wherever the id range lies."""
     n = (1 << 21) + 5  # two blocks of rows
     ids = np.random.default_rng(3).permutation(n).astype(np.int64) + offset
-    assert _unique_compact_ints(pd.Series(ids))
+    assert _unique_compact_ints(ids, int(ids.min()), int(ids.max()))
     for where in (7, n - 3):
         dup = ids.copy()
         dup[where] = dup[n // 2 if where < n // 2 else 0]
-        assert not _unique_compact_ints(pd.Series(dup))
+        assert not _unique_compact_ints(dup, int(dup.min()), int(dup.max()))
     users = pd.DataFrame({"user_id": dup, "opt_in": np.ones(n, dtype=bool)})
     with pytest.raises(PrivaggInputError, match=re.escape("table 'users', column 'user_id': has duplicate ids, e.g. ")):
         validate_table(users, "users")
+
+
+def test_validated_id_range_is_the_range_the_uniqueness_check_read():
+    """The schema check hands its id range on (a release reads it instead of passing over the ids again):
+    it is the exact (min, max) of every row, opted out or not, and ``validate_table`` still returns the table."""
+    rng = np.random.default_rng(5)
+    ids = rng.permutation(3 * (1 << 20)).astype(np.int64) + 7_000_000
+    users = pd.DataFrame({"user_id": ids, "opt_in": rng.random(len(ids)) < 0.5})
+    assert validated_id_range(users, "users") == (7_000_000, 7_000_000 + len(ids) - 1)
+    assert validate_table(users, "users") is users
+    users.loc[3, "user_id"] = users.loc[4, "user_id"]
+    with pytest.raises(PrivaggInputError, match="has duplicate ids"):
+        validated_id_range(users, "users")

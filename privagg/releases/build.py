@@ -47,6 +47,7 @@ class Inputs:
     whole: pd.DataFrame | None = None  # the table ``table`` is rows ``span`` of (None: not a slice)
     span: tuple[int, int] = (0, 0)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    user_id_range: tuple[int, int] | None = None  # (min, max) of every row's user_id in users (None: unknown)
 
     def column(self, name: str, *, times: bool = False) -> np.ndarray:
         """Column ``name`` of ``table`` as numpy (``times``: datetimes as int64 ns), without pandas' per-call
@@ -84,7 +85,8 @@ class Inputs:
         assert self.table is not None
         whole, base = (self.table, 0) if self.whole is None else (self.whole, self.span[0])
         return Inputs(self.table.iloc[lo:hi], self.users, self.cells, self.start, self.end, self.consent,
-                      self.user_mask, whole, (base + lo, base + min(hi, len(self.table))), self.arrays)
+                      self.user_mask, whole, (base + lo, base + min(hi, len(self.table))), self.arrays,
+                      self.user_id_range)
 
 
 def dwell_range(query: Query, bounds: Bounds) -> tuple[float, float]:
@@ -299,7 +301,7 @@ def _user_chunks(query: Query, inputs: Inputs, keys: KeySet, bounds: Bounds | No
         n_chunks=-(-len(people) // rows),
         chunk=lambda i: _contributions(query, part(i * rows, (i + 1) * rows), keys, bounds),
         domain=first.domain, public=first.public, distinct=first.distinct, n_rows=len(people),
-        id_range=min_max(ids),
+        id_range=inputs.user_id_range or min_max(ids),  # the schema check's, when it ran
         id_sample=np.asarray(ids[:: max(1, len(ids) // 100_000)], dtype=np.int64),
         has_values=first.values is not None, unique_ids=True, binned=binned,
         # Without opt-outs, chunk i's j-th contribution is users row i * rows + j.

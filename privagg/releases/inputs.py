@@ -32,7 +32,7 @@ import pandas as pd
 from privagg.errors import PrivaggInputError
 from privagg.queries import LEVELS, TIME_COLUMN, KeySet, Query, parse_time_bin, parse_window
 from privagg.releases.build import Inputs
-from privagg.schema import TAG_PREFIX, validate_table
+from privagg.schema import TAG_PREFIX, validate_table, validated_id_range
 from privagg.world import World
 
 # Which table each statistic reads.
@@ -300,7 +300,7 @@ def resolve(
     users = as_pandas(users, "users", fix="pass users=world.users")
     if cells is not None:
         cells = as_pandas(cells, "cells", fix="pass cells=world.cells")
-    validate_table(users, "users")
+    user_id_range = validated_id_range(users, "users")
     check_user_columns(query, users)
     if table is not None:
         validate_table(table, name)
@@ -326,7 +326,8 @@ def resolve(
         users = users.reset_index(drop=True)
     start, end = window(query, keys, world_start, world_end)
     # A row mask rather than a filtered copy: the statistic applies it with its window, in one pass.
-    return Inputs(table, users, cells, start, end, _lazy_consent(users, opted_in), opted_in)
+    return Inputs(table, users, cells, start, end, _lazy_consent(users, opted_in), opted_in,
+                  user_id_range=user_id_range)
 
 
 def window(query: Query, keys: KeySet | None, world_start: Any, world_end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
