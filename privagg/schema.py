@@ -251,17 +251,18 @@ def validated_id_range(df: pd.DataFrame, table: str, *, cells: pd.DataFrame | No
                 f"{hint}.",
             )
 
-    id_range = None if schema.unique is None else _int_range(df[schema.unique].to_numpy())
-    if schema.unique is not None and not (
-        id_range is not None and _unique_compact_ints(df[schema.unique].to_numpy(), *id_range)
-    ):
-        dup = df[schema.unique].duplicated()
-        n_dup = int(dup.sum())
-        if n_dup:
-            raise _fail(
-                table, schema.unique, n_dup, f"has duplicate ids, e.g. {_example(df.loc[dup, schema.unique])}",
-                f"make '{schema.unique}' unique (one row per id).",
-            )
+    id_range = None
+    if schema.unique is not None:
+        ids = df[schema.unique].to_numpy()
+        id_range = _int_range(ids)
+        if not (id_range is not None and _unique_compact_ints(ids, *id_range)):
+            dup = df[schema.unique].duplicated()
+            n_dup = int(dup.sum())
+            if n_dup:
+                raise _fail(
+                    table, schema.unique, n_dup, f"has duplicate ids, e.g. {_example(df.loc[dup, schema.unique])}",
+                    f"make '{schema.unique}' unique (one row per id).",
+                )
 
     if table in TIME_ORDER:
         first, last = TIME_ORDER[table]

@@ -431,9 +431,8 @@ def _noise_task(count_mech: Any, sum_mech: Any, public: bool, counter: Any):
 
 
 def _extract_task(define: Callable[..., Contributions], keys: KeySet | None, table_columns: tuple[str, ...],
-                  user_columns: tuple[str, ...], has_values: bool, domain_only: bool, *, dedupe: bool = True):
-    """Map Arrow batches of consenting rows to contributions with the statistic's own definition
-    (``dedupe``: a distinct statistic's repeated pairs in a batch are dropped, before a shuffle)."""
+                  user_columns: tuple[str, ...], has_values: bool, domain_only: bool):
+    """Map Arrow batches of consenting rows to contributions with the statistic's own definition."""
 
     def split(b: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFrame]:
         if not table_columns:  # a per-subscriber statistic: the rows are the users
@@ -456,11 +455,6 @@ def _extract_task(define: Callable[..., Contributions], keys: KeySet | None, tab
             if has_values:
                 values = c.values.astype(float) if c.values is not None else np.zeros(len(c))
                 yield pd.DataFrame({"user_id": ids, "code": codes, "value": values})
-                continue
-            if dedupe and c.distinct and len(ids) > 1:
-                # A subscriber counts once per key: repeats within the batch need not cross the shuffle.
-                pairs = pd.DataFrame({"user_id": ids, "code": codes}).drop_duplicates()
-                yield pairs
                 continue
             yield pd.DataFrame({"user_id": ids, "code": codes})
 
@@ -607,11 +601,9 @@ class SparkEngine(Engine):
                                                                      + (", value double" if has_values else "")),
                                           domain, False, distinct, has_values)
         schema = "user_id long, code long" + (", value double" if has_values else "")
-        out = rows.mapInPandas(_extract_task(define, domain, inputs.table_columns, inputs.user_columns,
-                                             has_values, False), schema)
-        extract = _extract_task(define, domain, inputs.table_columns, inputs.user_columns, has_values, False,
-                                dedupe=False)
-        return SparkContributions(out, domain, public, distinct, has_values, source=rows, extract=extract)
+        extract = _extract_task(define, domain, inputs.table_columns, inputs.user_columns, has_values, False)
+        return SparkContributions(rows.mapInPandas(extract, schema), domain, public, distinct, has_values,
+                                  source=rows, extract=extract)
 
     # -- bounding and aggregation -------------------------------------------------------
     def _by_user(self, contributions: SparkContributions) -> Any:
@@ -624,12 +616,13 @@ class SparkEngine(Engine):
     def _per_user(contributions: SparkContributions, by_user: Any, task: Callable, schema: str) -> Any:
         """``task`` over each subscriber's contributions in ``by_user`` (from :meth:`_by_user`), extracted
         in the same Python task when ``by_user`` holds input rows."""
-        if contributions.source is not None:
-            extract, inner = contributions.extract, task
+        if contributions.source is None:
+            return by_user.mapInPandas(task, schema)
+        extract = contributions.extract
 
-            def task(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-                return inner(extract(batches))
-        return by_user.mapInPandas(task, schema)
+        def extract_then_task(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            return task(extract(batches))
+        return by_user.mapInPandas(extract_then_task, schema)
 
     def bounded_totals(self, contributions: Any, bounds: Bounds | None, *, dense: bool,
                        sum_unit: float | None = None) -> Any:
